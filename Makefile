@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#
+# porttrace. The two commands (both need root):
+#   make run    install what is missing, build, start porttrace (ARGS="...")
+#   make test   install what is missing, build, run every test
+#
+# Quiet by default; V=1 shows the full commands. Warnings are errors when
+# CI=true. Build products go to $(OUTPUT).
+
+VERSION := 0.1.0
+OUTPUT ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+CC ?= cc
+CLANG ?= clang
+LLVM_STRIP ?= llvm-strip
+BPFTOOL ?= bpftool
+PYTHON ?= /usr/bin/python3
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+VMLINUX_DIR := vmlinux/$(ARCH)
+
+WERROR := $(if $(filter true,$(CI)),-Werror,)
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(WERROR) \
+	  -DPT_VERSION='"$(VERSION)"' -I$(OUTPUT) -Ibpf -Iuser
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ -Wall $(WERROR) \
+	      -I$(VMLINUX_DIR) -Ibpf
+LDLIBS := -lbpf -lelf -lz -lm
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+# Debian packages a fresh machine needs to build, run and test porttrace.
+DEB_PKGS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool gcc make \
+	    iproute2 python3 python3-pytest
+
+USER_SRCS := $(wildcard user/*.c)
+USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(USER_SRCS))
+LIB_OBJS := $(filter-out $(OUTPUT)/user/main.o,$(USER_OBJS))
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+
+.DELETE_ON_ERROR:
+.PHONY: all deps run test test-unit test-e2e bench install clean
+
+all: $(OUTPUT)/porttrace $(OUTPUT)/portload
+
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests:
+	$(Q)mkdir -p $@
+
+$(OUTPUT)/porttrace.bpf.o: bpf/porttrace.bpf.c | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(OUTPUT)/porttrace.skel.h: $(OUTPUT)/porttrace.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name porttrace_bpf > $@
+
+# Every user-space object may include the skeleton; generate it first.
+$(OUTPUT)/user/%.o: user/%.c $(OUTPUT)/porttrace.skel.h | $(OUTPUT)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUTPUT)/porttrace: $(USER_OBJS)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUTPUT)/portload: tools/portload.c | $(OUTPUT)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -pthread $< -o $@
+
+$(OUTPUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUTPUT)/tests
+	$(call msg,TEST-CC,$@)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP $< $(LIB_OBJS) $(LDLIBS) -o $@
+
+# Installs only what is missing; apt-get update first, as a fresh machine's
+# package lists are empty.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || \
+			missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS     installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	./$(OUTPUT)/porttrace $(ARGS)
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS)
+	$(Q)$(MAKE) --no-print-directory test-unit test-e2e
+
+test-unit: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do $$t; done
+
+test-e2e: all
+	$(Q)PORTTRACE=$(abspath $(OUTPUT)/porttrace) PORTLOAD=$(abspath $(OUTPUT)/portload) \
+		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+install: $(OUTPUT)/porttrace
+	install -D -m 0755 $(OUTPUT)/porttrace $(DESTDIR)$(PREFIX)/sbin/porttrace
+	install -D -m 0644 man/porttrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/porttrace.8
+
+clean:
+	rm -rf $(OUTPUT)
+
+-include $(wildcard $(OUTPUT)/*.d $(OUTPUT)/user/*.d $(OUTPUT)/tests/*.d)

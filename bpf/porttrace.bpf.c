@@ -1,0 +1,728 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * porttrace BPF side: follows TCP sockets through their states and every
+ * port allocation, failure and release, and writes tagged records
+ * (porttrace.h) into one ring buffer.
+ *
+ * Hooks, and why each one:
+ *  - tp_btf/inet_sock_set_state: every TCP transition, with a typed sock.
+ *  - cgroup/sock_create: runs in the creator's context for every inet socket;
+ *    materialises the socket cookie so that the syscall hooks, which can only
+ *    read it, see the same identity, and remembers the owner.
+ *  - cgroup/post_bind{4,6}: the port an explicit bind() was granted, kept in
+ *    socket storage until cgroup/sock_release gives it back.
+ *  - syscalls:sys_{enter,exit}_{connect,bind,sendto,sendmsg}: what the caller
+ *    asked for and what the kernel answered (errno), including the port an
+ *    autobind picked, read from the fd when the call returns.
+ *
+ * Ownership: transitions driven by packets run in softirq, where "current"
+ * is whoever happened to be on the CPU. The owner is therefore written into
+ * socket storage from hooks that run in the owner's context (socket
+ * creation, connect(), listen()) and read back at every transition. The
+ * storage map has BPF_F_CLONE, so a socket accepted from a listener starts
+ * with the listener's owner.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "porttrace.h"
+#include "core_fixes.bpf.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define IPPROTO_TCP	6
+#define IPPROTO_UDP	17
+
+#define EAGAIN		11
+#define EADDRINUSE	98
+#define EADDRNOTAVAIL	99
+#define ECONNRESET	104
+#define ETIMEDOUT	110
+#define ECONNREFUSED	111
+#define EINPROGRESS	115
+
+#define SOCK_BINDPORT_LOCK 8
+#define PF_EXITING	0x00000004
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Set by user space between open and load; see user/tracer.c. */
+const volatile __u8 targ_family = 0;		/* 0: both */
+const volatile __u8 targ_proto = 0;		/* 0: both */
+const volatile bool targ_pid_filter = false;
+const volatile bool targ_port_filter = false;
+const volatile bool targ_ephemeral = false;
+const volatile bool targ_failures = false;
+/* Wake the reader only once this much is queued; user space also polls on a
+ * short timer, so no record waits longer than that timer. */
+const volatile __u64 wakeup_bytes = 64 * 1024;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);	/* resized by user space */
+} events SEC(".maps");
+
+/* Records that did not fit in the ring, per CPU; summed by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+/* One bit per port. */
+struct port_bits {
+	__u64 w[65536 / 64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct port_bits);
+} port_filter SEC(".maps");
+
+#define SKI_CHILD	(1u << 0)	/* accepted from a listener */
+#define SKI_BOUND	(1u << 1)	/* explicit bind() granted bound_port */
+
+struct sk_info {
+	struct pt_owner owner;
+	__u32 flags;			/* SKI_* */
+	__u16 bound_port;
+	__u16 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC | BPF_F_CLONE);
+	__type(key, int);
+	__type(value, struct sk_info);
+} sk_infos SEC(".maps");
+
+/* A syscall in flight, from its enter hook to its exit hook, by thread. */
+struct call {
+	__u64 ts;
+	__u64 sk;
+	__u16 sport;		/* local port at entry, host order; 0 = none */
+	__u16 rport;		/* connect/sendto destination, host order */
+	__u16 req_port;		/* bind() request, host order */
+	__u8 opts;
+	__u8 family;		/* of the address the caller passed */
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct call);
+} calls SEC(".maps");
+
+static __always_inline void fill_owner(struct pt_owner *o)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+
+	o->pid = id >> 32;
+	o->tid = (__u32)id;
+	o->start_ns = BPF_CORE_READ(task, group_leader, start_time);
+	o->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(o->comm, sizeof(o->comm));
+}
+
+static __always_inline bool pid_wanted(__u32 pid)
+{
+	return !targ_pid_filter || bpf_map_lookup_elem(&pid_filter, &pid);
+}
+
+static __always_inline bool port_wanted(__u16 lport, __u16 rport)
+{
+	struct port_bits *bits;
+	__u32 zero = 0;
+
+	if (!targ_port_filter)
+		return true;
+	bits = bpf_map_lookup_elem(&port_filter, &zero);
+	if (!bits)
+		return false;
+	return ((bits->w[(lport >> 6) & 1023] >> (lport & 63)) & 1) ||
+	       ((bits->w[(rport >> 6) & 1023] >> (rport & 63)) & 1);
+}
+
+static __always_inline bool family_wanted(__u16 family)
+{
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	return !targ_family || targ_family == family;
+}
+
+static __always_inline bool proto_wanted(__u16 proto)
+{
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return false;
+	return !targ_proto || targ_proto == proto;
+}
+
+static __always_inline void *reserve(__u64 size)
+{
+	void *rec = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!rec) {
+		__u32 zero = 0;
+		__u64 *cnt = bpf_map_lookup_elem(&lost, &zero);
+
+		if (cnt)
+			(*cnt)++;
+	}
+	return rec;
+}
+
+static __always_inline void submit(void *rec)
+{
+	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(rec, queued >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void fill_hdr(struct pt_hdr *h, __u16 type, __u16 size)
+{
+	h->type = type;
+	h->size = size;
+	h->cpu = bpf_get_smp_processor_id();
+	h->ts_ns = bpf_ktime_get_ns();
+}
+
+/* Identity and addresses of a socket; ports from inet_sport, which, unlike
+ * inet_num, survives the release of an autobound port at CLOSE. */
+static __always_inline void fill_sock(struct pt_sock *s, struct sock *sk, __u16 family)
+{
+	struct inet_sock *inet = (void *)sk;
+
+	s->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	s->family = family;
+	s->proto = BPF_CORE_READ(sk, sk_protocol);
+	s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	s->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		bpf_core_read(s->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(s->raddr, 4, &sk->__sk_common.skc_daddr);
+		__builtin_memset(s->laddr + 4, 0, 12);
+		__builtin_memset(s->raddr + 4, 0, 12);
+	} else {
+		bpf_core_read(s->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(s->raddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+/* The ephemeral range that applies to this socket (its own
+ * IP_LOCAL_PORT_RANGE when set, else its namespace's) and whether the port
+ * is one of ip_local_reserved_ports. */
+static __always_inline __u32 fill_range(struct pt_sock *s, struct sock *sk)
+{
+	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	unsigned long *reserved, word = 0;
+	__u32 flags = 0, own = sock_port_range(sk);
+
+	net_port_range(net, &s->range_lo, &s->range_hi);
+	/* The socket's range only narrows the namespace's one. */
+	if (own) {
+		__u16 lo = own & 0xffff, hi = own >> 16;
+
+		if (lo && lo > s->range_lo && lo <= s->range_hi)
+			s->range_lo = lo, flags |= PT_F_RANGE_SOCK;
+		if (hi && hi < s->range_hi && hi >= s->range_lo)
+			s->range_hi = hi, flags |= PT_F_RANGE_SOCK;
+	}
+	reserved = BPF_CORE_READ(net, ipv4.sysctl_local_reserved_ports);
+	if (reserved && s->lport) {
+		__u16 port = s->lport;
+
+		bpf_probe_read_kernel(&word, sizeof(word), &reserved[port / 64]);
+		if ((word >> (port % 64)) & 1)
+			flags |= PT_F_RESERVED;
+	}
+	return flags;
+}
+
+static __always_inline bool in_range(const struct pt_sock *s)
+{
+	return s->lport >= s->range_lo && s->lport <= s->range_hi;
+}
+
+static __always_inline __u8 sock_opts(struct sock *sk)
+{
+	__u8 opts = 0;
+
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuse))
+		opts |= PT_OPT_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuseport))
+		opts |= PT_OPT_REUSEPORT;
+	if (sock_bind_no_port(sk))
+		opts |= PT_OPT_BIND_NO_PORT;
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK)
+		opts |= PT_OPT_BOUND_PORT;
+	return opts;
+}
+
+/*
+ * Why a TCP socket reached CLOSE. tcp_reset() and the timers store sk_err
+ * before tcp_done() moves the socket to CLOSE, so the error is readable here.
+ */
+static __always_inline __u8 close_reason(struct sock *sk, int oldstate)
+{
+	int err = BPF_CORE_READ(sk, sk_err);
+
+	if (err == ECONNRESET)
+		return PT_REASON_RST_RECV;
+	if (err == ECONNREFUSED)
+		return PT_REASON_REFUSED;
+	if (err == ETIMEDOUT)
+		return PT_REASON_TIMEOUT;
+	switch (oldstate) {
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSING:
+	case TCP_LAST_ACK:
+	case TCP_TIME_WAIT:
+		return PT_REASON_CLOSE;
+	case TCP_LISTEN:
+	case TCP_CLOSE:
+		return PT_REASON_SOCK_CLOSE;
+	default:
+		/* ESTABLISHED/CLOSE_WAIT/SYN_* straight to CLOSE without an
+		 * error: this side aborted (SO_LINGER 0, unread data). */
+		return PT_REASON_RST_SENT;
+	}
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	struct pt_rec_state *rec;
+	struct sk_info *info;
+	__u16 family, lport, rport;
+	__u32 flags = 0;
+	__u8 opts;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	if (targ_proto && targ_proto != IPPROTO_TCP)
+		return 0;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!family_wanted(family))
+		return 0;
+
+	if (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN)) {
+		/* connect() and listen() run in the caller's context: that
+		 * caller is the owner from now on (it may be a child of the
+		 * process that created the socket). */
+		info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (info)
+			fill_owner(&info->owner);
+	} else if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
+		/* A new child: the storage was cloned from the listener. */
+		info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (info)
+			info->flags = (info->flags & ~SKI_BOUND) | SKI_CHILD;
+	} else {
+		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
+	}
+
+	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
+		return 0;
+	lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!port_wanted(lport, rport))
+		return 0;
+	if (targ_failures)
+		return 0;
+
+	opts = sock_opts(sk);
+	if (newstate == TCP_CLOSE && lport && !(info && (info->flags & SKI_CHILD)) &&
+	    !(opts & PT_OPT_BOUND_PORT) && oldstate != TCP_LISTEN) {
+		/*
+		 * tcp_set_state(CLOSE) just gave back a port the kernel picked,
+		 * unless tcp_time_wait() handed it to a time-wait socket: that
+		 * happens from FIN_WAIT1/FIN_WAIT2/CLOSING with no error set.
+		 */
+		if ((oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
+		     oldstate == TCP_CLOSING) && !BPF_CORE_READ(sk, sk_err))
+			flags |= PT_F_TIMEWAIT;
+		else
+			flags |= PT_F_RELEASE;
+	}
+
+	rec = reserve(sizeof(*rec));
+	if (!rec)
+		return 0;
+	fill_hdr(&rec->hdr, PT_REC_STATE, sizeof(*rec));
+	if (info) {
+		rec->owner = info->owner;
+		flags |= PT_F_OWNER_KNOWN;
+	} else {
+		__builtin_memset(&rec->owner, 0, sizeof(rec->owner));
+	}
+	rec->sk.cookie = bpf_get_socket_cookie(sk);
+	fill_sock(&rec->sk, sk, family);
+	rec->sk._pad = 0;
+	flags |= fill_range(&rec->sk, sk);
+	if (!lport)
+		flags |= PT_F_PORT_PENDING;
+	rec->oldstate = oldstate;
+	rec->newstate = newstate;
+	rec->reason = newstate == TCP_CLOSE ? close_reason(sk, oldstate) : PT_REASON_NONE;
+	rec->opts = opts;
+	rec->flags = flags;
+	submit(rec);
+	return 0;
+}
+
+SEC("cgroup/sock_create")
+int handle_sock_create(struct bpf_sock *ctx)
+{
+	struct sk_info *info;
+
+	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
+		return 1;
+	/* The cookie is generated lazily; do it now, in a hook that may,
+	 * so that the syscall hooks can read it from sk->sk_cookie. */
+	bpf_get_socket_cookie(ctx);
+	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (info)
+		fill_owner(&info->owner);
+	return 1;
+}
+
+static __always_inline int post_bind(struct bpf_sock *ctx)
+{
+	struct sk_info *info;
+
+	if (!ctx->src_port)
+		return 1;
+	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (info) {
+		info->flags |= SKI_BOUND;
+		info->bound_port = ctx->src_port;
+	}
+	return 1;
+}
+
+SEC("cgroup/post_bind4")
+int handle_post_bind4(struct bpf_sock *ctx)
+{
+	return post_bind(ctx);
+}
+
+SEC("cgroup/post_bind6")
+int handle_post_bind6(struct bpf_sock *ctx)
+{
+	return post_bind(ctx);
+}
+
+/*
+ * An explicitly bound port, and any UDP port, is held until the socket is
+ * released. sock_release cannot read the socket's addresses, so the record
+ * carries the cookie and the port from storage; user space fills in the
+ * rest from what it saw of the same cookie.
+ */
+SEC("cgroup/sock_release")
+int handle_sock_release(struct bpf_sock *ctx)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct pt_rec_port *rec;
+	struct sk_info *info;
+	__u16 proto = ctx->protocol;
+	__u16 family = ctx->family;
+
+	if (!proto_wanted(proto) || !family_wanted(family))
+		return 1;
+	info = bpf_sk_storage_get(&sk_infos, ctx, 0, 0);
+	/* TCP ports the kernel picked were released at CLOSE already. */
+	if (proto == IPPROTO_TCP && (!info || !(info->flags & SKI_BOUND)))
+		return 1;
+	if (targ_failures)
+		return 1;
+	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
+		return 1;
+
+	rec = reserve(sizeof(*rec));
+	if (!rec)
+		return 1;
+	__builtin_memset(rec, 0, sizeof(*rec));
+	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
+	if (info) {
+		rec->owner = info->owner;
+		rec->flags |= PT_F_OWNER_KNOWN;
+		if (info->flags & SKI_BOUND)
+			rec->sk.lport = info->bound_port;
+	}
+	rec->sk.cookie = bpf_get_socket_cookie(ctx);
+	rec->sk.family = family;
+	rec->sk.proto = proto;
+	rec->kind = PT_PORT_RELEASE;
+	rec->reason = BPF_CORE_READ(task, flags) & PF_EXITING ? PT_REASON_EXIT : PT_REASON_SOCK_CLOSE;
+	submit(rec);
+	return 1;
+}
+
+/* The socket behind a file descriptor of the current task, or NULL. Only
+ * called after the syscall proved the fd is a socket, or to learn so. */
+static __always_inline struct sock *fd_sock(int fd)
+{
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *file;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline __u16 sk_sport(struct sock *sk)
+{
+	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+}
+
+/* Copy a sockaddr from the caller; returns its family, 0 if unusable. */
+static __always_inline __u8 read_sockaddr(const void *uaddr, struct call *c)
+{
+	__u16 family = 0;
+
+	if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
+		return 0;
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+
+		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		c->rport = bpf_ntohs(sin.sin_port);
+		__builtin_memcpy(c->addr, &sin.sin_addr, 4);
+	} else if (family == AF_INET6) {
+		struct sockaddr_in6 sin6 = {};
+
+		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		c->rport = bpf_ntohs(sin6.sin6_port);
+		__builtin_memcpy(c->addr, &sin6.sin6_addr, 16);
+	} else {
+		return 0;
+	}
+	c->family = family;
+	return family;
+}
+
+/* Remember an inet socket call in flight; NULL sk means "not interesting". */
+static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbound_udp)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call c = {};
+	struct sock *sk = fd_sock(fd);
+	__u16 family, proto;
+
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	proto = BPF_CORE_READ(sk, sk_protocol);
+	if (!family_wanted(family) || !proto_wanted(proto))
+		return;
+	c.sport = sk_sport(sk);
+	/* sendto()/sendmsg() only matter when they may autobind. */
+	if (need_unbound_udp && (proto != IPPROTO_UDP || c.sport))
+		return;
+	if (!pid_wanted(bpf_get_current_pid_tgid() >> 32))
+		return;
+	c.ts = bpf_ktime_get_ns();
+	c.sk = (__u64)sk;
+	read_sockaddr(uaddr, &c);
+	bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
+	return;
+}
+
+static __always_inline bool call_end(struct call *out)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call *c = bpf_map_lookup_elem(&calls, &tid);
+
+	if (!c)
+		return false;
+	*out = *c;
+	bpf_map_delete_elem(&calls, &tid);
+	return true;
+}
+
+/* Emit a port record for a socket the current task just acted on. */
+static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 flags)
+{
+	struct sock *sk = (struct sock *)c->sk;
+	struct pt_rec_port *rec;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	bool failure = kind == PT_PORT_BIND_FAIL || kind == PT_PORT_ALLOC_FAIL;
+
+	if (targ_failures && !failure)
+		return;
+	rec = reserve(sizeof(*rec));
+	if (!rec)
+		return;
+	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
+	fill_owner(&rec->owner);
+	rec->sk.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	fill_sock(&rec->sk, sk, family);
+	rec->sk._pad = 0;
+	/* Failed calls leave the socket without a peer: report the one the
+	 * caller asked for. */
+	if ((kind == PT_PORT_ALLOC_FAIL || kind == PT_PORT_ALLOC || kind == PT_PORT_CONNECT) &&
+	    c->family && !rec->sk.rport) {
+		rec->sk.rport = c->rport;
+		__builtin_memcpy(rec->sk.raddr, c->addr, 16);
+	}
+	/* A failed bind has no port of its own: show what was asked for. */
+	if (kind == PT_PORT_BIND_FAIL) {
+		rec->sk.lport = c->req_port;
+		if (c->family == family)
+			__builtin_memcpy(rec->sk.laddr, c->addr, 16);
+		if (!c->req_port)
+			flags |= PT_F_PORT_PENDING;
+	}
+	flags |= fill_range(&rec->sk, sk);
+	if (targ_ephemeral && !failure && !in_range(&rec->sk)) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	if (!port_wanted(rec->sk.lport, rec->sk.rport) &&
+	    !(kind == PT_PORT_BIND_FAIL && port_wanted(c->req_port, 0))) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	rec->kind = kind;
+	rec->reason = PT_REASON_NONE;
+	rec->opts = c->opts | sock_opts(sk);
+	rec->_pad = 0;
+	rec->req_port = c->req_port;
+	rec->_pad2 = 0;
+	rec->err = err;
+	rec->flags = flags | PT_F_OWNER_KNOWN;
+	rec->latency_ns = bpf_ktime_get_ns() - c->ts;
+	submit(rec);
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int handle_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	call_begin(ctx->args[0], (const void *)ctx->args[1], false);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	struct call c;
+	int ret = ctx->ret;
+	__u16 sport;
+
+	if (!call_end(&c) || c.family == 0)
+		return 0;	/* AF_UNSPEC: a UDP disconnect */
+	sport = sk_sport((struct sock *)c.sk);
+	/* The port is set once inet_hash_connect() or the UDP autobind has
+	 * run, before connect() returns, -EINPROGRESS included. */
+	if (!c.sport && sport)
+		emit_port(&c, PT_PORT_ALLOC, ret < 0 ? -ret : 0, PT_F_AUTOBIND);
+	else if (c.sport && (ret == 0 || ret == -EINPROGRESS))
+		emit_port(&c, PT_PORT_CONNECT, 0, 0);
+	else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
+		emit_port(&c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int handle_enter_bind(struct trace_event_raw_sys_enter *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call *c;
+
+	call_begin(ctx->args[0], (const void *)ctx->args[1], false);
+	c = bpf_map_lookup_elem(&calls, &tid);
+	if (c) {
+		/* What was asked for, and the options in force when asked. */
+		c->req_port = c->rport;
+		c->rport = 0;
+		c->opts = sock_opts((struct sock *)c->sk);
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int handle_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	struct call c;
+	int ret = ctx->ret;
+
+	if (!call_end(&c) || c.family == 0)
+		return 0;
+	if (ret == 0)
+		emit_port(&c, PT_PORT_BIND, 0, c.req_port ? 0 : PT_F_AUTOBIND);
+	else
+		emit_port(&c, PT_PORT_BIND_FAIL, -ret, c.req_port ? 0 : PT_F_AUTOBIND);
+	return 0;
+}
+
+/* UDP autobind happens in sendto()/sendmsg() of an unbound socket. */
+static __always_inline void udp_send_exit(long ret)
+{
+	struct call c;
+	__u16 sport;
+
+	if (!call_end(&c))
+		return;
+	sport = sk_sport((struct sock *)c.sk);
+	if (sport)
+		emit_port(&c, PT_PORT_ALLOC, 0, PT_F_AUTOBIND);
+	else if (ret == -EAGAIN)
+		emit_port(&c, PT_PORT_ALLOC_FAIL, EAGAIN, PT_F_AUTOBIND | PT_F_PORT_PENDING);
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendto")
+int handle_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+{
+	call_begin(ctx->args[0], (const void *)ctx->args[4], true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int handle_exit_sendto(struct trace_event_raw_sys_exit *ctx)
+{
+	udp_send_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_sendmsg")
+int handle_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+{
+	struct user_msghdr msg = {};
+	const struct user_msghdr *umsg = (const void *)ctx->args[1];
+
+	if (umsg)
+		bpf_probe_read_user(&msg, sizeof(msg), umsg);
+	call_begin(ctx->args[0], msg.msg_name, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int handle_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	udp_send_exit(ctx->ret);
+	return 0;
+}

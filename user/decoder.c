@@ -1,0 +1,220 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include "decoder.h"
+#include "socktab.h"
+
+/* Enough for every socket of a busy host; past it releases of UDP and bound
+ * sockets lose their addresses, never their count. */
+#define SOCKTAB_MAX (1u << 20)
+
+/* The expiries, oldest first: every hold lasts PT_TIMEWAIT_NS, so arrival
+ * order is expiry order and a ring buffer is enough. */
+struct tw_queue {
+	struct pt_event *ev;
+	size_t head, len, cap;
+};
+
+struct decoder {
+	struct socktab *socks;
+	struct tw_queue tw;
+	unsigned long long bad;
+};
+
+struct decoder *decoder__new(void)
+{
+	struct decoder *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->socks = socktab__new(SOCKTAB_MAX);
+	if (!d->socks) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void decoder__free(struct decoder *d)
+{
+	if (!d)
+		return;
+	socktab__free(d->socks);
+	free(d->tw.ev);
+	free(d);
+}
+
+unsigned long long decoder__bad_records(const struct decoder *d)
+{
+	return d->bad;
+}
+
+static int tw_push(struct tw_queue *q, const struct pt_event *ev)
+{
+	if (q->len == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 256;
+		struct pt_event *n = malloc(cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		for (size_t i = 0; i < q->len; i++)
+			n[i] = q->ev[(q->head + i) % q->cap];
+		free(q->ev);
+		q->ev = n;
+		q->head = 0;
+		q->cap = cap;
+	}
+	q->ev[(q->head + q->len) % q->cap] = *ev;
+	q->len++;
+	return 0;
+}
+
+int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx)
+{
+	struct tw_queue *q = &d->tw;
+
+	while (q->len && q->ev[q->head].ts_ns <= now_ns) {
+		struct pt_event ev = q->ev[q->head];
+		int err;
+
+		q->head = (q->head + 1) % q->cap;
+		q->len--;
+		err = fn(ctx, &ev);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struct pt_owner *o,
+			const struct pt_sock *sk)
+{
+	ev->cpu = h->cpu;
+	ev->ts_ns = h->ts_ns;
+	ev->owner = *o;
+	ev->owner.comm[PT_TASK_COMM_LEN - 1] = '\0';
+	ev->sk = *sk;
+}
+
+/* A transition can also end or hand over the port: one record, two events. */
+static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_event_fn fn, void *ctx)
+{
+	struct pt_event ev = {.type = PT_EV_STATE};
+	int err;
+
+	copy_common(&ev, &r->hdr, &r->owner, &r->sk);
+	ev.oldstate = r->oldstate;
+	ev.newstate = r->newstate;
+	ev.reason = r->reason < PT_REASON_MAX ? r->reason : PT_REASON_NONE;
+	ev.opts = r->opts;
+	ev.flags = r->flags;
+	err = fn(ctx, &ev);
+	if (err)
+		return err;
+
+	ev.type = PT_EV_PORT;
+	ev.flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
+	if (r->flags & (PT_F_RELEASE | PT_F_TIMEWAIT)) {
+		struct socktab_entry gone;
+
+		/* bind(addr, 0) then connect(): given back at CLOSE. */
+		socktab__take(d->socks, r->sk.cookie, &gone);
+	}
+	if (r->flags & PT_F_TIMEWAIT) {
+		ev.kind = PT_PORT_TIMEWAIT;
+		err = fn(ctx, &ev);
+		if (err)
+			return err;
+		ev.kind = PT_PORT_RELEASE;
+		ev.reason = PT_REASON_TW_EXPIRED;
+		ev.ts_ns += PT_TIMEWAIT_NS;
+		ev.flags |= PT_F_COMPUTED;
+		return tw_push(&d->tw, &ev);
+	}
+	if (r->flags & PT_F_RELEASE) {
+		ev.kind = PT_PORT_RELEASE;
+		return fn(ctx, &ev);
+	}
+	if (r->newstate == 10 /* TCP_LISTEN */) {
+		ev.kind = PT_PORT_LISTEN;
+		ev.reason = PT_REASON_NONE;
+		return fn(ctx, &ev);
+	}
+	return 0;
+}
+
+/* Sockets whose port is given back at sock_release are remembered until
+ * then: every UDP socket, and TCP sockets with an explicit bind(). */
+static bool held_until_release(const struct pt_rec_port *r)
+{
+	if (r->kind != PT_PORT_BIND && r->kind != PT_PORT_ALLOC)
+		return false;
+	return r->sk.proto == IPPROTO_UDP || r->kind == PT_PORT_BIND;
+}
+
+static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_fn fn, void *ctx)
+{
+	struct pt_event ev = {.type = PT_EV_PORT};
+
+	if (r->kind == 0 || r->kind >= PT_PORT_KIND_MAX || r->reason >= PT_REASON_MAX) {
+		d->bad++;
+		return 0;
+	}
+	copy_common(&ev, &r->hdr, &r->owner, &r->sk);
+	ev.kind = r->kind;
+	ev.reason = r->reason;
+	ev.opts = r->opts;
+	ev.req_port = r->req_port;
+	ev.flags = r->flags;
+	ev.err = r->err;
+	ev.latency_ns = r->latency_ns;
+
+	if (held_until_release(r) && ev.sk.lport) {
+		socktab__put(d->socks, &ev.sk, &ev.owner);
+	} else if (r->kind == PT_PORT_RELEASE) {
+		struct socktab_entry e;
+
+		if (socktab__take(d->socks, r->sk.cookie, &e)) {
+			__u16 port = ev.sk.lport;
+
+			ev.sk = e.sk;
+			if (port)
+				ev.sk.lport = port;
+			if (!(ev.flags & PT_F_OWNER_KNOWN)) {
+				ev.owner = e.owner;
+				ev.flags |= PT_F_OWNER_KNOWN;
+			}
+		} else if (!ev.sk.lport) {
+			/* Never held a port we know of (a UDP socket that never
+			 * sent, or one older than tracing): nothing to give back. */
+			return 0;
+		}
+	}
+	return fn(ctx, &ev);
+}
+
+int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
+{
+	const struct pt_hdr *h = data;
+
+	if (len < sizeof(*h) || h->size > len) {
+		d->bad++;
+		return 0;
+	}
+	switch (h->type) {
+	case PT_REC_STATE:
+		if (h->size != sizeof(struct pt_rec_state))
+			break;
+		return decode_state(d, data, fn, ctx);
+	case PT_REC_PORT:
+		if (h->size != sizeof(struct pt_rec_port))
+			break;
+		return decode_port(d, data, fn, ctx);
+	default:
+		break;
+	}
+	d->bad++;
+	return 0;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * The event: what every consumer (printer, log writer, timelines, exhaustion
+ * accounting) receives, whether it came from the kernel through the decoder
+ * or from a log file through the log reader.
+ */
+#ifndef PT_EVENT_H
+#define PT_EVENT_H
+
+#include <stdbool.h>
+#include "porttrace.h"
+
+enum pt_ev_type {
+	PT_EV_STATE = 1,	/* TCP transition: oldstate -> newstate */
+	PT_EV_PORT,		/* port fact: kind */
+	PT_EV_LOST,		/* records the kernel could not queue */
+};
+
+struct pt_event {
+	enum pt_ev_type type;
+	__u32 cpu;
+	__u64 ts_ns;		/* CLOCK_MONOTONIC */
+	struct pt_owner owner;
+	struct pt_sock sk;
+	__u8 oldstate;		/* STATE */
+	__u8 newstate;
+	__u8 kind;		/* PORT: enum pt_port_kind */
+	__u8 reason;		/* enum pt_reason */
+	__u8 opts;		/* PT_OPT_* */
+	__u16 req_port;
+	__u32 flags;		/* PT_F_* */
+	__s32 err;		/* positive errno */
+	__u64 latency_ns;
+	__u64 lost;		/* LOST: new since the previous LOST event */
+	__u64 lost_total;
+};
+
+/* Every consumer has this shape; returning non-zero stops the pipeline. */
+typedef int (*pt_event_fn)(void *ctx, const struct pt_event *ev);
+
+static inline bool pt_event_port_known(const struct pt_event *ev)
+{
+	return !(ev->flags & PT_F_PORT_PENDING) && ev->sk.lport;
+}
+
+#endif /* PT_EVENT_H */

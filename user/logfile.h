@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * logfile: the file events are appended to. Opened before anything is
+ * attached, so that a bad path fails fast; created 0640, never through a
+ * symlink, and locked so that two porttraces cannot interleave one file.
+ */
+#ifndef PT_LOGFILE_H
+#define PT_LOGFILE_H
+
+struct logfile;
+
+/* Says why on stderr and returns NULL when path cannot be used. */
+struct logfile *logfile__open(const char *path);
+void logfile__close(struct logfile *l);
+int logfile__fd(const struct logfile *l);
+const char *logfile__path(const struct logfile *l);
+/* After logrotate moved the file away: open path anew. 0 or -errno; on
+ * failure the old file stays in use. */
+int logfile__reopen(struct logfile *l);
+
+#endif /* PT_LOGFILE_H */

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * porttrace: which process holds which TCP or UDP port, from allocation to
+ * release, straight from the kernel. main() only picks the command.
+ */
+#include <string.h>
+#include "run.h"
+
+struct command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+};
+
+static const struct command commands[] = {
+	{"run", run__main},
+};
+
+int main(int argc, char **argv)
+{
+	/* "porttrace CMD ..." runs CMD; anything else is a live run. */
+	if (argc > 1 && argv[1][0] != '-') {
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			if (!strcmp(argv[1], commands[i].name))
+				return commands[i].main(argc - 1, argv + 1);
+	}
+	return run__main(argc, argv);
+}

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#define _GNU_SOURCE
+#include <argp.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "options.h"
+
+const char *argp_program_version = "porttrace " PT_VERSION;
+const char *argp_program_bug_address = "the porttrace issue tracker";
+
+enum {
+	OPT_TCP = 0x100,
+	OPT_UDP,
+	OPT_EPHEMERAL,
+	OPT_FAILURES,
+	OPT_FORMAT,
+	OPT_RING,
+};
+
+static const char run_doc[] =
+	"Trace which process holds which TCP or UDP port, from allocation to release.\n"
+	"\n"
+	"Commands: porttrace [OPTIONS] (live trace, this page)\n"
+	"\v"
+	"Examples:\n"
+	"  porttrace                     # every transition and port event, until Ctrl-C\n"
+	"  porttrace -p 4711 -p 4712     # only sockets owned by these processes\n"
+	"  porttrace -P 443 -4 --tcp     # IPv4 TCP with local or remote port 443\n"
+	"  porttrace --failures          # only failed binds and autobinds (EADDRNOTAVAIL...)\n"
+	"  porttrace --ephemeral -d 60 -o ports.jsonl --format json\n"
+	"\n"
+	"Needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN). Filters apply in the kernel.";
+
+static const struct argp_option run_options[] = {
+	{NULL, 0, NULL, 0, "Filters (in the kernel):", 1},
+	{"pid", 'p', "PID", 0, "Only sockets owned by PID (repeatable)", 1},
+	{"port", 'P', "PORT", 0, "Only sockets with PORT as local or remote port (repeatable)", 1},
+	{"ipv4", '4', NULL, 0, "Only IPv4", 1},
+	{"ipv6", '6', NULL, 0, "Only IPv6", 1},
+	{"tcp", OPT_TCP, NULL, 0, "Only TCP", 1},
+	{"udp", OPT_UDP, NULL, 0, "Only UDP", 1},
+	{"ephemeral", OPT_EPHEMERAL, NULL, 0,
+	 "Only port events for ports inside the namespace's ephemeral range", 1},
+	{"failures", OPT_FAILURES, NULL, 0, "Only failed binds and allocations", 1},
+	{NULL, 0, NULL, 0, "Output:", 2},
+	{"output", 'o', "FILE", 0, "Append events to FILE instead of standard output", 2},
+	{"format", OPT_FORMAT, "FMT", 0, "text (default), json (JSON Lines) or csv", 2},
+	{"duration", 'd', "SECONDS", 0, "Stop after SECONDS", 2},
+	{NULL, 0, NULL, 0, "Tuning:", 3},
+	{"ring-size", OPT_RING, "MB", 0, "Ring buffer size in MiB, a power of two (default 16)", 3},
+	{"verbose", 'v', NULL, 0, "Say what is attached; show libbpf's log", 3},
+	{},
+};
+
+int options__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out)
+{
+	unsigned long v;
+	char *end;
+
+	/* strtoul() accepts "-1" as ULONG_MAX; refuse any sign. */
+	if (!s || !*s || strchr(s, '-') || strchr(s, '+'))
+		return -EINVAL;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end)
+		return errno == ERANGE ? -ERANGE : -EINVAL;
+	if (v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int options__parse_seconds(const char *s, double *out)
+{
+	double v;
+	char *end;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v))
+		return -EINVAL;
+	if (v <= 0 || v > 31 * 24 * 3600.0)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static error_t parse_run(int key, char *arg, struct argp_state *state)
+{
+	struct run_opts *o = state->input;
+	struct tracer_opts *t = &o->trace;
+	unsigned long v;
+
+	switch (key) {
+	case 'p':
+		if (options__parse_ulong(arg, 1, 4194304, &v))
+			argp_error(state, "invalid PID '%s': expected 1..4194304", arg);
+		if (t->n_pids >= PT_MAX_PIDS)
+			argp_error(state, "at most %d -p options", PT_MAX_PIDS);
+		o->pids[t->n_pids++] = v;
+		break;
+	case 'P':
+		if (options__parse_ulong(arg, 1, 65535, &v))
+			argp_error(state, "invalid port '%s': expected 1..65535", arg);
+		if (t->n_ports >= PT_MAX_PORTS)
+			argp_error(state, "at most %d -P options", PT_MAX_PORTS);
+		o->ports[t->n_ports++] = v;
+		break;
+	case '4':
+	case '6':
+		if (t->family)
+			argp_error(state, "-4 and -6 exclude each other");
+		t->family = key == '4' ? AF_INET : AF_INET6;
+		break;
+	case OPT_TCP:
+	case OPT_UDP:
+		if (t->proto)
+			argp_error(state, "--tcp and --udp exclude each other");
+		t->proto = key == OPT_TCP ? IPPROTO_TCP : IPPROTO_UDP;
+		break;
+	case OPT_EPHEMERAL:
+		t->ephemeral = true;
+		break;
+	case OPT_FAILURES:
+		t->failures = true;
+		break;
+	case 'o':
+		if (!*arg)
+			argp_error(state, "empty output file name");
+		o->output = arg;
+		break;
+	case OPT_FORMAT:
+		if (output__parse_format(arg, &o->format))
+			argp_error(state, "invalid format '%s': expected text, json or csv", arg);
+		break;
+	case 'd':
+		if (options__parse_seconds(arg, &o->duration))
+			argp_error(state, "invalid duration '%s': expected seconds > 0", arg);
+		break;
+	case OPT_RING:
+		if (options__parse_ulong(arg, 1, 1024, &v) || (v & (v - 1)))
+			argp_error(state, "invalid ring size '%s': expected a power of two, 1..1024 MiB",
+				   arg);
+		t->ring_mb = v;
+		break;
+	case 'v':
+		o->verbose = true;
+		break;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+void options__parse_run(int argc, char **argv, struct run_opts *o)
+{
+	static const struct argp argp = {.options = run_options, .parser = parse_run, .doc = run_doc};
+
+	memset(o, 0, sizeof(*o));
+	o->trace.ring_mb = PT_DEFAULT_RING_MB;
+	o->trace.pids = o->pids;
+	o->trace.ports = o->ports;
+	/* argp exits with code 64 on usage errors; porttrace says 2. */
+	argp_err_exit_status = 2;
+	argp_parse(&argp, argc, argv, 0, NULL, o);
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * options: the command line of a live run, parsed and range-checked. A bad
+ * value is one line on stderr and exit code 2, as argp does for the rest.
+ */
+#ifndef PT_OPTIONS_H
+#define PT_OPTIONS_H
+
+#include <stdbool.h>
+#include "output.h"
+#include "tracer.h"
+
+struct run_opts {
+	struct tracer_opts trace;
+	__u32 pids[PT_MAX_PIDS];
+	__u16 ports[PT_MAX_PORTS];
+	const char *output;	/* NULL: stdout */
+	enum output_format format;
+	double duration;	/* seconds; 0: until a signal */
+	bool verbose;
+};
+
+/* Parse argv into o; exits with code 2 on a usage error. */
+void options__parse_run(int argc, char **argv, struct run_opts *o);
+
+/* Strict number parsing shared by every command: 0 or -EINVAL/-ERANGE. */
+int options__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
+int options__parse_seconds(const char *s, double *out);
+
+#endif /* PT_OPTIONS_H */

@@ -1,0 +1,692 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * The formatters append to one buffer with hand-written integer and IPv4
+ * formatting: at tens of thousands of events a second, printf() and
+ * inet_ntop() were most of porttrace's user-space time.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "names.h"
+#include "output.h"
+
+#define BUF_SIZE (256 * 1024)
+#define LINE_MAX_LEN 1024	/* more than any one formatted event */
+
+struct output {
+	int fd;
+	const char *name;
+	enum output_format fmt;
+	__u64 base_ns;
+	char *buf;
+	size_t len;
+	unsigned int pending;		/* events in buf */
+	unsigned long long written;	/* events the kernel accepted */
+	unsigned long long dropped;	/* events lost to failed writes */
+	unsigned long long by_kind[PT_PORT_KIND_MAX];
+	unsigned long long states, losts;
+	int failing;			/* errno of the failure being counted */
+};
+
+struct output *output__new(int fd, const char *name, enum output_format fmt, __u64 base_ns)
+{
+	struct output *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return NULL;
+	o->buf = malloc(BUF_SIZE);
+	if (!o->buf) {
+		free(o);
+		return NULL;
+	}
+	o->fd = fd;
+	o->name = name;
+	o->fmt = fmt;
+	o->base_ns = base_ns;
+	return o;
+}
+
+void output__free(struct output *o)
+{
+	if (!o)
+		return;
+	output__flush(o);
+	free(o->buf);
+	free(o);
+}
+
+void output__set_fd(struct output *o, int fd)
+{
+	output__flush(o);
+	o->fd = fd;
+}
+
+unsigned long long output__written(const struct output *o)
+{
+	return o->written;
+}
+
+unsigned long long output__dropped(const struct output *o)
+{
+	return o->dropped;
+}
+
+int output__parse_format(const char *s, enum output_format *fmt)
+{
+	if (!strcmp(s, "text"))
+		*fmt = OUTPUT_TEXT;
+	else if (!strcmp(s, "json"))
+		*fmt = OUTPUT_JSON;
+	else if (!strcmp(s, "csv"))
+		*fmt = OUTPUT_CSV;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int output__flush(struct output *o)
+{
+	size_t off = 0;
+	off_t before = -1;
+	struct stat st;
+
+	if (!o->len)
+		return 0;
+	if (!fstat(o->fd, &st) && S_ISREG(st.st_mode))
+		before = st.st_size;
+	while (off < o->len) {
+		ssize_t n = write(o->fd, o->buf + off, o->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = n < 0 ? errno : EIO;
+
+			/* Never leave half a line: cut the file back to the
+			 * last complete one. */
+			if (off && before >= 0 && ftruncate(o->fd, before))
+				err = errno;
+			if (!o->failing)
+				fprintf(stderr,
+					"porttrace: writing %s: %s; counting the events lost until it can write again\n",
+					o->name, strerror(err));
+			o->failing = err;
+			o->dropped += o->pending;
+			o->len = 0;
+			o->pending = 0;
+			return -err;
+		}
+		off += n;
+	}
+	if (o->failing) {
+		fprintf(stderr, "porttrace: writing %s again after %llu events were lost\n", o->name,
+			o->dropped);
+		o->failing = 0;
+	}
+	o->written += o->pending;
+	o->len = 0;
+	o->pending = 0;
+	return 0;
+}
+
+/* ---- appenders: the caller made room for LINE_MAX_LEN bytes ---- */
+
+static inline char *put_str(char *p, const char *s)
+{
+	size_t n = strlen(s);
+
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define PUT_LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
+
+static char *put_u64(char *p, unsigned long long v)
+{
+	char tmp[24];
+	int i = 0;
+
+	do {
+		tmp[i++] = '0' + v % 10;
+		v /= 10;
+	} while (v);
+	while (i)
+		*p++ = tmp[--i];
+	return p;
+}
+
+/* v as seconds with six decimals: "12.000345". */
+static char *put_secs(char *p, long long ns)
+{
+	if (ns < 0) {
+		*p++ = '-';
+		ns = -ns;
+	}
+	p = put_u64(p, ns / 1000000000);
+	*p++ = '.';
+	unsigned long long us = (ns % 1000000000) / 1000;
+	for (int d = 100000; d; d /= 10)
+		*p++ = '0' + (us / d) % 10;
+	return p;
+}
+
+static char *put_ip4(char *p, const __u8 *a)
+{
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			*p++ = '.';
+		p = put_u64(p, a[i]);
+	}
+	return p;
+}
+
+static char *put_addr(char *p, __u8 family, const __u8 *addr)
+{
+	char tmp[INET6_ADDRSTRLEN];
+
+	if (family == AF_INET)
+		return put_ip4(p, addr);
+	if (!inet_ntop(AF_INET6, addr, tmp, sizeof(tmp)))
+		return PUT_LIT(p, "?");
+	return put_str(p, tmp);
+}
+
+static bool addr_is_any(__u8 family, const __u8 *addr)
+{
+	static const __u8 zero[16];
+
+	return !memcmp(addr, zero, family == AF_INET ? 4 : 16);
+}
+
+/* JSON string: quotes, backslash and bytes outside printable ASCII are
+ * escaped so that a comm of any bytes makes valid JSON. */
+static char *put_json_str(char *p, const char *s, size_t max)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	*p++ = '"';
+	for (size_t i = 0; i < max && s[i]; i++) {
+		unsigned char c = s[i];
+
+		if (c == '"' || c == '\\') {
+			*p++ = '\\';
+			*p++ = c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			p = PUT_LIT(p, "\\u00");
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 15];
+		} else {
+			*p++ = c;
+		}
+	}
+	*p++ = '"';
+	return p;
+}
+
+static const char *event_name(const struct pt_event *ev)
+{
+	switch (ev->type) {
+	case PT_EV_STATE:
+		return "state";
+	case PT_EV_PORT:
+		return names__port_kind(ev->kind);
+	case PT_EV_LOST:
+		return "lost";
+	}
+	return "unknown";
+}
+
+static bool in_range(const struct pt_event *ev)
+{
+	return ev->sk.range_hi && ev->sk.lport >= ev->sk.range_lo && ev->sk.lport <= ev->sk.range_hi;
+}
+
+/* ---- JSON Lines: every field of the event, so a log reads back whole ---- */
+
+static char *json_event(char *p, const struct pt_event *ev)
+{
+	char ebuf[16], obuf[64];
+	const char *s;
+
+	p = PUT_LIT(p, "{\"type\":\"");
+	p = put_str(p, ev->type == PT_EV_STATE ? "state" : ev->type == PT_EV_PORT ? "port" : "lost");
+	p = PUT_LIT(p, "\",\"t_ns\":");
+	p = put_u64(p, ev->ts_ns);
+	if (ev->type == PT_EV_LOST) {
+		p = PUT_LIT(p, ",\"lost\":");
+		p = put_u64(p, ev->lost);
+		p = PUT_LIT(p, ",\"lost_total\":");
+		p = put_u64(p, ev->lost_total);
+		return PUT_LIT(p, "}\n");
+	}
+	if (ev->type == PT_EV_PORT) {
+		p = PUT_LIT(p, ",\"event\":\"");
+		p = put_str(p, names__port_kind(ev->kind));
+		*p++ = '"';
+	}
+	p = PUT_LIT(p, ",\"cpu\":");
+	p = put_u64(p, ev->cpu);
+	if (ev->flags & PT_F_OWNER_KNOWN) {
+		p = PUT_LIT(p, ",\"pid\":");
+		p = put_u64(p, ev->owner.pid);
+		p = PUT_LIT(p, ",\"tid\":");
+		p = put_u64(p, ev->owner.tid);
+		p = PUT_LIT(p, ",\"pstart_ns\":");
+		p = put_u64(p, ev->owner.start_ns);
+		p = PUT_LIT(p, ",\"comm\":");
+		p = put_json_str(p, ev->owner.comm, PT_TASK_COMM_LEN);
+		p = PUT_LIT(p, ",\"cgroup\":");
+		p = put_u64(p, ev->owner.cgroup_id);
+	} else {
+		p = PUT_LIT(p, ",\"pid\":null,\"comm\":null");
+	}
+	p = PUT_LIT(p, ",\"netns\":");
+	p = put_u64(p, ev->sk.netns);
+	p = PUT_LIT(p, ",\"cookie\":");
+	p = put_u64(p, ev->sk.cookie);
+	p = PUT_LIT(p, ",\"proto\":\"");
+	p = put_str(p, names__proto(ev->sk.proto));
+	p = PUT_LIT(p, "\",\"family\":");
+	*p++ = ev->sk.family == AF_INET6 ? '6' : '4';
+	p = PUT_LIT(p, ",\"laddr\":\"");
+	p = put_addr(p, ev->sk.family, ev->sk.laddr);
+	p = PUT_LIT(p, "\",\"lport\":");
+	if (pt_event_port_known(ev))
+		p = put_u64(p, ev->sk.lport);
+	else
+		p = PUT_LIT(p, "null");
+	p = PUT_LIT(p, ",\"raddr\":\"");
+	p = put_addr(p, ev->sk.family, ev->sk.raddr);
+	p = PUT_LIT(p, "\",\"rport\":");
+	p = put_u64(p, ev->sk.rport);
+	if (ev->type == PT_EV_STATE) {
+		p = PUT_LIT(p, ",\"old\":\"");
+		p = put_str(p, names__tcp_state(ev->oldstate));
+		p = PUT_LIT(p, "\",\"new\":\"");
+		p = put_str(p, names__tcp_state(ev->newstate));
+		*p++ = '"';
+	} else {
+		p = PUT_LIT(p, ",\"req_port\":");
+		p = put_u64(p, ev->req_port);
+		p = PUT_LIT(p, ",\"err\":");
+		s = names__errno(ev->err, ebuf, sizeof(ebuf));
+		if (s) {
+			*p++ = '"';
+			p = put_str(p, s);
+			*p++ = '"';
+		} else {
+			p = PUT_LIT(p, "null");
+		}
+		p = PUT_LIT(p, ",\"latency_ns\":");
+		p = put_u64(p, ev->latency_ns);
+		if (ev->sk.range_hi) {
+			p = PUT_LIT(p, ",\"range\":[");
+			p = put_u64(p, ev->sk.range_lo);
+			*p++ = ',';
+			p = put_u64(p, ev->sk.range_hi);
+			p = PUT_LIT(p, "],\"ephemeral\":");
+			p = in_range(ev) ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
+		}
+		if (pt_event_port_known(ev)) {
+			p = PUT_LIT(p, ",\"class\":\"");
+			p = put_str(p, names__port_class(ev->sk.lport));
+			*p++ = '"';
+			s = names__service(ev->sk.lport, ev->sk.proto);
+			if (s) {
+				p = PUT_LIT(p, ",\"service\":");
+				p = put_json_str(p, s, 64);
+			}
+		}
+	}
+	if (ev->reason) {
+		p = PUT_LIT(p, ",\"reason\":\"");
+		p = put_str(p, names__reason(ev->reason));
+		*p++ = '"';
+	}
+	if (ev->opts) {
+		p = PUT_LIT(p, ",\"opts\":\"");
+		p = put_str(p, names__opts(ev->opts, obuf, sizeof(obuf)));
+		*p++ = '"';
+	}
+	p = PUT_LIT(p, ",\"flags\":");
+	p = put_u64(p, ev->flags);
+	return PUT_LIT(p, "}\n");
+}
+
+/* ---- text: one line per event, columns as in the header ---- */
+
+static char *pad_to(char *p, char *col_start, size_t width)
+{
+	size_t n = (size_t)(p - col_start);
+
+	do {
+		*p++ = ' ';
+	} while (++n < width + 1);
+	return p;
+}
+
+static char *text_endpoint(char *p, __u8 family, const __u8 *addr, __u16 port, bool pending)
+{
+	bool v6 = family == AF_INET6;
+
+	if (pending) {
+		if (addr_is_any(family, addr))
+			return PUT_LIT(p, "(port pending)");
+	} else if (!port && addr_is_any(family, addr)) {
+		return PUT_LIT(p, "-");
+	}
+	if (v6)
+		*p++ = '[';
+	p = put_addr(p, family, addr);
+	if (v6)
+		*p++ = ']';
+	*p++ = ':';
+	return pending ? PUT_LIT(p, "(pending)") : put_u64(p, port);
+}
+
+static char *text_meaning(char *p, const struct pt_event *ev)
+{
+	const char *svc;
+
+	if (!pt_event_port_known(ev))
+		return p;
+	p = PUT_LIT(p, " [");
+	p = put_str(p, names__port_class(ev->sk.lport));
+	svc = names__service(ev->sk.lport, ev->sk.proto);
+	if (svc) {
+		*p++ = ' ';
+		p = put_str(p, svc);
+	}
+	if (in_range(ev))
+		p = PUT_LIT(p, " ephemeral");
+	if (ev->flags & PT_F_RESERVED)
+		p = PUT_LIT(p, " reserved");
+	*p++ = ']';
+	return p;
+}
+
+static char *text_port_detail(char *p, const struct pt_event *ev)
+{
+	char ebuf[16], obuf[64];
+	const char *err = names__errno(ev->err, ebuf, sizeof(ebuf));
+
+	p = put_str(p, names__port_kind(ev->kind));
+	if (err) {
+		*p++ = ' ';
+		p = put_str(p, err);
+	}
+	switch (ev->kind) {
+	case PT_PORT_BIND:
+	case PT_PORT_BIND_FAIL:
+		p = PUT_LIT(p, " asked=");
+		p = put_u64(p, ev->req_port);
+		break;
+	case PT_PORT_ALLOC:
+	case PT_PORT_ALLOC_FAIL:
+		p = ev->sk.proto == IPPROTO_UDP ? PUT_LIT(p, " udp-autobind")
+						: PUT_LIT(p, " connect-autobind");
+		break;
+	case PT_PORT_LISTEN:
+		p = addr_is_any(ev->sk.family, ev->sk.laddr) ? PUT_LIT(p, " wildcard")
+							       : PUT_LIT(p, " specific-address");
+		if (in_range(ev))
+			p = PUT_LIT(p, " IN-EPHEMERAL-RANGE");
+		break;
+	case PT_PORT_TIMEWAIT:
+		p = PUT_LIT(p, " held 60s");
+		break;
+	default:
+		break;
+	}
+	if (ev->reason) {
+		*p++ = ' ';
+		p = put_str(p, names__reason(ev->reason));
+	}
+	if (ev->flags & PT_F_COMPUTED)
+		p = PUT_LIT(p, " (computed)");
+	if (ev->latency_ns && (ev->kind == PT_PORT_ALLOC || ev->kind == PT_PORT_ALLOC_FAIL ||
+			       ev->kind == PT_PORT_CONNECT)) {
+		p = PUT_LIT(p, " lat=");
+		p = put_u64(p, ev->latency_ns / 1000);
+		p = PUT_LIT(p, "us");
+	}
+	if (ev->opts & (PT_OPT_REUSEADDR | PT_OPT_REUSEPORT | PT_OPT_BIND_NO_PORT)) {
+		p = PUT_LIT(p, " opts=");
+		p = put_str(p, names__opts(ev->opts & ~PT_OPT_BOUND_PORT, obuf, sizeof(obuf)));
+	}
+	return text_meaning(p, ev);
+}
+
+static char *text_event(char *p, const struct pt_event *ev, __u64 base_ns)
+{
+	char *col = p;
+	bool known = ev->flags & PT_F_OWNER_KNOWN;
+
+	p = put_secs(p, (long long)(ev->ts_ns - base_ns));
+	p = pad_to(p, col, 10);
+	if (ev->type == PT_EV_LOST) {
+		p = PUT_LIT(p, "LOST ");
+		p = put_u64(p, ev->lost);
+		p = PUT_LIT(p, " records (ring buffer full), ");
+		p = put_u64(p, ev->lost_total);
+		return PUT_LIT(p, " in all\n");
+	}
+	col = p;
+	p = known ? put_u64(p, ev->owner.pid) : PUT_LIT(p, "-");
+	p = pad_to(p, col, 7);
+	col = p;
+	if (known) {
+		size_t n = strnlen(ev->owner.comm, PT_TASK_COMM_LEN);
+
+		/* Keep the columns straight whatever the process called itself. */
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = ev->owner.comm[i];
+
+			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
+		}
+	} else {
+		p = PUT_LIT(p, "-");
+	}
+	p = pad_to(p, col, 15);
+	col = p;
+	p = put_str(p, names__proto(ev->sk.proto));
+	*p++ = ev->sk.family == AF_INET6 ? '6' : '4';
+	p = pad_to(p, col, 5);
+	col = p;
+	p = text_endpoint(p, ev->sk.family, ev->sk.laddr, ev->sk.lport, !pt_event_port_known(ev));
+	p = pad_to(p, col, 21);
+	col = p;
+	p = text_endpoint(p, ev->sk.family, ev->sk.raddr, ev->sk.rport, false);
+	p = pad_to(p, col, 21);
+	if (ev->type == PT_EV_STATE) {
+		p = put_str(p, names__tcp_state(ev->oldstate));
+		p = PUT_LIT(p, " -> ");
+		p = put_str(p, names__tcp_state(ev->newstate));
+		if (ev->reason) {
+			p = PUT_LIT(p, " (");
+			p = put_str(p, names__reason(ev->reason));
+			*p++ = ')';
+		}
+	} else {
+		p = text_port_detail(p, ev);
+	}
+	*p++ = '\n';
+	return p;
+}
+
+/* ---- CSV: the same fields as JSON, in a fixed column order ---- */
+
+static char *csv_event(char *p, const struct pt_event *ev)
+{
+	char ebuf[16], obuf[64];
+	const char *err = names__errno(ev->err, ebuf, sizeof(ebuf));
+	bool known = ev->flags & PT_F_OWNER_KNOWN;
+
+	p = put_u64(p, ev->ts_ns);
+	*p++ = ',';
+	p = put_str(p, event_name(ev));
+	*p++ = ',';
+	if (known)
+		p = put_u64(p, ev->owner.pid);
+	*p++ = ',';
+	if (known) {
+		/* Quoted, with quotes doubled, and anything odd replaced. */
+		*p++ = '"';
+		for (size_t i = 0; i < PT_TASK_COMM_LEN && ev->owner.comm[i]; i++) {
+			unsigned char c = ev->owner.comm[i];
+
+			if (c == '"')
+				*p++ = '"';
+			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
+		}
+		*p++ = '"';
+	}
+	*p++ = ',';
+	p = put_str(p, names__proto(ev->sk.proto));
+	*p++ = ',';
+	*p++ = ev->sk.family == AF_INET6 ? '6' : '4';
+	*p++ = ',';
+	p = put_addr(p, ev->sk.family, ev->sk.laddr);
+	*p++ = ',';
+	if (pt_event_port_known(ev))
+		p = put_u64(p, ev->sk.lport);
+	*p++ = ',';
+	p = put_addr(p, ev->sk.family, ev->sk.raddr);
+	*p++ = ',';
+	p = put_u64(p, ev->sk.rport);
+	*p++ = ',';
+	if (ev->type == PT_EV_STATE) {
+		p = put_str(p, names__tcp_state(ev->oldstate));
+		*p++ = ',';
+		p = put_str(p, names__tcp_state(ev->newstate));
+	} else {
+		*p++ = ',';
+	}
+	*p++ = ',';
+	if (err)
+		p = put_str(p, err);
+	*p++ = ',';
+	if (ev->reason)
+		p = put_str(p, names__reason(ev->reason));
+	*p++ = ',';
+	p = put_str(p, names__opts(ev->opts, obuf, sizeof(obuf)));
+	*p++ = ',';
+	p = put_u64(p, ev->type == PT_EV_LOST ? ev->lost : ev->latency_ns);
+	*p++ = ',';
+	p = put_u64(p, ev->sk.netns);
+	*p++ = ',';
+	p = put_u64(p, ev->sk.cookie);
+	*p++ = '\n';
+	return p;
+}
+
+static char *reserve_line(struct output *o)
+{
+	if (o->len + LINE_MAX_LEN > BUF_SIZE)
+		output__flush(o);
+	return o->buf + o->len;
+}
+
+int output__event(void *ctx, const struct pt_event *ev)
+{
+	struct output *o = ctx;
+	char *start = reserve_line(o), *p;
+
+	switch (o->fmt) {
+	case OUTPUT_JSON:
+		p = json_event(start, ev);
+		break;
+	case OUTPUT_CSV:
+		p = csv_event(start, ev);
+		break;
+	default:
+		p = text_event(start, ev, o->base_ns);
+		break;
+	}
+	o->len += p - start;
+	o->pending++;
+	if (ev->type == PT_EV_STATE)
+		o->states++;
+	else if (ev->type == PT_EV_LOST)
+		o->losts++;
+	else if (ev->kind < PT_PORT_KIND_MAX)
+		o->by_kind[ev->kind]++;
+	return 0;
+}
+
+void output__header(struct output *o, const struct run_info *info)
+{
+	char *start = reserve_line(o), *p = start;
+
+	switch (o->fmt) {
+	case OUTPUT_JSON:
+		p = PUT_LIT(p, "{\"type\":\"header\",\"schema\":");
+		p = put_u64(p, PT_SCHEMA_VERSION);
+		p = PUT_LIT(p, ",\"porttrace\":");
+		p = put_json_str(p, info->version, 64);
+		p = PUT_LIT(p, ",\"host\":");
+		p = put_json_str(p, info->host, 256);
+		p = PUT_LIT(p, ",\"kernel\":");
+		p = put_json_str(p, info->kernel, 256);
+		p = PUT_LIT(p, ",\"clock\":\"CLOCK_MONOTONIC\",\"start_mono_ns\":");
+		p = put_u64(p, info->start_mono_ns);
+		p = PUT_LIT(p, ",\"start_realtime_ns\":");
+		p = put_u64(p, info->start_realtime_ns);
+		if (info->range_hi) {
+			p = PUT_LIT(p, ",\"ephemeral_range\":[");
+			p = put_u64(p, info->range_lo);
+			*p++ = ',';
+			p = put_u64(p, info->range_hi);
+			*p++ = ']';
+		}
+		p = PUT_LIT(p, "}\n");
+		break;
+	case OUTPUT_CSV:
+		p = PUT_LIT(p, "t_ns,event,pid,comm,proto,family,laddr,lport,raddr,rport,old,new,"
+			       "err,reason,opts,latency_ns,netns,cookie\n");
+		break;
+	default:
+		p += snprintf(p, LINE_MAX_LEN, "%-10s %-7s %-15s %-5s %-21s %-21s %s\n", "TIME(s)",
+			      "PID", "COMM", "PROTO", "LADDR:LPORT", "RADDR:RPORT", "EVENT");
+		break;
+	}
+	o->len += p - start;
+}
+
+void output__trailer(struct output *o, const struct run_stats *st)
+{
+	char *start, *p;
+
+	if (o->fmt != OUTPUT_JSON)
+		return;
+	start = p = reserve_line(o);
+	p = PUT_LIT(p, "{\"type\":\"trailer\",\"t_ns\":");
+	p = put_u64(p, st->end_mono_ns);
+	p = PUT_LIT(p, ",\"events\":{\"state\":");
+	p = put_u64(p, o->states);
+	for (int k = 1; k < PT_PORT_KIND_MAX; k++) {
+		p = PUT_LIT(p, ",\"");
+		p = put_str(p, names__port_kind(k));
+		p = PUT_LIT(p, "\":");
+		p = put_u64(p, o->by_kind[k]);
+	}
+	p = PUT_LIT(p, ",\"lost\":");
+	p = put_u64(p, o->losts);
+	p = PUT_LIT(p, "},\"kernel_lost\":");
+	p = put_u64(p, st->lost);
+	p = PUT_LIT(p, ",\"bad_records\":");
+	p = put_u64(p, st->bad);
+	/* Counted before this flush: what this very line could not write
+	 * cannot be in it. */
+	p = PUT_LIT(p, ",\"write_lost\":");
+	p = put_u64(p, o->dropped);
+	p = PUT_LIT(p, "}\n");
+	o->len += p - start;
+	output__flush(o);
+}

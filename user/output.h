@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * output: events formatted as text or JSON Lines, written through one
+ * buffer per stream. A failed write (a full disk) drops what was buffered,
+ * counts it, says so once and keeps going; the next write that succeeds
+ * resumes the stream.
+ */
+#ifndef PT_OUTPUT_H
+#define PT_OUTPUT_H
+
+#include <stdbool.h>
+#include "event.h"
+
+#define PT_SCHEMA_VERSION 1
+
+enum output_format {
+	OUTPUT_TEXT,
+	OUTPUT_JSON,
+	OUTPUT_CSV,
+};
+
+/* What the header record says about the run. */
+struct run_info {
+	const char *version;
+	const char *host;
+	const char *kernel;
+	__u64 start_mono_ns;
+	__u64 start_realtime_ns;
+	__u16 range_lo;		/* porttrace's own namespace's ephemeral range */
+	__u16 range_hi;
+};
+
+/* What the trailer record says about the run. */
+struct run_stats {
+	unsigned long long lost;		/* kernel records lost */
+	unsigned long long bad;			/* malformed records skipped */
+	__u64 end_mono_ns;
+};
+
+struct output;
+
+/* fd is not closed by output__free(); name is used in messages only. */
+struct output *output__new(int fd, const char *name, enum output_format fmt, __u64 base_ns);
+void output__free(struct output *o);
+
+int output__event(void *o, const struct pt_event *ev);	/* a pt_event_fn */
+void output__header(struct output *o, const struct run_info *info);
+void output__trailer(struct output *o, const struct run_stats *st);
+/* Write out what is buffered; 0 or -errno (already reported). */
+int output__flush(struct output *o);
+/* Point the stream at a new fd (log reopen after rotation). */
+void output__set_fd(struct output *o, int fd);
+
+unsigned long long output__written(const struct output *o);
+unsigned long long output__dropped(const struct output *o);
+
+int output__parse_format(const char *s, enum output_format *fmt);
+
+#endif /* PT_OUTPUT_H */

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * The live run: kernel records -> decoder -> events -> consumers, until a
+ * signal or --duration, then a clean drain, trailer and tally.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include "decoder.h"
+#include "log.h"
+#include "logfile.h"
+#include "options.h"
+#include "output.h"
+#include "run.h"
+#include "tracer.h"
+
+#define POLL_MS 100		/* the longest a record waits in the ring */
+#define FLUSH_NS 1000000000ULL	/* kill -9 loses at most this much */
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reopen_requested;
+
+static void on_stop(int sig)
+{
+	/* A second Ctrl-C means "now": the default action ends the process. */
+	if (stop_requested)
+		signal(sig, SIG_DFL);
+	stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	reopen_requested = 1;
+}
+
+static int install_signals(void)
+{
+	struct sigaction stop = {.sa_handler = on_stop}, hup = {.sa_handler = on_hup};
+
+	sigemptyset(&stop.sa_mask);
+	sigemptyset(&hup.sa_mask);
+	if (sigaction(SIGINT, &stop, NULL) || sigaction(SIGTERM, &stop, NULL) ||
+	    sigaction(SIGHUP, &hup, NULL))
+		return -errno;
+	return 0;
+}
+
+__u64 run__now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void read_range(__u16 *lo, __u16 *hi)
+{
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+	unsigned int a, b;
+
+	*lo = *hi = 0;
+	if (!f)
+		return;
+	if (fscanf(f, "%u %u", &a, &b) == 2 && a <= 65535 && b <= 65535) {
+		*lo = a;
+		*hi = b;
+	}
+	fclose(f);
+}
+
+/* Every consumer of the live stream, in the order they see an event. */
+struct pipeline {
+	struct output *out;
+};
+
+static int pipeline__event(void *ctx, const struct pt_event *ev)
+{
+	struct pipeline *p = ctx;
+
+	return output__event(p->out, ev);
+}
+
+/* The kernel counts what it could not queue; turn a change into an event,
+ * in order with the records around it. */
+static int report_lost(struct tracer *t, struct pipeline *p, unsigned long long *seen)
+{
+	unsigned long long total = tracer__lost(t);
+	struct pt_event ev = {.type = PT_EV_LOST};
+
+	if (total == *seen)
+		return 0;
+	ev.ts_ns = run__now_ns(CLOCK_MONOTONIC);
+	ev.lost = total - *seen;
+	ev.lost_total = total;
+	*seen = total;
+	return pipeline__event(p, &ev);
+}
+
+static void handle_reopen(struct logfile *log, struct output *out)
+{
+	reopen_requested = 0;
+	if (!log)
+		return;
+	output__flush(out);
+	if (logfile__reopen(log) == 0)
+		output__set_fd(out, logfile__fd(log));
+}
+
+int run__main(int argc, char **argv)
+{
+	struct run_opts opts;
+	struct logfile *log = NULL;
+	struct output *out = NULL;
+	struct decoder *dec = NULL;
+	struct tracer *tr = NULL;
+	struct pipeline pipe = {};
+	struct run_info info = {.version = PT_VERSION};
+	struct run_stats stats = {};
+	struct utsname uts;
+	unsigned long long lost_seen = 0;
+	__u64 start, deadline = 0, last_flush;
+	int err = 0, ret = 1;
+
+	options__parse_run(argc, argv, &opts);
+	log__set_verbose(opts.verbose);
+
+	if (tracer__preflight())
+		return 1;
+	/* The output is checked before anything is attached. */
+	if (opts.output) {
+		log = logfile__open(opts.output);
+		if (!log)
+			return 1;
+	}
+	if (install_signals()) {
+		p_err("installing signal handlers: %s", strerror(errno));
+		goto cleanup;
+	}
+
+	start = run__now_ns(CLOCK_MONOTONIC);
+	info.start_mono_ns = start;
+	info.start_realtime_ns = run__now_ns(CLOCK_REALTIME);
+	if (!uname(&uts)) {
+		info.host = strdup(uts.nodename);
+		info.kernel = strdup(uts.release);
+	}
+	if (!info.host || !info.kernel) {
+		p_err("out of memory");
+		goto cleanup;
+	}
+	read_range(&info.range_lo, &info.range_hi);
+
+	out = output__new(log ? logfile__fd(log) : STDOUT_FILENO,
+			  log ? logfile__path(log) : "standard output", opts.format, start);
+	dec = decoder__new();
+	if (!out || !dec) {
+		p_err("out of memory");
+		goto cleanup;
+	}
+	pipe.out = out;
+
+	tr = tracer__new(&opts.trace, dec, pipeline__event, &pipe);
+	if (!tr)
+		goto cleanup;
+	p_info("attached: %s", tracer__hooks(tr));
+
+	output__header(out, &info);
+	output__flush(out);
+	if (opts.duration > 0)
+		deadline = start + (__u64)(opts.duration * 1e9);
+	last_flush = start;
+
+	while (!stop_requested) {
+		__u64 now;
+
+		err = tracer__poll(tr, POLL_MS);
+		if (err < 0 && err != -EINTR) {
+			p_err("reading the ring buffer: %s", strerror(-err));
+			break;
+		}
+		err = 0;
+		now = run__now_ns(CLOCK_MONOTONIC);
+		decoder__tick(dec, now, pipeline__event, &pipe);
+		report_lost(tr, &pipe, &lost_seen);
+		if (reopen_requested)
+			handle_reopen(log, out);
+		if (now - last_flush >= FLUSH_NS) {
+			output__flush(out);
+			last_flush = now;
+		}
+		if (deadline && now >= deadline)
+			break;
+	}
+
+	/* Drain what the kernel queued before the hooks went away. */
+	tracer__poll(tr, 0);
+	report_lost(tr, &pipe, &lost_seen);
+	stats.lost = lost_seen;
+	stats.bad = decoder__bad_records(dec);
+	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
+	output__trailer(out, &stats);
+	output__flush(out);
+	fprintf(stderr, "porttrace: %llu events written, %llu lost in the kernel, %llu lost on write\n",
+		output__written(out), stats.lost, output__dropped(out));
+	ret = err ? 1 : 0;
+cleanup:
+	tracer__free(tr);
+	output__free(out);
+	decoder__free(dec);
+	logfile__close(log);
+	free((char *)info.host);
+	free((char *)info.kernel);
+	return ret;
+}

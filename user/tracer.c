@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <mntent.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "log.h"
+#include "porttrace.skel.h"
+#include "tracer.h"
+
+#define TRACEFS "/sys/kernel/tracing"
+
+struct tracer {
+	struct porttrace_bpf *skel;
+	struct ring_buffer *rb;
+	struct decoder *dec;
+	pt_event_fn fn;
+	void *ctx;
+	int cgroup_fd;
+	int ncpus;
+	int cb_err;
+	char hooks[512];
+};
+
+/* ---- preflight ---- */
+
+static bool has_cap(const struct __user_cap_data_struct *d, int cap)
+{
+	return d[cap / 32].effective & (1u << (cap % 32));
+}
+
+int tracer__preflight(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2] = {};
+
+	if (syscall(SYS_capget, &hdr, data)) {
+		p_err("cannot read capabilities: %s", strerror(errno));
+		return -errno;
+	}
+	/* CAP_BPF and CAP_PERFMON load tracing programs; CAP_NET_ADMIN the
+	 * cgroup socket hooks. CAP_SYS_ADMIN covers all three. */
+	if (!has_cap(data, CAP_SYS_ADMIN) &&
+	    !(has_cap(data, CAP_BPF) && has_cap(data, CAP_PERFMON) && has_cap(data, CAP_NET_ADMIN))) {
+		p_err("needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or CAP_SYS_ADMIN): run it as root, e.g. sudo porttrace");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		p_err("kernel has no BTF (/sys/kernel/btf/vmlinux: %s); porttrace needs a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+		      strerror(errno));
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* ---- feature probes ---- */
+
+/* Say which missing kernel feature stops the load, instead of a libbpf dump. */
+static void explain_load_failure(int err)
+{
+	/* A probe answers 1 (there), 0 (missing) or <0 (cannot tell). */
+	if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) == 0)
+		p_err("kernel lacks the BPF ring buffer (BPF_MAP_TYPE_RINGBUF, Linux 5.8+)");
+	else if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, NULL) == 0)
+		p_err("kernel lacks BPF socket storage (BPF_MAP_TYPE_SK_STORAGE, Linux 5.2+)");
+	else if (libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_CGROUP_SOCK, NULL) == 0)
+		p_err("kernel lacks cgroup socket hooks (BPF_PROG_TYPE_CGROUP_SOCK)");
+	else if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK, BPF_FUNC_sk_storage_get, NULL) == 0)
+		p_err("kernel lacks bpf_sk_storage_get() in cgroup socket hooks (Linux 5.11+)");
+	else
+		p_err("loading BPF programs failed: %s (run with -v for the verifier log)",
+		      strerror(-err));
+}
+
+static bool tracefs_ready(void)
+{
+	if (!access(TRACEFS "/events/syscalls", F_OK))
+		return true;
+	/* Fresh hosts often have tracefs unmounted. */
+	if (mount("nodev", TRACEFS, "tracefs", 0, NULL) && errno != EBUSY)
+		return false;
+	return !access(TRACEFS "/events/syscalls", F_OK);
+}
+
+static int cgroup2_root(void)
+{
+	struct mntent *m;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	int fd = -1;
+
+	if (!f)
+		return -1;
+	while ((m = getmntent(f))) {
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			fd = open(m->mnt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			break;
+		}
+	}
+	endmntent(f);
+	return fd;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	/* The verifier log comes at WARN level; DEBUG is libbpf's chatter. */
+	if (level == LIBBPF_DEBUG || !log__verbose())
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+/* ---- set-up ---- */
+
+static void note_hook(struct tracer *t, const char *name)
+{
+	size_t len = strlen(t->hooks);
+
+	snprintf(t->hooks + len, sizeof(t->hooks) - len, "%s%s", len ? " " : "", name);
+}
+
+static void configure(struct tracer *t, const struct tracer_opts *o, bool syscalls)
+{
+	struct bpf_object_skeleton *s = t->skel->skeleton;
+	struct porttrace_bpf *skel = t->skel;
+
+	skel->rodata->targ_family = o->family;
+	skel->rodata->targ_proto = o->proto;
+	skel->rodata->targ_pid_filter = o->n_pids > 0;
+	skel->rodata->targ_port_filter = o->n_ports > 0;
+	skel->rodata->targ_ephemeral = o->ephemeral;
+	skel->rodata->targ_failures = o->failures;
+	/* Wake the reader when a sixteenth of the ring is queued; the poll
+	 * timer bounds the delay when traffic is light. */
+	skel->rodata->wakeup_bytes = (__u64)o->ring_mb * 1024 * 1024 / 16;
+	bpf_map__set_max_entries(skel->maps.events, o->ring_mb * 1024 * 1024);
+
+	if (!syscalls) {
+		for (int i = 0; i < s->prog_cnt; i++) {
+			struct bpf_program *p = *s->progs[i].prog;
+
+			if (bpf_program__type(p) == BPF_PROG_TYPE_TRACEPOINT)
+				bpf_program__set_autoload(p, false);
+		}
+	}
+}
+
+static int fill_filters(struct tracer *t, const struct tracer_opts *o)
+{
+	__u32 zero = 0;
+	__u8 one = 1;
+
+	for (int i = 0; i < o->n_pids; i++) {
+		if (bpf_map__update_elem(t->skel->maps.pid_filter, &o->pids[i], sizeof(__u32), &one,
+					 sizeof(one), BPF_ANY)) {
+			p_err("setting up the pid filter: %s", strerror(errno));
+			return -errno;
+		}
+	}
+	if (o->n_ports) {
+		__u64 *bits = calloc(65536 / 64, sizeof(__u64));
+		int err;
+
+		if (!bits)
+			return -ENOMEM;
+		for (int i = 0; i < o->n_ports; i++)
+			bits[o->ports[i] / 64] |= 1ULL << (o->ports[i] % 64);
+		err = bpf_map__update_elem(t->skel->maps.port_filter, &zero, sizeof(zero), bits,
+					   65536 / 8, BPF_ANY);
+		free(bits);
+		if (err) {
+			p_err("setting up the port filter: %s", strerror(-err));
+			return err;
+		}
+	}
+	return 0;
+}
+
+static int attach_all(struct tracer *t, bool syscalls)
+{
+	struct porttrace_bpf *skel = t->skel;
+	struct {
+		struct bpf_program *prog;
+		struct bpf_link **link;
+		const char *name;
+	} cg[] = {
+		{skel->progs.handle_sock_create, &skel->links.handle_sock_create, "cgroup/sock_create"},
+		{skel->progs.handle_post_bind4, &skel->links.handle_post_bind4, "cgroup/post_bind4"},
+		{skel->progs.handle_post_bind6, &skel->links.handle_post_bind6, "cgroup/post_bind6"},
+		{skel->progs.handle_sock_release, &skel->links.handle_sock_release, "cgroup/sock_release"},
+	};
+	struct bpf_object_skeleton *s = skel->skeleton;
+
+	skel->links.handle_set_state = bpf_program__attach(skel->progs.handle_set_state);
+	if (!skel->links.handle_set_state) {
+		p_err("attaching tp_btf/inet_sock_set_state: %s", strerror(errno));
+		return -errno;
+	}
+	note_hook(t, "tp_btf/inet_sock_set_state");
+
+	t->cgroup_fd = cgroup2_root();
+	if (t->cgroup_fd < 0) {
+		p_err("no cgroup v2 hierarchy mounted: the socket hooks need one (mount -t cgroup2 none /sys/fs/cgroup)");
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < sizeof(cg) / sizeof(cg[0]); i++) {
+		*cg[i].link = bpf_program__attach_cgroup(cg[i].prog, t->cgroup_fd);
+		if (!*cg[i].link) {
+			p_err("attaching %s: %s", cg[i].name, strerror(errno));
+			return -errno;
+		}
+		note_hook(t, cg[i].name);
+	}
+
+	if (!syscalls)
+		return 0;
+	for (int i = 0; i < s->prog_cnt; i++) {
+		struct bpf_program *p = *s->progs[i].prog;
+
+		if (bpf_program__type(p) != BPF_PROG_TYPE_TRACEPOINT)
+			continue;
+		*s->progs[i].link = bpf_program__attach(p);
+		if (!*s->progs[i].link) {
+			p_err("attaching %s: %s", bpf_program__section_name(p), strerror(errno));
+			return -errno;
+		}
+		note_hook(t, bpf_program__section_name(p));
+	}
+	return 0;
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct tracer *t = ctx;
+	int err = decoder__record(t->dec, data, size, t->fn, t->ctx);
+
+	if (err)
+		t->cb_err = err;
+	return err;
+}
+
+struct tracer *tracer__new(const struct tracer_opts *opts, struct decoder *d, pt_event_fn fn,
+			   void *ctx)
+{
+	struct tracer *t = calloc(1, sizeof(*t));
+	bool syscalls;
+	int err;
+
+	if (!t) {
+		p_err("out of memory");
+		return NULL;
+	}
+	t->cgroup_fd = -1;
+	t->dec = d;
+	t->fn = fn;
+	t->ctx = ctx;
+	t->ncpus = libbpf_num_possible_cpus();
+	libbpf_set_print(libbpf_print);
+
+	syscalls = tracefs_ready();
+	if (!syscalls)
+		p_warn("tracefs unavailable at " TRACEFS ": binds, autobinds and their failures will not be traced");
+
+	t->skel = porttrace_bpf__open();
+	if (!t->skel) {
+		p_err("opening the BPF object: %s", strerror(errno));
+		goto fail;
+	}
+	configure(t, opts, syscalls);
+	err = porttrace_bpf__load(t->skel);
+	if (err) {
+		explain_load_failure(err);
+		goto fail;
+	}
+	if (fill_filters(t, opts) || attach_all(t, syscalls))
+		goto fail;
+	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_record, t, NULL);
+	if (!t->rb) {
+		p_err("setting up the ring buffer reader: %s", strerror(errno));
+		goto fail;
+	}
+	return t;
+fail:
+	tracer__free(t);
+	return NULL;
+}
+
+void tracer__free(struct tracer *t)
+{
+	if (!t)
+		return;
+	ring_buffer__free(t->rb);
+	porttrace_bpf__destroy(t->skel);
+	if (t->cgroup_fd >= 0)
+		close(t->cgroup_fd);
+	free(t);
+}
+
+int tracer__poll(struct tracer *t, int timeout_ms)
+{
+	int n = ring_buffer__poll(t->rb, timeout_ms);
+
+	if (n < 0 && n != -EINTR)
+		return t->cb_err ? t->cb_err : n;
+	/* Records are submitted without a wake-up until enough are queued;
+	 * collect the rest here. */
+	n = ring_buffer__consume(t->rb);
+	if (n < 0)
+		return t->cb_err ? t->cb_err : n;
+	return n;
+}
+
+unsigned long long tracer__lost(struct tracer *t)
+{
+	unsigned long long sum = 0;
+	__u64 vals[t->ncpus > 0 ? t->ncpus : 1];
+	__u32 zero = 0;
+
+	if (t->ncpus <= 0 || bpf_map__lookup_elem(t->skel->maps.lost, &zero, sizeof(zero), vals,
+						  sizeof(vals), 0))
+		return 0;
+	for (int i = 0; i < t->ncpus; i++)
+		sum += vals[i];
+	return sum;
+}
+
+const char *tracer__hooks(const struct tracer *t)
+{
+	return t->hooks;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * tracer: the kernel side as seen from user space. Checks that the host can
+ * run porttrace, configures and loads the BPF object, attaches the hooks the
+ * kernel offers, and feeds ring-buffer records to the decoder.
+ */
+#ifndef PT_TRACER_H
+#define PT_TRACER_H
+
+#include <stdbool.h>
+#include "decoder.h"
+
+#define PT_MAX_PIDS 1024
+#define PT_MAX_PORTS 1024
+#define PT_DEFAULT_RING_MB 16
+
+struct tracer_opts {
+	const __u32 *pids;
+	int n_pids;
+	const __u16 *ports;
+	int n_ports;
+	__u8 family;		/* 0, AF_INET or AF_INET6 */
+	__u8 proto;		/* 0, IPPROTO_TCP or IPPROTO_UDP */
+	bool ephemeral;
+	bool failures;
+	unsigned int ring_mb;	/* power of two */
+};
+
+struct tracer;
+
+/*
+ * Everything up to attached hooks; on failure says why on stderr (one line)
+ * and returns NULL. Events go to fn(ctx, ev) through d.
+ */
+struct tracer *tracer__new(const struct tracer_opts *opts, struct decoder *d, pt_event_fn fn,
+			   void *ctx);
+void tracer__free(struct tracer *t);
+
+/* Wait up to timeout_ms, then deliver everything queued. Returns the
+ * number of records, or a negative errno (-EINTR is not an error). */
+int tracer__poll(struct tracer *t, int timeout_ms);
+
+/* Records the kernel could not queue, since load. */
+unsigned long long tracer__lost(struct tracer *t);
+
+/* Space-separated names of the hooks attached. */
+const char *tracer__hooks(const struct tracer *t);
+
+/* Check the preconditions that need no BPF: capabilities and BTF. */
+int tracer__preflight(void);
+
+#endif /* PT_TRACER_H */
