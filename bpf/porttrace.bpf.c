@@ -638,10 +638,11 @@ int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	sport = sk_sport((struct sock *)c.sk);
 	/* The port is set once inet_hash_connect() or the UDP autobind has
 	 * run, before connect() returns, -EINPROGRESS included. */
-	if (!c.sport && sport)
-		emit_port(&c, PT_PORT_ALLOC, ret < 0 ? -ret : 0, PT_F_AUTOBIND);
-	else if (c.sport && (ret == 0 || ret == -EINPROGRESS))
-		emit_port(&c, PT_PORT_CONNECT, 0, 0);
+	/* A connect() that failed otherwise (refused, timed out) took and gave
+	 * back its port inside the call: the transitions tell that story. */
+	if (ret == 0 || ret == -EINPROGRESS)
+		emit_port(&c, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC, 0,
+			  c.sport ? 0 : PT_F_AUTOBIND);
 	else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
 		emit_port(&c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
 	return 0;

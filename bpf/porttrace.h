@@ -39,6 +39,7 @@ enum pt_port_kind {
 	PT_PORT_LISTEN,		/* socket now receives on the port */
 	PT_PORT_RELEASE,	/* port given back to the kernel */
 	PT_PORT_TIMEWAIT,	/* port kept by a time-wait socket */
+	PT_PORT_EXISTING,	/* user space: held before tracing began (sock_diag) */
 	PT_PORT_KIND_MAX,
 };
 

@@ -17,6 +17,12 @@ struct tw_queue {
 	size_t head, len, cap;
 };
 
+/* What a release record from cgroup/sock_release is completed with. */
+struct sock_seen {
+	struct pt_sock sk;
+	struct pt_owner owner;
+};
+
 struct decoder {
 	struct socktab *socks;
 	struct tw_queue tw;
@@ -29,7 +35,7 @@ struct decoder *decoder__new(void)
 
 	if (!d)
 		return NULL;
-	d->socks = socktab__new(SOCKTAB_MAX);
+	d->socks = socktab__new(SOCKTAB_MAX, sizeof(struct sock_seen));
 	if (!d->socks) {
 		free(d);
 		return NULL;
@@ -117,10 +123,8 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	ev.type = PT_EV_PORT;
 	ev.flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
 	if (r->flags & (PT_F_RELEASE | PT_F_TIMEWAIT)) {
-		struct socktab_entry gone;
-
 		/* bind(addr, 0) then connect(): given back at CLOSE. */
-		socktab__take(d->socks, r->sk.cookie, &gone);
+		socktab__take(d->socks, r->sk.cookie, NULL);
 	}
 	if (r->flags & PT_F_TIMEWAIT) {
 		ev.kind = PT_PORT_TIMEWAIT;
@@ -172,9 +176,11 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 	ev.latency_ns = r->latency_ns;
 
 	if (held_until_release(r) && ev.sk.lport) {
-		socktab__put(d->socks, &ev.sk, &ev.owner);
+		struct sock_seen seen = {.sk = ev.sk, .owner = ev.owner};
+
+		socktab__put(d->socks, ev.sk.cookie, &seen);
 	} else if (r->kind == PT_PORT_RELEASE) {
-		struct socktab_entry e;
+		struct sock_seen e;
 
 		if (socktab__take(d->socks, r->sk.cookie, &e)) {
 			__u16 port = ev.sk.lport;

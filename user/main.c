@@ -5,6 +5,7 @@
  */
 #include <string.h>
 #include "run.h"
+#include "timeline.h"
 
 struct command {
 	const char *name;
@@ -13,6 +14,7 @@ struct command {
 
 static const struct command commands[] = {
 	{"run", run__main},
+	{"timeline", timeline__main},
 };
 
 int main(int argc, char **argv)

@@ -19,12 +19,17 @@ enum {
 	OPT_FAILURES,
 	OPT_FORMAT,
 	OPT_RING,
+	OPT_TIMELINE,
+	OPT_KEEP,
+	OPT_ALL,
+	OPT_COMM,
 };
 
 static const char run_doc[] =
 	"Trace which process holds which TCP or UDP port, from allocation to release.\n"
 	"\n"
-	"Commands: porttrace [OPTIONS] (live trace, this page)\n"
+	"Commands: porttrace [OPTIONS]           live trace (this page)\n"
+	"          porttrace timeline FILE...    per-process timelines from a JSON log\n"
 	"\v"
 	"Examples:\n"
 	"  porttrace                     # every transition and port event, until Ctrl-C\n"
@@ -32,6 +37,8 @@ static const char run_doc[] =
 	"  porttrace -P 443 -4 --tcp     # IPv4 TCP with local or remote port 443\n"
 	"  porttrace --failures          # only failed binds and autobinds (EADDRNOTAVAIL...)\n"
 	"  porttrace --ephemeral -d 60 -o ports.jsonl --format json\n"
+	"  porttrace --timeline --comm curl -d 30  # what curl did with ports\n"
+	"  porttrace timeline ports.jsonl        # the same, from a log\n"
 	"\n"
 	"Needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN). Filters apply in the kernel.";
 
@@ -50,9 +57,14 @@ static const struct argp_option run_options[] = {
 	{"output", 'o', "FILE", 0, "Append events to FILE instead of standard output", 2},
 	{"format", OPT_FORMAT, "FMT", 0, "text (default), json (JSON Lines) or csv", 2},
 	{"duration", 'd', "SECONDS", 0, "Stop after SECONDS", 2},
-	{NULL, 0, NULL, 0, "Tuning:", 3},
-	{"ring-size", OPT_RING, "MB", 0, "Ring buffer size in MiB, a power of two (default 16)", 3},
-	{"verbose", 'v', NULL, 0, "Say what is attached; show libbpf's log", 3},
+	{NULL, 0, NULL, 0, "Timelines:", 3},
+	{"timeline", OPT_TIMELINE, NULL, 0, "At exit, print a port timeline per process", 3},
+	{"comm", OPT_COMM, "COMM", 0, "Timelines only of processes named COMM (repeatable)", 3},
+	{"keep", OPT_KEEP, "N", 0, "Released ports kept in detail per process (default 200)", 3},
+	{"all", OPT_ALL, NULL, 0, "Print every port kept, without summarising", 3},
+	{NULL, 0, NULL, 0, "Tuning:", 4},
+	{"ring-size", OPT_RING, "MB", 0, "Ring buffer size in MiB, a power of two (default 16)", 4},
+	{"verbose", 'v', NULL, 0, "Say what is attached; show libbpf's log", 4},
 	{},
 };
 
@@ -152,6 +164,22 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 	case 'v':
 		o->verbose = true;
 		break;
+	case OPT_TIMELINE:
+		o->timeline = true;
+		break;
+	case OPT_COMM:
+		if (!*arg || o->tl.n_comms >= PT_MAX_PIDS)
+			argp_error(state, "invalid COMM '%s'", arg);
+		o->comms[o->tl.n_comms++] = arg;
+		break;
+	case OPT_KEEP:
+		if (options__parse_ulong(arg, 2, 1000000, &v))
+			argp_error(state, "invalid --keep '%s': expected 2..1000000", arg);
+		o->tl.keep = v;
+		break;
+	case OPT_ALL:
+		o->tl.all = true;
+		break;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
 		break;
@@ -169,7 +197,11 @@ void options__parse_run(int argc, char **argv, struct run_opts *o)
 	o->trace.ring_mb = PT_DEFAULT_RING_MB;
 	o->trace.pids = o->pids;
 	o->trace.ports = o->ports;
+	/* -p selects timelines too; the kernel already dropped the rest. */
+	o->tl.pids = o->pids;
+	o->tl.comms = o->comms;
 	/* argp exits with code 64 on usage errors; porttrace says 2. */
 	argp_err_exit_status = 2;
 	argp_parse(&argp, argc, argv, 0, NULL, o);
+	o->tl.n_pids = o->trace.n_pids;
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include "output.h"
+#include "timeline.h"
 #include "tracer.h"
 
 struct run_opts {
@@ -18,6 +19,9 @@ struct run_opts {
 	enum output_format format;
 	double duration;	/* seconds; 0: until a signal */
 	bool verbose;
+	bool timeline;		/* print per-process timelines at exit */
+	struct timeline_opts tl;
+	char *comms[PT_MAX_PIDS];
 };
 
 /* Parse argv into o; exits with code 2 on a usage error. */

@@ -18,6 +18,7 @@
 #include "options.h"
 #include "output.h"
 #include "run.h"
+#include "timeline.h"
 #include "tracer.h"
 
 #define POLL_MS 100		/* the longest a record waits in the ring */
@@ -78,13 +79,17 @@ static void read_range(__u16 *lo, __u16 *hi)
 /* Every consumer of the live stream, in the order they see an event. */
 struct pipeline {
 	struct output *out;
+	struct timeline *tl;	/* NULL without --timeline */
 };
 
 static int pipeline__event(void *ctx, const struct pt_event *ev)
 {
 	struct pipeline *p = ctx;
+	int err = output__event(p->out, ev);
 
-	return output__event(p->out, ev);
+	if (!err && p->tl)
+		err = timeline__event(p->tl, ev);
+	return err;
 }
 
 /* The kernel counts what it could not queue; turn a change into an event,
@@ -165,6 +170,13 @@ int run__main(int argc, char **argv)
 		goto cleanup;
 	}
 	pipe.out = out;
+	if (opts.timeline) {
+		pipe.tl = timeline__new(&opts.tl);
+		if (!pipe.tl) {
+			p_err("out of memory");
+			goto cleanup;
+		}
+	}
 
 	tr = tracer__new(&opts.trace, dec, pipeline__event, &pipe);
 	if (!tr)
@@ -207,11 +219,18 @@ int run__main(int argc, char **argv)
 	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
 	output__trailer(out, &stats);
 	output__flush(out);
+	if (pipe.tl) {
+		/* After the stream when it is on standard output, in its
+		 * format; for people otherwise. */
+		timeline__print(pipe.tl, stdout,
+				!log && opts.format == OUTPUT_JSON ? OUTPUT_JSON : OUTPUT_TEXT, start);
+	}
 	fprintf(stderr, "porttrace: %llu events written, %llu lost in the kernel, %llu lost on write\n",
 		output__written(out), stats.lost, output__dropped(out));
 	ret = err ? 1 : 0;
 cleanup:
 	tracer__free(tr);
+	timeline__free(pipe.tl);
 	output__free(out);
 	decoder__free(dec);
 	logfile__close(log);

@@ -1,62 +1,84 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /*
  * Open addressing with linear probing and backward-shift deletion, so that
- * millions of put/take pairs leave no tombstones behind.
+ * millions of put/take pairs leave no tombstones behind. Cookies live in
+ * their own array (0 = empty); values in a parallel one.
  */
 #include <stdlib.h>
 #include <string.h>
 #include "socktab.h"
 
 struct socktab {
-	struct socktab_entry *slots;	/* cookie 0 marks an empty slot */
+	__u64 *keys;
+	unsigned char *vals;
+	size_t val_size;
 	unsigned int mask;
 	unsigned int count;
 	unsigned int max_entries;
 };
 
-static unsigned int slot_of(const struct socktab *t, __u64 cookie)
+static unsigned int slot_of(unsigned int mask, __u64 cookie)
 {
 	/* Cookies are sequential; mix them so neighbours spread out. */
 	cookie *= 0x9e3779b97f4a7c15ULL;
-	return (unsigned int)(cookie >> 32) & t->mask;
+	return (unsigned int)(cookie >> 32) & mask;
 }
 
-static bool grow(struct socktab *t)
+static void *val_at(const struct socktab *t, unsigned int s)
 {
-	unsigned int old_size = t->mask + 1, new_size = old_size * 2;
-	struct socktab_entry *old = t->slots, *slots;
+	return t->vals + (size_t)s * t->val_size;
+}
 
-	slots = calloc(new_size, sizeof(*slots));
-	if (!slots)
+/* The slot holding cookie, or the empty slot ending its probe run. */
+static unsigned int find(const struct socktab *t, __u64 cookie)
+{
+	unsigned int s = slot_of(t->mask, cookie);
+
+	while (t->keys[s] && t->keys[s] != cookie)
+		s = (s + 1) & t->mask;
+	return s;
+}
+
+static bool resize(struct socktab *t, unsigned int size)
+{
+	struct socktab old = *t;
+
+	t->keys = calloc(size, sizeof(*t->keys));
+	t->vals = malloc((size_t)size * t->val_size);
+	if (!t->keys || !t->vals) {
+		free(t->keys);
+		free(t->vals);
+		t->keys = old.keys;
+		t->vals = old.vals;
 		return false;
-	t->slots = slots;
-	t->mask = new_size - 1;
-	for (unsigned int i = 0; i < old_size; i++) {
+	}
+	t->mask = size - 1;
+	for (unsigned int i = 0; old.keys && i <= old.mask; i++) {
 		unsigned int s;
 
-		if (!old[i].cookie)
+		if (!old.keys[i])
 			continue;
-		for (s = slot_of(t, old[i].cookie); t->slots[s].cookie; s = (s + 1) & t->mask)
-			;
-		t->slots[s] = old[i];
+		s = find(t, old.keys[i]);
+		t->keys[s] = old.keys[i];
+		memcpy(val_at(t, s), val_at(&old, i), t->val_size);
 	}
-	free(old);
+	free(old.keys);
+	free(old.vals);
 	return true;
 }
 
-struct socktab *socktab__new(unsigned int max_entries)
+struct socktab *socktab__new(unsigned int max_entries, size_t val_size)
 {
 	struct socktab *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
-	t->slots = calloc(1024, sizeof(*t->slots));
-	if (!t->slots) {
+	t->val_size = val_size;
+	t->max_entries = max_entries;
+	if (!resize(t, 1024)) {
 		free(t);
 		return NULL;
 	}
-	t->mask = 1023;
-	t->max_entries = max_entries;
 	return t;
 }
 
@@ -64,60 +86,66 @@ void socktab__free(struct socktab *t)
 {
 	if (!t)
 		return;
-	free(t->slots);
+	free(t->keys);
+	free(t->vals);
 	free(t);
 }
 
-bool socktab__put(struct socktab *t, const struct pt_sock *sk, const struct pt_owner *owner)
+bool socktab__put(struct socktab *t, __u64 cookie, const void *val)
 {
 	unsigned int s;
 
-	if (!sk->cookie)
+	if (!cookie)
 		return false;
-	for (s = slot_of(t, sk->cookie); t->slots[s].cookie; s = (s + 1) & t->mask) {
-		if (t->slots[s].cookie == sk->cookie)
-			goto store;
-	}
-	if (t->count >= t->max_entries)
-		return false;
-	/* Keep the load under one half so probes stay short. */
-	if ((t->count + 1) * 2 > t->mask + 1) {
-		if (!grow(t))
+	s = find(t, cookie);
+	if (!t->keys[s]) {
+		if (t->count >= t->max_entries)
 			return false;
-		for (s = slot_of(t, sk->cookie); t->slots[s].cookie; s = (s + 1) & t->mask)
-			;
+		/* Keep the load under one half so probe runs stay short. */
+		if ((t->count + 1) * 2 > t->mask + 1) {
+			if (!resize(t, (t->mask + 1) * 2))
+				return false;
+			s = find(t, cookie);
+		}
+		t->keys[s] = cookie;
+		t->count++;
 	}
-	t->count++;
-store:
-	t->slots[s].cookie = sk->cookie;
-	t->slots[s].sk = *sk;
-	t->slots[s].owner = *owner;
+	memcpy(val_at(t, s), val, t->val_size);
 	return true;
 }
 
-bool socktab__take(struct socktab *t, __u64 cookie, struct socktab_entry *out)
+void *socktab__get(struct socktab *t, __u64 cookie)
+{
+	unsigned int s;
+
+	if (!cookie)
+		return NULL;
+	s = find(t, cookie);
+	return t->keys[s] ? val_at(t, s) : NULL;
+}
+
+bool socktab__take(struct socktab *t, __u64 cookie, void *out)
 {
 	unsigned int s, next;
 
 	if (!cookie)
 		return false;
-	for (s = slot_of(t, cookie); t->slots[s].cookie; s = (s + 1) & t->mask) {
-		if (t->slots[s].cookie == cookie)
-			break;
-	}
-	if (!t->slots[s].cookie)
+	s = find(t, cookie);
+	if (!t->keys[s])
 		return false;
-	*out = t->slots[s];
+	if (out)
+		memcpy(out, val_at(t, s), t->val_size);
 	/* Backward shift: pull later members of the probe run into the hole. */
-	for (next = (s + 1) & t->mask; t->slots[next].cookie; next = (next + 1) & t->mask) {
-		unsigned int home = slot_of(t, t->slots[next].cookie);
+	for (next = (s + 1) & t->mask; t->keys[next]; next = (next + 1) & t->mask) {
+		unsigned int home = slot_of(t->mask, t->keys[next]);
 
 		if (((next - home) & t->mask) >= ((next - s) & t->mask)) {
-			t->slots[s] = t->slots[next];
+			t->keys[s] = t->keys[next];
+			memcpy(val_at(t, s), val_at(t, next), t->val_size);
 			s = next;
 		}
 	}
-	t->slots[s].cookie = 0;
+	t->keys[s] = 0;
 	t->count--;
 	return true;
 }

@@ -1,0 +1,542 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * The log is porttrace's own output, so the parser only needs what the
+ * writer produces: one flat object per line whose values are strings,
+ * integers, null, booleans or arrays of integers. Anything else is a
+ * malformed line, reported and skipped, never a crash: this parser is
+ * fuzzed (tests/fuzz).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "log.h"
+#include "logreader.h"
+#include "names.h"
+#include "output.h"
+
+#define LINE_BUF (64 * 1024)
+#define MAX_WARNINGS_PER_FILE 20
+
+struct logreader {
+	unsigned long warnings;
+	unsigned long long start_realtime_ns;
+	unsigned long long start_mono_ns;
+	char *line;
+};
+
+struct cur {
+	const char *p, *end;
+};
+
+static void ws(struct cur *c)
+{
+	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n'))
+		c->p++;
+}
+
+static bool eat(struct cur *c, char ch)
+{
+	ws(c);
+	if (c->p < c->end && *c->p == ch) {
+		c->p++;
+		return true;
+	}
+	return false;
+}
+
+static bool eat_word(struct cur *c, const char *w)
+{
+	size_t n = strlen(w);
+
+	ws(c);
+	if ((size_t)(c->end - c->p) >= n && !memcmp(c->p, w, n)) {
+		c->p += n;
+		return true;
+	}
+	return false;
+}
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* A JSON string into out (NUL-terminated, truncated to cap); \u escapes
+ * above 0xff are kept as '?': porttrace writes only \u00XX. */
+static int parse_string(struct cur *c, char *out, size_t cap, size_t *len)
+{
+	size_t n = 0;
+
+	if (!eat(c, '"'))
+		return -1;
+	while (c->p < c->end && *c->p != '"') {
+		char ch = *c->p++;
+
+		if (ch == '\\') {
+			if (c->p >= c->end)
+				return -1;
+			ch = *c->p++;
+			switch (ch) {
+			case '"': case '\\': case '/':
+				break;
+			case 'n': ch = '\n'; break;
+			case 't': ch = '\t'; break;
+			case 'r': ch = '\r'; break;
+			case 'b': ch = '\b'; break;
+			case 'f': ch = '\f'; break;
+			case 'u': {
+				int v = 0;
+
+				if (c->end - c->p < 4)
+					return -1;
+				for (int i = 0; i < 4; i++) {
+					int h = hexval(c->p[i]);
+
+					if (h < 0)
+						return -1;
+					v = v * 16 + h;
+				}
+				c->p += 4;
+				ch = v <= 0xff ? (char)v : '?';
+				break;
+			}
+			default:
+				return -1;
+			}
+		} else if ((unsigned char)ch < 0x20) {
+			return -1;
+		}
+		if (n + 1 < cap)
+			out[n++] = ch;
+	}
+	if (!eat(c, '"'))
+		return -1;
+	out[n] = '\0';
+	if (len)
+		*len = n;
+	return 0;
+}
+
+static int parse_uint(struct cur *c, unsigned long long *v)
+{
+	unsigned long long x = 0;
+	const char *start;
+
+	ws(c);
+	start = c->p;
+	while (c->p < c->end && *c->p >= '0' && *c->p <= '9') {
+		unsigned d = *c->p++ - '0';
+
+		if (x > (~0ULL - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	if (c->p == start)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+/* Skip a value of a key this reader does not know: newer writers may add
+ * fields, and old readers keep working. Nesting is bounded by the line. */
+static int skip_value(struct cur *c)
+{
+	char tmp[256];
+	unsigned long long v;
+
+	ws(c);
+	if (c->p >= c->end)
+		return -1;
+	if (*c->p == '"')
+		return parse_string(c, tmp, sizeof(tmp), NULL);
+	if (eat_word(c, "null") || eat_word(c, "true") || eat_word(c, "false"))
+		return 0;
+	if (eat(c, '{')) {
+		char key[64];
+
+		if (eat(c, '}'))
+			return 0;
+		do {
+			if (parse_string(c, key, sizeof(key), NULL) || !eat(c, ':') || skip_value(c))
+				return -1;
+		} while (eat(c, ','));
+		return eat(c, '}') ? 0 : -1;
+	}
+	if (eat(c, '[')) {
+		if (eat(c, ']'))
+			return 0;
+		do {
+			if (skip_value(c))
+				return -1;
+		} while (eat(c, ','));
+		return eat(c, ']') ? 0 : -1;
+	}
+	if (*c->p == '-')
+		c->p++;
+	if (parse_uint(c, &v))
+		return -1;
+	if (c->p < c->end && *c->p == '.') {
+		c->p++;
+		if (parse_uint(c, &v))
+			return -1;
+	}
+	return 0;
+}
+
+/* A number that may be null (unknown): null leaves *v alone. */
+static int parse_uint_or_null(struct cur *c, unsigned long long *v, bool *is_null)
+{
+	*is_null = eat_word(c, "null");
+	return *is_null ? 0 : parse_uint(c, v);
+}
+
+enum rec_kind {
+	REC_NONE,
+	REC_HEADER,
+	REC_TRAILER,
+	REC_STATE,
+	REC_PORT,
+	REC_LOST,
+	REC_UNKNOWN,
+};
+
+struct parsed {
+	enum rec_kind kind;
+	char laddr[64], raddr[64];
+	bool have_t, have_old, have_new, have_event;
+	unsigned long long schema;
+};
+
+static int parse_field(struct logreader *r, struct cur *c, const char *key, struct parsed *ps,
+		       struct pt_event *ev)
+{
+	char s[256];
+	size_t n;
+	unsigned long long v = 0;
+	bool null;
+	int x;
+
+#define KEY(k) (!strcmp(key, k))
+#define UINT_FIELD(k, field, max)                                                  \
+	if (KEY(k)) {                                                              \
+		if (parse_uint(c, &v) || v > (max))                                \
+			return -1;                                                 \
+		field = v;                                                         \
+		return 0;                                                          \
+	}
+	if (KEY("type")) {
+		if (parse_string(c, s, sizeof(s), NULL))
+			return -1;
+		ps->kind = !strcmp(s, "state")	   ? REC_STATE
+			   : !strcmp(s, "port")	   ? REC_PORT
+			   : !strcmp(s, "lost")	   ? REC_LOST
+			   : !strcmp(s, "header")  ? REC_HEADER
+			   : !strcmp(s, "trailer") ? REC_TRAILER
+						   : REC_UNKNOWN;
+		return 0;
+	}
+	if (KEY("t_ns")) {
+		ps->have_t = true;
+		return parse_uint(c, &v) ? -1 : (ev->ts_ns = v, 0);
+	}
+	UINT_FIELD("cpu", ev->cpu, 0xffffffffULL)
+	UINT_FIELD("tid", ev->owner.tid, 0xffffffffULL)
+	UINT_FIELD("pstart_ns", ev->owner.start_ns, ~0ULL)
+	UINT_FIELD("cgroup", ev->owner.cgroup_id, ~0ULL)
+	UINT_FIELD("netns", ev->sk.netns, 0xffffffffULL)
+	UINT_FIELD("cookie", ev->sk.cookie, ~0ULL)
+	UINT_FIELD("rport", ev->sk.rport, 65535)
+	UINT_FIELD("req_port", ev->req_port, 65535)
+	UINT_FIELD("latency_ns", ev->latency_ns, ~0ULL)
+	UINT_FIELD("flags", ev->flags, 0xffffffffULL)
+	UINT_FIELD("lost", ev->lost, ~0ULL)
+	UINT_FIELD("lost_total", ev->lost_total, ~0ULL)
+	UINT_FIELD("schema", ps->schema, ~0ULL)
+	UINT_FIELD("start_mono_ns", r->start_mono_ns, ~0ULL)
+	UINT_FIELD("start_realtime_ns", r->start_realtime_ns, ~0ULL)
+	if (KEY("pid")) {
+		if (parse_uint_or_null(c, &v, &null) || v > 0xffffffffULL)
+			return -1;
+		ev->owner.pid = null ? 0 : v;
+		return 0;
+	}
+	if (KEY("lport")) {
+		if (parse_uint_or_null(c, &v, &null) || v > 65535)
+			return -1;
+		ev->sk.lport = null ? 0 : v;
+		return 0;
+	}
+	if (KEY("comm")) {
+		if (eat_word(c, "null"))
+			return 0;
+		return parse_string(c, ev->owner.comm, sizeof(ev->owner.comm), NULL);
+	}
+	if (KEY("proto")) {
+		if (parse_string(c, s, sizeof(s), NULL))
+			return -1;
+		ev->sk.proto = !strcmp(s, "tcp") ? IPPROTO_TCP : !strcmp(s, "udp") ? IPPROTO_UDP : 0;
+		return ev->sk.proto ? 0 : -1;
+	}
+	if (KEY("family")) {
+		if (parse_uint(c, &v) || (v != 4 && v != 6))
+			return -1;
+		ev->sk.family = v == 4 ? AF_INET : AF_INET6;
+		return 0;
+	}
+	if (KEY("laddr"))
+		return parse_string(c, ps->laddr, sizeof(ps->laddr), NULL);
+	if (KEY("raddr"))
+		return parse_string(c, ps->raddr, sizeof(ps->raddr), NULL);
+	if (KEY("old") || KEY("new")) {
+		if (parse_string(c, s, sizeof(s), &n) || (x = names__tcp_state_parse(s, n)) < 0)
+			return -1;
+		if (KEY("old"))
+			ev->oldstate = x, ps->have_old = true;
+		else
+			ev->newstate = x, ps->have_new = true;
+		return 0;
+	}
+	if (KEY("event")) {
+		if (parse_string(c, s, sizeof(s), &n) || (x = names__port_kind_parse(s, n)) <= 0)
+			return -1;
+		ev->kind = x;
+		ps->have_event = true;
+		return 0;
+	}
+	if (KEY("reason")) {
+		if (parse_string(c, s, sizeof(s), &n) || (x = names__reason_parse(s, n)) < 0)
+			return -1;
+		ev->reason = x;
+		return 0;
+	}
+	if (KEY("err")) {
+		if (eat_word(c, "null"))
+			return 0;
+		if (parse_string(c, s, sizeof(s), &n) || (x = names__errno_parse(s, n)) < 0)
+			return -1;
+		ev->err = x;
+		return 0;
+	}
+	if (KEY("opts")) {
+		if (parse_string(c, s, sizeof(s), &n))
+			return -1;
+		ev->opts = names__opts_parse(s, n);
+		return 0;
+	}
+	if (KEY("range")) {
+		unsigned long long lo, hi;
+
+		if (!eat(c, '[') || parse_uint(c, &lo) || !eat(c, ',') || parse_uint(c, &hi) ||
+		    !eat(c, ']') || lo > 65535 || hi > 65535)
+			return -1;
+		ev->sk.range_lo = lo;
+		ev->sk.range_hi = hi;
+		return 0;
+	}
+#undef UINT_FIELD
+#undef KEY
+	return skip_value(c);
+}
+
+static int parse_addr(const char *s, __u8 family, __u8 *out)
+{
+	if (!*s)
+		return 0;
+	return inet_pton(family, s, out) == 1 ? 0 : -1;
+}
+
+int logreader__parse_line(struct logreader *r, const char *line, size_t len, struct pt_event *ev)
+{
+	struct cur c = {line, line + len};
+	struct parsed ps = {};
+	char key[64];
+
+	memset(ev, 0, sizeof(*ev));
+	if (!eat(&c, '{'))
+		return -EINVAL;
+	if (!eat(&c, '}')) {
+		do {
+			if (parse_string(&c, key, sizeof(key), NULL) || !eat(&c, ':') ||
+			    parse_field(r, &c, key, &ps, ev))
+				return -EINVAL;
+		} while (eat(&c, ','));
+		if (!eat(&c, '}'))
+			return -EINVAL;
+	}
+	ws(&c);
+	if (c.p != c.end)
+		return -EINVAL;
+
+	switch (ps.kind) {
+	case REC_HEADER:
+		return ps.schema > PT_SCHEMA_VERSION ? -EPROTO : 0;
+	case REC_TRAILER:
+		return 0;
+	case REC_LOST:
+		ev->type = PT_EV_LOST;
+		return ps.have_t ? 1 : -EINVAL;
+	case REC_STATE:
+		ev->type = PT_EV_STATE;
+		if (!ps.have_old || !ps.have_new)
+			return -EINVAL;
+		break;
+	case REC_PORT:
+		ev->type = PT_EV_PORT;
+		if (!ps.have_event)
+			return -EINVAL;
+		break;
+	case REC_UNKNOWN:
+		return -ENOMSG;
+	default:
+		return -EINVAL;
+	}
+	if (!ps.have_t || !ev->sk.family || parse_addr(ps.laddr, ev->sk.family, ev->sk.laddr) ||
+	    parse_addr(ps.raddr, ev->sk.family, ev->sk.raddr))
+		return -EINVAL;
+	return 1;
+}
+
+static void warn_line(struct logreader *r, unsigned long *file_warnings, const char *path,
+		      unsigned long lineno, const char *what)
+{
+	r->warnings++;
+	if (++*file_warnings <= MAX_WARNINGS_PER_FILE)
+		p_warn("%s:%lu: %s", path, lineno, what);
+}
+
+static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, void *ctx)
+{
+	unsigned long lineno = 0, file_warnings = 0;
+	gzFile gz = gzopen(path, "rb");
+	int ret = 0;
+
+	if (!gz) {
+		p_err("cannot read %s: %s", path, strerror(errno ? errno : ENOMEM));
+		return -(errno ? errno : ENOMEM);
+	}
+	gzbuffer(gz, 256 * 1024);
+	while (gzgets(gz, r->line, LINE_BUF)) {
+		size_t len = strlen(r->line);
+		bool complete = len && r->line[len - 1] == '\n';
+		struct pt_event ev;
+		int res;
+
+		lineno++;
+		if (!complete && len == LINE_BUF - 1) {
+			/* Longer than any line porttrace writes: skip it all. */
+			int ch;
+
+			while ((ch = gzgetc(gz)) != -1 && ch != '\n')
+				;
+			warn_line(r, &file_warnings, path, lineno, "line too long, skipped");
+			continue;
+		}
+		res = logreader__parse_line(r, r->line, len, &ev);
+		if (res == 1) {
+			ret = fn(ctx, &ev);
+			if (ret)
+				break;
+		} else if (res == -EPROTO) {
+			warn_line(r, &file_warnings, path, lineno,
+				  "written by a newer porttrace (newer schema); reading what is understood");
+		} else if (res == -ENOMSG) {
+			warn_line(r, &file_warnings, path, lineno, "unknown record type, skipped");
+		} else if (res < 0) {
+			warn_line(r, &file_warnings, path, lineno,
+				  complete ? "malformed line, skipped" : "truncated last line, skipped");
+		}
+	}
+	if (!gzeof(gz)) {
+		int errnum;
+		const char *msg = gzerror(gz, &errnum);
+
+		if (errnum != Z_OK)
+			warn_line(r, &file_warnings, path, lineno, msg);
+	}
+	if (file_warnings > MAX_WARNINGS_PER_FILE)
+		p_warn("%s: %lu more warnings not shown", path, file_warnings - MAX_WARNINGS_PER_FILE);
+	gzclose(gz);
+	return ret;
+}
+
+/* Rotated pieces are FILE.1.gz (newest) .. FILE.N.gz (oldest). */
+static int count_pieces(const char *path)
+{
+	char name[4096];
+	int n = 0;
+
+	for (;;) {
+		snprintf(name, sizeof(name), "%s.%d.gz", path, n + 1);
+		if (access(name, F_OK))
+			break;
+		n++;
+	}
+	return n;
+}
+
+int logreader__read(struct logreader *r, const char *path, pt_event_fn fn, void *ctx)
+{
+	char name[4096];
+	int ret;
+
+	if (access(path, R_OK)) {
+		p_err("cannot read %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	for (int i = count_pieces(path); i > 0; i--) {
+		snprintf(name, sizeof(name), "%s.%d.gz", path, i);
+		ret = read_piece(r, name, fn, ctx);
+		if (ret)
+			return ret;
+	}
+	return read_piece(r, path, fn, ctx);
+}
+
+struct logreader *logreader__new(void)
+{
+	struct logreader *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->line = malloc(LINE_BUF);
+	if (!r->line) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+void logreader__free(struct logreader *r)
+{
+	if (!r)
+		return;
+	free(r->line);
+	free(r);
+}
+
+unsigned long logreader__warnings(const struct logreader *r)
+{
+	return r->warnings;
+}
+
+unsigned long long logreader__start_realtime_ns(const struct logreader *r)
+{
+	return r->start_realtime_ns;
+}
+
+unsigned long long logreader__start_mono_ns(const struct logreader *r)
+{
+	return r->start_mono_ns;
+}

@@ -1,0 +1,890 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#define _GNU_SOURCE
+#include <argp.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "log.h"
+#include "logreader.h"
+#include "names.h"
+#include "options.h"
+#include "socktab.h"
+#include "timeline.h"
+
+#define TL_STATES 8
+/* sockdiag reads start times from /proc in 10 ms ticks; the kernel hooks
+ * have them to the nanosecond. Within this much, it is the same process. */
+#define START_SLACK_NS (20ULL * 1000000)
+#define MAX_FAIL_KINDS 8
+
+enum tl_how {
+	HOW_CONNECT = 1,	/* TCP connect() autobind */
+	HOW_BIND,		/* bind() to a chosen port */
+	HOW_BIND0,		/* bind(addr, 0) */
+	HOW_UDP,		/* UDP autobind at sendto()/sendmsg()/connect() */
+	HOW_LISTEN,		/* listen() on an unbound socket */
+	HOW_EXISTING,		/* held when tracing began */
+	HOW_FAILED,		/* an allocation that failed: no port */
+};
+
+static const char *const how_names[] = {
+	[HOW_CONNECT] = "connect-autobind", [HOW_BIND] = "bind",
+	[HOW_BIND0] = "bind(0)",	    [HOW_UDP] = "udp-autobind",
+	[HOW_LISTEN] = "listen-autobind",   [HOW_EXISTING] = "held-before-tracing",
+	[HOW_FAILED] = "failed",
+};
+
+/* One port a process held (or failed to get). */
+struct tl_port {
+	__u64 cookie;
+	__u64 taken_ns, tw_ns, released_ns;
+	__u64 latency_ns;
+	struct pt_sock sk;
+	__s32 err;
+	__u8 how, reason, nstates, states_lost;
+	bool released, computed, pending, in_first;
+	__u8 state[TL_STATES];
+	__u64 state_ns[TL_STATES];
+};
+
+struct tl_fail {
+	int err;
+	unsigned long n;
+	__u64 first_ns, last_ns;
+};
+
+struct tl_proc {
+	__u32 pid;
+	__u64 start_ns;
+	char comm[PT_TASK_COMM_LEN];
+	__u64 cgroup;
+	__u64 first_ns, last_ns;
+	bool selected;
+	/* exact counts */
+	unsigned long taken, held, peak, time_wait, folded, failures;
+	__u64 peak_ns, longest_ns;
+	__u64 *holds;			/* every released port's hold time */
+	size_t nholds, cap_holds;
+	struct tl_fail fail[MAX_FAIL_KINDS];
+	int nfail;
+	/* detail: first ports forever, open ones, most recent released ones */
+	struct tl_port **first;
+	unsigned int nfirst;
+	struct tl_port **open;
+	size_t nopen, cap_open;
+	struct tl_port **recent;	/* ring of keep/2 */
+	unsigned int recent_head, nrecent;
+};
+
+/* Where a live socket's hold is. */
+struct tl_ref {
+	struct tl_port *port;
+	struct tl_proc *proc;
+};
+
+struct timeline {
+	struct timeline_opts o;
+	unsigned int half;		/* keep / 2 */
+	struct tl_proc **procs;
+	size_t nprocs, cap_procs;
+	struct socktab *by_cookie;	/* cookie -> struct tl_ref */
+	struct socktab *by_pid;		/* pid -> latest struct tl_proc * */
+	unsigned long long lost;
+	int err;			/* out of memory while ingesting */
+};
+
+static void *grow(void *arr, size_t *cap, size_t need, size_t elem)
+{
+	size_t n = *cap ? *cap : 16;
+	void *p;
+
+	if (need <= *cap)
+		return arr;
+	while (n < need)
+		n *= 2;
+	p = realloc(arr, n * elem);
+	if (p)
+		*cap = n;
+	return p;
+}
+
+struct timeline *timeline__new(const struct timeline_opts *o)
+{
+	struct timeline *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->o = *o;
+	if (!t->o.keep)
+		t->o.keep = PT_TIMELINE_KEEP;
+	t->half = (t->o.keep + 1) / 2;
+	t->by_cookie = socktab__new(1u << 24, sizeof(struct tl_ref));
+	t->by_pid = socktab__new(1u << 22, sizeof(struct tl_proc *));
+	if (!t->by_cookie || !t->by_pid) {
+		timeline__free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static void proc_free(struct tl_proc *p)
+{
+	for (unsigned int i = 0; i < p->nfirst; i++)
+		free(p->first[i]);
+	for (size_t i = 0; i < p->nopen; i++)
+		free(p->open[i]);
+	for (unsigned int i = 0; i < p->nrecent; i++)
+		free(p->recent[i]);
+	free(p->first);
+	free(p->open);
+	free(p->recent);
+	free(p->holds);
+	free(p);
+}
+
+void timeline__free(struct timeline *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nprocs; i++)
+		proc_free(t->procs[i]);
+	free(t->procs);
+	socktab__free(t->by_cookie);
+	socktab__free(t->by_pid);
+	free(t);
+}
+
+static bool wanted(const struct timeline *t, __u32 pid, const char *comm)
+{
+	bool by_pid = !t->o.n_pids, by_comm = !t->o.n_comms;
+
+	for (int i = 0; i < t->o.n_pids && !by_pid; i++)
+		by_pid = t->o.pids[i] == pid;
+	for (int i = 0; i < t->o.n_comms && !by_comm; i++)
+		by_comm = !strncmp(t->o.comms[i], comm, PT_TASK_COMM_LEN - 1);
+	return by_pid && by_comm;
+}
+
+static bool same_start(__u64 a, __u64 b)
+{
+	return !a || !b || (a > b ? a - b : b - a) <= START_SLACK_NS;
+}
+
+/* The timeline of the process that owns ev; a reused pid starts anew. */
+static struct tl_proc *proc_of(struct timeline *t, const struct pt_event *ev)
+{
+	struct tl_proc **slot, *p;
+
+	if (!(ev->flags & PT_F_OWNER_KNOWN) || !ev->owner.pid)
+		return NULL;
+	slot = socktab__get(t->by_pid, ev->owner.pid);
+	if (slot && same_start((*slot)->start_ns, ev->owner.start_ns)) {
+		p = *slot;
+		if (!p->start_ns)
+			p->start_ns = ev->owner.start_ns;
+		return p->selected ? p : NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	t->procs = grow(t->procs, &t->cap_procs, t->nprocs + 1, sizeof(*t->procs));
+	if (!p || !t->procs) {
+		free(p);
+		t->err = -ENOMEM;
+		return NULL;
+	}
+	p->pid = ev->owner.pid;
+	p->start_ns = ev->owner.start_ns;
+	memcpy(p->comm, ev->owner.comm, sizeof(p->comm));
+	p->cgroup = ev->owner.cgroup_id;
+	p->first_ns = p->last_ns = ev->ts_ns;
+	p->selected = wanted(t, p->pid, p->comm);
+	p->first = calloc(t->half, sizeof(*p->first));
+	p->recent = calloc(t->half, sizeof(*p->recent));
+	if (!p->first || !p->recent) {
+		proc_free(p);
+		t->err = -ENOMEM;
+		return NULL;
+	}
+	t->procs[t->nprocs++] = p;
+	socktab__put(t->by_pid, p->pid, &p);
+	return p->selected ? p : NULL;
+}
+
+static void touch(struct tl_proc *p, __u64 ts)
+{
+	if (ts < p->first_ns)
+		p->first_ns = ts;
+	if (ts > p->last_ns)
+		p->last_ns = ts;
+}
+
+/* States in time order, whichever CPU's record came first. */
+static void add_state(struct tl_port *port, __u8 state, __u64 ts)
+{
+	int i;
+
+	if (port->nstates == TL_STATES) {
+		port->states_lost++;
+		return;
+	}
+	for (i = port->nstates; i > 0 && port->state_ns[i - 1] > ts; i--) {
+		port->state[i] = port->state[i - 1];
+		port->state_ns[i] = port->state_ns[i - 1];
+	}
+	port->state[i] = state;
+	port->state_ns[i] = ts;
+	port->nstates++;
+}
+
+/* Keep a port in detail: among the first ones, or with the open ones. */
+static struct tl_port *port_new(struct timeline *t, struct tl_proc *p, const struct pt_event *ev,
+				enum tl_how how)
+{
+	struct tl_port *port = calloc(1, sizeof(*port));
+
+	if (!port) {
+		t->err = -ENOMEM;
+		return NULL;
+	}
+	port->cookie = ev->sk.cookie;
+	port->taken_ns = ev->ts_ns;
+	port->sk = ev->sk;
+	port->how = how;
+	port->pending = !pt_event_port_known(ev);
+	if (p->nfirst < t->half) {
+		port->in_first = true;
+		p->first[p->nfirst++] = port;
+	} else if (how != HOW_FAILED) {
+		p->open = grow(p->open, &p->cap_open, p->nopen + 1, sizeof(*p->open));
+		if (!p->open) {
+			free(port);
+			t->err = -ENOMEM;
+			return NULL;
+		}
+		p->open[p->nopen++] = port;
+	}
+	return port;
+}
+
+/* A released (or failed) port leaves the open set for the recent ring;
+ * what falls out of the ring is folded into the counts. */
+static void port_retire(struct timeline *t, struct tl_proc *p, struct tl_port *port)
+{
+	unsigned int slot;
+
+	if (port->in_first)
+		return;
+	for (size_t i = 0; i < p->nopen; i++) {
+		if (p->open[i] == port) {
+			p->open[i] = p->open[--p->nopen];
+			break;
+		}
+	}
+	slot = (p->recent_head + p->nrecent) % t->half;
+	if (p->nrecent == t->half) {
+		free(p->recent[p->recent_head]);
+		p->recent_head = (p->recent_head + 1) % t->half;
+		p->folded++;
+	} else {
+		p->nrecent++;
+	}
+	p->recent[slot] = port;
+}
+
+static void take(struct timeline *t, struct tl_proc *p, const struct pt_event *ev, enum tl_how how)
+{
+	struct tl_port *port = port_new(t, p, ev, how);
+	struct tl_ref ref = {port, p};
+
+	if (!port)
+		return;
+	p->taken++;
+	if (++p->held > p->peak) {
+		p->peak = p->held;
+		p->peak_ns = ev->ts_ns;
+	}
+	if (ev->type == PT_EV_STATE)
+		add_state(port, ev->newstate, ev->ts_ns);
+	else if (how == HOW_EXISTING && ev->sk.proto == IPPROTO_TCP)
+		add_state(port, ev->newstate, ev->ts_ns);
+	port->latency_ns = ev->latency_ns;
+	if (!socktab__put(t->by_cookie, ev->sk.cookie, &ref) && ev->sk.cookie)
+		t->err = -ENOMEM;
+}
+
+static void release(struct timeline *t, struct tl_ref *ref, const struct pt_event *ev)
+{
+	struct tl_port *port = ref->port;
+	struct tl_proc *p = ref->proc;
+	__u64 held = ev->ts_ns > port->taken_ns ? ev->ts_ns - port->taken_ns : 0;
+
+	port->released = true;
+	port->released_ns = ev->ts_ns;
+	port->reason = ev->reason;
+	port->computed = ev->flags & PT_F_COMPUTED;
+	p->held--;
+	if (held > p->longest_ns)
+		p->longest_ns = held;
+	p->holds = grow(p->holds, &p->cap_holds, p->nholds + 1, sizeof(*p->holds));
+	if (p->holds)
+		p->holds[p->nholds++] = held;
+	else
+		t->err = -ENOMEM;
+	socktab__take(t->by_cookie, port->cookie, NULL);
+	port_retire(t, p, port);
+}
+
+static void fail(struct timeline *t, struct tl_proc *p, const struct pt_event *ev)
+{
+	struct tl_port *port = port_new(t, p, ev, HOW_FAILED);
+	int i;
+
+	p->failures++;
+	for (i = 0; i < p->nfail && p->fail[i].err != ev->err; i++)
+		;
+	if (i == p->nfail && p->nfail < MAX_FAIL_KINDS)
+		p->fail[p->nfail++] = (struct tl_fail){.err = ev->err, .first_ns = ev->ts_ns};
+	if (i < p->nfail) {
+		p->fail[i].n++;
+		p->fail[i].last_ns = ev->ts_ns;
+	}
+	if (!port)
+		return;
+	port->err = ev->err;
+	port->released = true;
+	port->released_ns = ev->ts_ns;
+	port->latency_ns = ev->latency_ns;
+	port_retire(t, p, port);
+}
+
+/* Fill in what an earlier record of the socket could not know yet. */
+static void learn(struct tl_port *port, const struct pt_event *ev)
+{
+	if (port->pending && pt_event_port_known(ev)) {
+		port->sk = ev->sk;
+		port->pending = false;
+	}
+	if (!port->sk.rport && ev->sk.rport) {
+		port->sk.rport = ev->sk.rport;
+		memcpy(port->sk.raddr, ev->sk.raddr, sizeof(port->sk.raddr));
+	}
+	if (!port->sk.range_hi && ev->sk.range_hi) {
+		port->sk.range_lo = ev->sk.range_lo;
+		port->sk.range_hi = ev->sk.range_hi;
+	}
+}
+
+static void on_port(struct timeline *t, struct tl_proc *p, struct tl_ref *ref,
+		    const struct pt_event *ev)
+{
+	switch (ev->kind) {
+	case PT_PORT_ALLOC:
+	case PT_PORT_CONNECT:
+		if (ref) {
+			learn(ref->port, ev);
+			ref->port->latency_ns = ev->latency_ns;
+		} else if (p && ev->kind == PT_PORT_ALLOC) {
+			take(t, p, ev, ev->sk.proto == IPPROTO_UDP ? HOW_UDP : HOW_CONNECT);
+		}
+		break;
+	case PT_PORT_BIND:
+		if (ref)
+			learn(ref->port, ev);
+		else if (p)
+			take(t, p, ev, ev->req_port ? HOW_BIND : HOW_BIND0);
+		break;
+	case PT_PORT_LISTEN:
+		if (!ref && p)
+			take(t, p, ev, HOW_LISTEN);
+		break;
+	case PT_PORT_EXISTING:
+		if (!ref && p)
+			take(t, p, ev, HOW_EXISTING);
+		break;
+	case PT_PORT_TIMEWAIT:
+		if (ref) {
+			ref->port->tw_ns = ev->ts_ns;
+			if (ref->proc)
+				ref->proc->time_wait++;
+		}
+		break;
+	case PT_PORT_RELEASE:
+		if (ref)
+			release(t, ref, ev);
+		break;
+	case PT_PORT_BIND_FAIL:
+	case PT_PORT_ALLOC_FAIL:
+		if (p)
+			fail(t, p, ev);
+		break;
+	default:
+		break;
+	}
+}
+
+int timeline__event(void *ctx, const struct pt_event *ev)
+{
+	struct timeline *t = ctx;
+	struct tl_ref *found, ref;
+	struct tl_proc *p;
+
+	if (ev->type == PT_EV_LOST) {
+		t->lost += ev->lost;
+		return 0;
+	}
+	p = proc_of(t, ev);
+	found = socktab__get(t->by_cookie, ev->sk.cookie);
+	/* Copied: take() and release() may move the table's entries. */
+	if (found)
+		ref = *found;
+	if (found)
+		touch(ref.proc, ev->ts_ns);
+	else if (p)
+		touch(p, ev->ts_ns);
+
+	if (ev->type == PT_EV_STATE) {
+		if (found) {
+			learn(ref.port, ev);
+			add_state(ref.port, ev->newstate, ev->ts_ns);
+		} else if (p && ev->oldstate == 7 /* CLOSE */ && ev->newstate == 2 /* SYN_SENT */) {
+			/* The port is picked right after this transition. */
+			take(t, p, ev, HOW_CONNECT);
+		}
+		return 0;
+	}
+	on_port(t, p, found ? &ref : NULL, ev);
+	return 0;
+}
+
+/* ---- printing ---- */
+
+static const char *fmt_dur(__u64 ns, char *buf, size_t len)
+{
+	if (ns < 1000ULL * 1000)
+		snprintf(buf, len, "%lluus", ns / 1000);
+	else if (ns < 1000ULL * 1000 * 1000)
+		snprintf(buf, len, "%.1fms", ns / 1e6);
+	else if (ns < 120ULL * 1000 * 1000 * 1000)
+		snprintf(buf, len, "%.2fs", ns / 1e9);
+	else
+		snprintf(buf, len, "%llum%02llus", ns / 60000000000ULL, ns / 1000000000ULL % 60);
+	return buf;
+}
+
+static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (!port) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	if (!inet_ntop(family, addr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+	return buf;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static __u64 median(struct tl_proc *p)
+{
+	if (!p->nholds)
+		return 0;
+	qsort(p->holds, p->nholds, sizeof(*p->holds), cmp_u64);
+	if (p->nholds % 2)
+		return p->holds[p->nholds / 2];
+	return (p->holds[p->nholds / 2 - 1] + p->holds[p->nholds / 2]) / 2;
+}
+
+static int cmp_taken(const void *a, const void *b)
+{
+	const struct tl_port *x = *(struct tl_port *const *)a, *y = *(struct tl_port *const *)b;
+
+	return x->taken_ns < y->taken_ns ? -1 : x->taken_ns > y->taken_ns;
+}
+
+/* Every port kept in detail, in the order they were taken. */
+static struct tl_port **ports_sorted(const struct timeline *t, struct tl_proc *p, size_t *n)
+{
+	size_t k = 0, total = p->nfirst + p->nopen + p->nrecent;
+	struct tl_port **v = malloc((total ? total : 1) * sizeof(*v));
+
+	if (!v)
+		return NULL;
+	for (unsigned int i = 0; i < p->nfirst; i++)
+		v[k++] = p->first[i];
+	for (size_t i = 0; i < p->nopen; i++)
+		v[k++] = p->open[i];
+	for (unsigned int i = 0; i < p->nrecent; i++)
+		v[k++] = p->recent[(p->recent_head + i) % t->half];
+	qsort(v, k, sizeof(*v), cmp_taken);
+	*n = k;
+	return v;
+}
+
+/* One line of a text timeline: when, which port, what happened. */
+struct tl_line {
+	__u64 ts;
+	const struct tl_port *port;
+	int what;		/* -1 taken, -2 time-wait, -3 released, >=0 state index */
+};
+
+/* At equal times a port is taken, then changes state, then is given up. */
+static int line_rank(int what)
+{
+	return what == -1 ? -1 : what >= 0 ? what : 1000 - what;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	const struct tl_line *x = a, *y = b;
+	int rx = line_rank(x->what), ry = line_rank(y->what);
+
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	if (x->port != y->port)
+		return x->port->taken_ns < y->port->taken_ns ? -1 : 1;
+	return rx < ry ? -1 : rx > ry;
+}
+
+static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
+{
+	const struct tl_port *port = l->port;
+	char ep[64], d[32], e[16];
+	const char *err;
+
+	char num[8] = "-";
+
+	if (!port->pending && port->sk.lport)
+		snprintf(num, sizeof(num), "%u", port->sk.lport);
+	fprintf(f, "  %12.6f  %s%c %-6s", (double)(long long)(l->ts - base_ns) / 1e9,
+		names__proto(port->sk.proto), port->sk.family == AF_INET6 ? '6' : '4', num);
+	switch (l->what) {
+	case -1:
+		fprintf(f, " %-24s ",
+			fmt_endpoint(port->sk.family, port->sk.raddr, port->sk.rport, ep, sizeof(ep)));
+		if (port->how == HOW_FAILED) {
+			err = names__errno(port->err, e, sizeof(e));
+			fprintf(f, "FAILED %s", err ? err : "");
+		} else {
+			fprintf(f, "taken: %s", how_names[port->how]);
+		}
+		if (port->latency_ns)
+			fprintf(f, " (syscall %s)", fmt_dur(port->latency_ns, d, sizeof(d)));
+		if (!port->released && port->how != HOW_FAILED)
+			fprintf(f, port->tw_ns ? " [in TIME_WAIT at end]" : " [still held at end]");
+		break;
+	case -2:
+		fprintf(f, " %-24s TIME_WAIT hold", "");
+		break;
+	case -3:
+		fprintf(f, " %-24s released: %s%s, held %s", "", names__reason(port->reason),
+			port->computed ? " (computed)" : "",
+			fmt_dur(port->released_ns - port->taken_ns, d, sizeof(d)));
+		break;
+	default:
+		fprintf(f, " %-24s %s", "", names__tcp_state(port->state[l->what]));
+		if (l->what > 0)
+			fprintf(f, " (after %s in %s)",
+				fmt_dur(port->state_ns[l->what] - port->state_ns[l->what - 1], d,
+					sizeof(d)),
+				names__tcp_state(port->state[l->what - 1]));
+		break;
+	}
+	fputc('\n', f);
+}
+
+static void print_ports_text(FILE *f, struct tl_port **v, size_t n, __u64 base_ns)
+{
+	size_t cap = 0, k = 0;
+	struct tl_line *lines = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		cap += 3 + v[i]->nstates;
+	lines = malloc((cap ? cap : 1) * sizeof(*lines));
+	if (!lines)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct tl_port *port = v[i];
+
+		lines[k++] = (struct tl_line){port->taken_ns, port, -1};
+		if (port->how == HOW_FAILED)
+			continue;
+		for (int s = 0; s < port->nstates; s++)
+			lines[k++] = (struct tl_line){port->state_ns[s], port, s};
+		if (port->tw_ns)
+			lines[k++] = (struct tl_line){port->tw_ns, port, -2};
+		if (port->released)
+			lines[k++] = (struct tl_line){port->released_ns, port, -3};
+	}
+	qsort(lines, k, sizeof(*lines), cmp_line);
+	for (size_t i = 0; i < k; i++)
+		print_line(f, &lines[i], base_ns);
+	free(lines);
+}
+
+static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u64 base_ns)
+{
+	char d1[32], d2[32], e[16];
+	struct tl_port **v;
+	size_t n;
+	unsigned int show = PT_TIMELINE_SHOW;
+
+	fprintf(f, "PID %u (%s)  cgroup %llu  seen %.6f .. %.6f\n", p->pid, p->comm,
+		(unsigned long long)p->cgroup, (double)(long long)(p->first_ns - base_ns) / 1e9,
+		(double)(long long)(p->last_ns - base_ns) / 1e9);
+	fprintf(f, "  ports taken %lu, peak %lu held at once", p->taken, p->peak);
+	if (p->peak)
+		fprintf(f, " (at %.6f)", (double)(long long)(p->peak_ns - base_ns) / 1e9);
+	fprintf(f, ", longest hold %s, median hold %s\n", fmt_dur(p->longest_ns, d1, sizeof(d1)),
+		fmt_dur(median(p), d2, sizeof(d2)));
+	fprintf(f, "  still held %lu, ended in TIME_WAIT %lu, failures %lu", p->held, p->time_wait,
+		p->failures);
+	for (int i = 0; i < p->nfail; i++) {
+		const char *err = names__errno(p->fail[i].err, e, sizeof(e));
+
+		fprintf(f, "%s%s=%lu", i ? " " : " (", err ? err : "?", p->fail[i].n);
+	}
+	fprintf(f, "%s\n", p->nfail ? ")" : "");
+
+	v = ports_sorted(t, p, &n);
+	if (!v)
+		return;
+	if (t->o.all || n <= 2 * show) {
+		print_ports_text(f, v, n, base_ns);
+		if (p->folded)
+			fprintf(f, "  ... %lu earlier released ports folded into the counts\n",
+				p->folded);
+	} else {
+		print_ports_text(f, v, show, base_ns);
+		fprintf(f, "  ... %zu ports not shown (--all shows them), %lu folded into the counts ...\n",
+			n - 2 * show, p->folded);
+		print_ports_text(f, v + n - show, show, base_ns);
+	}
+	fputc('\n', f);
+	free(v);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20 || c >= 0x7f)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
+
+static void print_port_json(FILE *f, const struct tl_port *port)
+{
+	char a[INET6_ADDRSTRLEN], e[16];
+	const char *err;
+
+	fprintf(f, "{\"how\":\"%s\",\"proto\":\"%s\",\"family\":%d,\"cookie\":%llu,",
+		how_names[port->how], names__proto(port->sk.proto),
+		port->sk.family == AF_INET6 ? 6 : 4, (unsigned long long)port->cookie);
+	if (!inet_ntop(port->sk.family, port->sk.laddr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	fprintf(f, "\"laddr\":\"%s\",\"lport\":", a);
+	if (port->pending)
+		fprintf(f, "null");
+	else
+		fprintf(f, "%u", port->sk.lport);
+	if (!inet_ntop(port->sk.family, port->sk.raddr, a, sizeof(a)))
+		snprintf(a, sizeof(a), "?");
+	fprintf(f, ",\"raddr\":\"%s\",\"rport\":%u,\"taken_ns\":%llu,\"latency_ns\":%llu", a,
+		port->sk.rport, (unsigned long long)port->taken_ns,
+		(unsigned long long)port->latency_ns);
+	if (port->how == HOW_FAILED) {
+		err = names__errno(port->err, e, sizeof(e));
+		fprintf(f, ",\"err\":\"%s\"}", err ? err : "");
+		return;
+	}
+	fprintf(f, ",\"states\":[");
+	for (int s = 0; s < port->nstates; s++)
+		fprintf(f, "%s[\"%s\",%llu]", s ? "," : "", names__tcp_state(port->state[s]),
+			(unsigned long long)port->state_ns[s]);
+	fprintf(f, "]");
+	if (port->tw_ns)
+		fprintf(f, ",\"time_wait_ns\":%llu", (unsigned long long)port->tw_ns);
+	if (port->released)
+		fprintf(f, ",\"released_ns\":%llu,\"reason\":\"%s\",\"computed\":%s",
+			(unsigned long long)port->released_ns, names__reason(port->reason),
+			port->computed ? "true" : "false");
+	fprintf(f, "}");
+}
+
+static void print_proc_json(const struct timeline *t, FILE *f, struct tl_proc *p)
+{
+	char e[16];
+	struct tl_port **v;
+	size_t n;
+
+	fprintf(f, "{\"type\":\"timeline\",\"pid\":%u,\"pstart_ns\":%llu,\"comm\":", p->pid,
+		(unsigned long long)p->start_ns);
+	json_str(f, p->comm);
+	fprintf(f, ",\"cgroup\":%llu,\"first_ns\":%llu,\"last_ns\":%llu,\"taken\":%lu,\"held\":%lu,"
+		   "\"peak\":%lu,\"peak_ns\":%llu,\"longest_ns\":%llu,\"median_ns\":%llu,"
+		   "\"time_wait\":%lu,\"folded\":%lu,\"failures\":{",
+		(unsigned long long)p->cgroup, (unsigned long long)p->first_ns,
+		(unsigned long long)p->last_ns, p->taken, p->held, p->peak,
+		(unsigned long long)p->peak_ns, (unsigned long long)p->longest_ns,
+		(unsigned long long)median(p), p->time_wait, p->folded);
+	for (int i = 0; i < p->nfail; i++) {
+		const char *err = names__errno(p->fail[i].err, e, sizeof(e));
+
+		fprintf(f, "%s\"%s\":%lu", i ? "," : "", err ? err : "?", p->fail[i].n);
+	}
+	fprintf(f, "},\"ports\":[");
+	v = ports_sorted(t, p, &n);
+	for (size_t i = 0; v && i < n; i++) {
+		if (i)
+			fputc(',', f);
+		print_port_json(f, v[i]);
+	}
+	free(v);
+	fprintf(f, "]}\n");
+}
+
+static int cmp_proc(const void *a, const void *b)
+{
+	const struct tl_proc *x = *(struct tl_proc *const *)a, *y = *(struct tl_proc *const *)b;
+
+	if (x->first_ns != y->first_ns)
+		return x->first_ns < y->first_ns ? -1 : 1;
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns)
+{
+	if (t->err)
+		p_warn("timelines are incomplete: out of memory while building them");
+	if (t->lost && fmt == OUTPUT_TEXT)
+		fprintf(f, "note: %llu records were lost in the kernel; timelines may miss events\n\n",
+			t->lost);
+	qsort(t->procs, t->nprocs, sizeof(*t->procs), cmp_proc);
+	for (size_t i = 0; i < t->nprocs; i++) {
+		struct tl_proc *p = t->procs[i];
+
+		if (!p->selected || (!p->taken && !p->failures))
+			continue;
+		if (fmt == OUTPUT_JSON)
+			print_proc_json(t, f, p);
+		else
+			print_proc_text(t, f, p, base_ns);
+	}
+	fflush(f);
+}
+
+/* ---- porttrace timeline FILE ---- */
+
+struct tl_args {
+	__u32 pids[PT_MAX_PIDS];
+	char *comms[PT_MAX_PIDS];
+	struct timeline_opts o;
+	enum output_format fmt;
+	char **files;
+	int nfiles;
+};
+
+static const struct argp_option tl_options[] = {
+	{"pid", 'p', "PID", 0, "Only this process (repeatable)", 0},
+	{"comm", 'c', "COMM", 0, "Only processes with this name (repeatable)", 0},
+	{"format", 'f', "FMT", 0, "text (default) or json (one object per process)", 0},
+	{"all", 'a', NULL, 0, "Print every port kept, without summarising", 0},
+	{"keep", 'k', "N", 0, "Released ports kept in detail per process (default 200)", 0},
+	{},
+};
+
+static error_t tl_parse(int key, char *arg, struct argp_state *state)
+{
+	struct tl_args *a = state->input;
+	unsigned long v;
+
+	switch (key) {
+	case 'p':
+		if (options__parse_ulong(arg, 1, 4194304, &v) || a->o.n_pids >= PT_MAX_PIDS)
+			argp_error(state, "invalid PID '%s': expected 1..4194304", arg);
+		a->pids[a->o.n_pids++] = v;
+		break;
+	case 'c':
+		if (a->o.n_comms >= PT_MAX_PIDS || !*arg)
+			argp_error(state, "invalid COMM '%s'", arg);
+		a->comms[a->o.n_comms++] = arg;
+		break;
+	case 'f':
+		if (output__parse_format(arg, &a->fmt) || a->fmt == OUTPUT_CSV)
+			argp_error(state, "invalid format '%s': expected text or json", arg);
+		break;
+	case 'a':
+		a->o.all = true;
+		break;
+	case 'k':
+		if (options__parse_ulong(arg, 2, 1000000, &v))
+			argp_error(state, "invalid --keep '%s': expected 2..1000000", arg);
+		a->o.keep = v;
+		break;
+	case ARGP_KEY_ARG:
+		a->files = state->argv + state->next - 1;
+		a->nfiles = state->argc - state->next + 1;
+		state->next = state->argc;
+		break;
+	case ARGP_KEY_END:
+		if (!a->nfiles)
+			argp_error(state, "no log file given");
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+int timeline__main(int argc, char **argv)
+{
+	static const struct argp argp = {
+		.options = tl_options,
+		.parser = tl_parse,
+		.args_doc = "FILE...",
+		.doc = "Per-process port timelines from porttrace JSON logs (-o FILE --format json),\n"
+		       "rotated and compressed pieces included.\v"
+		       "Example:\n  porttrace timeline /var/log/porttrace.jsonl --comm curl",
+	};
+	struct tl_args a = {.fmt = OUTPUT_TEXT};
+	struct logreader *r = NULL;
+	struct timeline *t = NULL;
+	int ret = 1;
+
+	a.o.pids = a.pids;
+	a.o.comms = a.comms;
+	argp_err_exit_status = 2;
+	argp_parse(&argp, argc, argv, 0, NULL, &a);
+
+	r = logreader__new();
+	t = timeline__new(&a.o);
+	if (!r || !t) {
+		p_err("out of memory");
+		goto cleanup;
+	}
+	for (int i = 0; i < a.nfiles; i++)
+		if (logreader__read(r, a.files[i], timeline__event, t) < 0)
+			goto cleanup;
+	timeline__print(t, stdout, a.fmt, logreader__start_mono_ns(r));
+	ret = 0;
+cleanup:
+	timeline__free(t);
+	logreader__free(r);
+	return ret;
+}
