@@ -45,7 +45,8 @@ USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(USER_SRCS))
 LIB_OBJS := $(filter-out $(OUTPUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
-UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%.o,$(UNIT_SRCS))
+UNIT_BIN := $(OUTPUT)/tests/unit
 
 .DELETE_ON_ERROR:
 .PHONY: all deps run test test-unit test-e2e bench install clean
@@ -77,9 +78,13 @@ $(OUTPUT)/portload: tools/portload.c | $(OUTPUT)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -pthread $< -o $@
 
-$(OUTPUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUTPUT)/tests
-	$(call msg,TEST-CC,$@)
-	$(Q)$(CC) $(CFLAGS) -MMD -MP $< $(LIB_OBJS) $(LDLIBS) -o $@
+$(OUTPUT)/tests/%.o: tests/unit/%.c $(OUTPUT)/porttrace.skel.h | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(UNIT_BIN): $(UNIT_OBJS) $(LIB_OBJS)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
 
 # Installs only what is missing; apt-get update first, as a fresh machine's
 # package lists are empty.
@@ -98,11 +103,11 @@ run: deps
 	./$(OUTPUT)/porttrace $(ARGS)
 
 test: deps
-	$(Q)$(MAKE) --no-print-directory all $(UNIT_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(UNIT_BIN)
 	$(Q)$(MAKE) --no-print-directory test-unit test-e2e
 
-test-unit: $(UNIT_BINS)
-	$(Q)set -e; for t in $(UNIT_BINS); do $$t; done
+test-unit: $(UNIT_BIN)
+	$(Q)$(UNIT_BIN)
 
 test-e2e: all
 	$(Q)PORTTRACE=$(abspath $(OUTPUT)/porttrace) PORTLOAD=$(abspath $(OUTPUT)/portload) \

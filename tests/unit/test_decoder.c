@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#include <netinet/in.h>
+#include "check.h"
+#include "decoder.h"
+#include "fixtures.h"
+
+static struct pt_owner client(void)
+{
+	return owner_of(100, 5000, "client");
+}
+
+static void state_with_release_unfolds(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state r = rec_state(10, client(), sock4(7, IPPROTO_TCP, "127.0.0.1", 40001,
+								   "127.0.0.1", 80),
+					  TCP_ESTABLISHED, TCP_CLOSE, PT_F_RELEASE);
+
+	r.reason = PT_REASON_RST_SENT;
+	decoder__record(d, &r, sizeof(r), collect_event, &c);
+	CHECK(c.n == 2);
+	CHECK(c.ev[0].type == PT_EV_STATE && c.ev[0].newstate == TCP_CLOSE);
+	CHECK(c.ev[1].type == PT_EV_PORT && c.ev[1].kind == PT_PORT_RELEASE);
+	CHECK(c.ev[1].reason == PT_REASON_RST_SENT && c.ev[1].sk.lport == 40001);
+	CHECK(!(c.ev[1].flags & PT_F_RELEASE));
+	decoder__free(d);
+}
+
+static void timewait_expires_computed(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state r = rec_state(1000, client(), sock4(8, IPPROTO_TCP, "127.0.0.1", 40002,
+								     "127.0.0.1", 80),
+					  TCP_FIN_WAIT2, TCP_CLOSE, PT_F_TIMEWAIT);
+
+	decoder__record(d, &r, sizeof(r), collect_event, &c);
+	CHECK(c.n == 2 && c.ev[1].kind == PT_PORT_TIMEWAIT);
+	decoder__tick(d, 1000 + PT_TIMEWAIT_NS - 1, collect_event, &c);
+	CHECK(c.n == 2);
+	decoder__tick(d, 1000 + PT_TIMEWAIT_NS, collect_event, &c);
+	CHECK(c.n == 3);
+	CHECK(c.ev[2].kind == PT_PORT_RELEASE && c.ev[2].reason == PT_REASON_TW_EXPIRED);
+	CHECK(c.ev[2].ts_ns == 1000 + PT_TIMEWAIT_NS && (c.ev[2].flags & PT_F_COMPUTED));
+	CHECK(c.ev[2].owner.pid == 100);
+	decoder__free(d);
+}
+
+static void listen_is_derived(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state r = rec_state(5, client(), sock4(9, IPPROTO_TCP, "0.0.0.0", 8080,
+								  "0.0.0.0", 0),
+					  TCP_CLOSE, TCP_LISTEN, 0);
+
+	decoder__record(d, &r, sizeof(r), collect_event, &c);
+	CHECK(c.n == 2 && c.ev[1].kind == PT_PORT_LISTEN && c.ev[1].sk.lport == 8080);
+	decoder__free(d);
+}
+
+static void sizes_and_types_checked(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state r = rec_state(5, client(), sock4(9, IPPROTO_TCP, "0.0.0.0", 1, "0.0.0.0", 0),
+					  TCP_CLOSE, TCP_SYN_SENT, 0);
+	struct pt_rec_port p = rec_port(6, client(), r.sk, PT_PORT_KIND_MAX, 0);
+
+	decoder__record(d, &r, 3, collect_event, &c);		/* shorter than a header */
+	decoder__record(d, &r, sizeof(r) - 1, collect_event, &c);	/* size says more */
+	r.hdr.size = sizeof(r) - 8;
+	decoder__record(d, &r, sizeof(r), collect_event, &c);	/* wrong size for type */
+	r.hdr.size = sizeof(r);
+	r.hdr.type = 99;
+	decoder__record(d, &r, sizeof(r), collect_event, &c);	/* unknown type */
+	decoder__record(d, &p, sizeof(p), collect_event, &c);	/* kind out of range */
+	CHECK(c.n == 0);
+	CHECK(decoder__bad_records(d) == 5);
+	decoder__free(d);
+}
+
+static void udp_release_completed_from_alloc(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_sock sk = sock4(11, IPPROTO_UDP, "0.0.0.0", 40003, "127.0.0.1", 53);
+	struct pt_rec_port alloc = rec_port(1, client(), sk, PT_PORT_ALLOC, 0);
+	struct pt_rec_port rel = rec_port(2, client(), (struct pt_sock){.cookie = 11}, PT_PORT_RELEASE, 0);
+	struct pt_rec_port stray = rec_port(3, client(), (struct pt_sock){.cookie = 12}, PT_PORT_RELEASE, 0);
+
+	rel.reason = PT_REASON_EXIT;
+	rel.sk.proto = IPPROTO_UDP;
+	decoder__record(d, &alloc, sizeof(alloc), collect_event, &c);
+	decoder__record(d, &rel, sizeof(rel), collect_event, &c);
+	/* A socket that never held a port gives nothing back. */
+	decoder__record(d, &stray, sizeof(stray), collect_event, &c);
+	CHECK(c.n == 2);
+	CHECK(c.ev[1].kind == PT_PORT_RELEASE && c.ev[1].sk.lport == 40003);
+	CHECK(c.ev[1].sk.rport == 53 && c.ev[1].reason == PT_REASON_EXIT);
+	decoder__free(d);
+}
+
+TESTS(decoder_tests) = {
+	{"decoder: transition that releases unfolds into two events", state_with_release_unfolds},
+	{"decoder: time-wait hold ends 60 s later, computed", timewait_expires_computed},
+	{"decoder: CLOSE->LISTEN yields a listen event", listen_is_derived},
+	{"decoder: sizes and types are checked before use", sizes_and_types_checked},
+	{"decoder: UDP release completed from the alloc of the same cookie",
+	 udp_release_completed_from_alloc},
+	{},
+};

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "check.h"
+#include "fixtures.h"
+#include "logreader.h"
+
+static int parse(const char *line)
+{
+	struct logreader *r = logreader__new();
+	struct pt_event ev;
+	int ret = logreader__parse_line(r, line, strlen(line), &ev);
+
+	logreader__free(r);
+	return ret;
+}
+
+static void bad_lines_are_data(void)
+{
+	CHECK(parse("garbage") == -EINVAL);
+	CHECK(parse("{\"type\":\"state\",\"t_ns\":1") == -EINVAL);
+	CHECK(parse("{\"type\":\"state\",\"t_ns\":1,\"family\":4,\"old\":\"BOGUS\",\"new\":\"CLOSE\"}") ==
+	      -EINVAL);
+	CHECK(parse("{\"type\":\"martian\",\"t_ns\":1}") == -ENOMSG);
+	CHECK(parse("{\"type\":\"header\",\"schema\":99}") == -EPROTO);
+	CHECK(parse("{\"type\":\"trailer\",\"events\":{\"state\":3,\"bind\":1},\"kernel_lost\":0}") == 0);
+	CHECK(parse("{\"type\":\"lost\",\"t_ns\":5,\"lost\":3,\"lost_total\":3}") == 1);
+	CHECK(parse("{\"type\":\"port\",\"t_ns\":1,\"family\":4,\"event\":\"bind\",\"lport\":70000}") ==
+	      -EINVAL);
+	CHECK(parse("{\"type\":\"port\",\"t_ns\":1,\"family\":4,\"event\":\"bind\",\"laddr\":\"1.2.3\"}") ==
+	      -EINVAL);
+	CHECK(parse("{\"type\":\"port\",\"t_ns\":1,\"family\":4,\"event\":\"bind\",\"newfield\":[1,{\"a\":null}]}") ==
+	      1);
+}
+
+static void write_gz(const char *path, const char *text)
+{
+	gzFile gz = gzopen(path, "wb");
+
+	gzputs(gz, text);
+	gzclose(gz);
+}
+
+static const char *line_at(unsigned long long t)
+{
+	static char buf[256];
+
+	snprintf(buf, sizeof(buf),
+		 "{\"type\":\"port\",\"t_ns\":%llu,\"event\":\"bind\",\"pid\":1,\"family\":4,"
+		 "\"laddr\":\"127.0.0.1\",\"lport\":80,\"proto\":\"tcp\",\"flags\":1}\n", t);
+	return buf;
+}
+
+static void rotated_pieces_in_order(void)
+{
+	char dir[] = "/tmp/pt-unit-XXXXXX", path[256], piece[300], text[1024];
+	struct logreader *r = logreader__new();
+	struct collect c = {};
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/log.jsonl", dir);
+	snprintf(piece, sizeof(piece), "%s.2.gz", path);
+	write_gz(piece, line_at(1));
+	snprintf(piece, sizeof(piece), "%s.1.gz", path);
+	snprintf(text, sizeof(text), "%sgarbage\n", line_at(2));
+	write_gz(piece, text);
+	f = fopen(path, "w");
+	fputs(line_at(3), f);
+	fputs("{\"type\":\"port\",\"t_ns\":4,\"ev", f);	/* killed mid-line */
+	fclose(f);
+
+	CHECK(logreader__read(r, path, collect_event, &c) == 0);
+	CHECK(c.n == 3);
+	CHECK(c.ev[0].ts_ns == 1 && c.ev[1].ts_ns == 2 && c.ev[2].ts_ns == 3);
+	CHECK(logreader__warnings(r) == 2);
+	CHECK(logreader__read(r, "/nonexistent/log", collect_event, &c) < 0);
+	logreader__free(r);
+	snprintf(text, sizeof(text), "rm -rf %s", dir);
+	CHECK(system(text) == 0);
+}
+
+TESTS(logreader_tests) = {
+	{"logreader: garbage, truncated, unknown and newer lines are reported, not fatal",
+	 bad_lines_are_data},
+	{"logreader: rotated and compressed pieces read oldest first", rotated_pieces_in_order},
+	{},
+};

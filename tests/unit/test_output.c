@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#include <netinet/in.h>
+#include "check.h"
+#include "fixtures.h"
+#include "logreader.h"
+
+static void text_state_line(void)
+{
+	struct pt_event ev = ev_state(1000123456, owner_of(4711, 1, "curl"),
+				      sock4(1, IPPROTO_TCP, "127.0.0.1", 40002, "127.0.0.1", 8080),
+				      TCP_SYN_SENT, TCP_ESTABLISHED);
+
+	CHECK_STR(format_event(&ev, OUTPUT_TEXT, 1000000000),
+		  "0.000123   4711    curl            tcp4  127.0.0.1:40002       127.0.0.1:8080        SYN_SENT -> ESTABLISHED\n");
+}
+
+static void text_pending_port_is_not_zero(void)
+{
+	struct pt_event ev = ev_state(5, owner_of(1, 1, "c"),
+				      sock4(1, IPPROTO_TCP, "0.0.0.0", 0, "127.0.0.1", 80), 7, 2);
+
+	CHECK(strstr(format_event(&ev, OUTPUT_TEXT, 0), "(port pending)"));
+	CHECK(!strstr(format_event(&ev, OUTPUT_TEXT, 0), ":0 "));
+	CHECK(strstr(format_event(&ev, OUTPUT_JSON, 0), "\"lport\":null"));
+}
+
+static void text_ipv6_and_mapped(void)
+{
+	struct pt_event ev = ev_state(5, owner_of(1, 1, "c"), sock6(1, "::1", 443, "::1", 50000), 3, 1);
+	struct pt_event mapped = ev_state(5, owner_of(1, 1, "c"),
+					  sock6(1, "::ffff:127.0.0.1", 80, "::ffff:127.0.0.1", 50001),
+					  3, 1);
+
+	CHECK(strstr(format_event(&ev, OUTPUT_TEXT, 0), "tcp6  [::1]:443 "));
+	CHECK(strstr(format_event(&mapped, OUTPUT_TEXT, 0), "[::ffff:127.0.0.1]:80"));
+}
+
+static void unknown_owner_is_not_current(void)
+{
+	struct pt_event ev = ev_state(5, owner_of(0, 0, ""), sock4(1, 6, "127.0.0.1", 80, "127.0.0.1", 5), 1, 8);
+
+	ev.flags &= ~PT_F_OWNER_KNOWN;
+	CHECK(strstr(format_event(&ev, OUTPUT_TEXT, 0), " -       -  "));
+	CHECK(strstr(format_event(&ev, OUTPUT_JSON, 0), "\"pid\":null"));
+}
+
+static void json_round_trip(void)
+{
+	struct logreader *r = logreader__new();
+	struct pt_event in = ev_port(99, owner_of(7, 123456789, "we\"ird\x01"),
+				     sock6(77, "::1", 40001, "::1", 443), PT_PORT_ALLOC_FAIL, 0);
+	struct pt_event out;
+	const char *line;
+
+	in.err = 99;
+	in.latency_ns = 31337;
+	in.opts = PT_OPT_REUSEADDR | PT_OPT_BIND_NO_PORT;
+	in.req_port = 5;
+	in.flags |= PT_F_AUTOBIND | PT_F_RESERVED;
+	in.cpu = 1;
+	line = format_event(&in, OUTPUT_JSON, 0);
+	CHECK(logreader__parse_line(r, line, strlen(line), &out) == 1);
+	CHECK(out.type == in.type && out.kind == in.kind && out.ts_ns == in.ts_ns);
+	CHECK(out.err == 99 && out.latency_ns == 31337 && out.opts == in.opts);
+	CHECK(out.flags == in.flags && out.req_port == 5 && out.cpu == 1);
+	CHECK(!memcmp(&out.owner, &in.owner, sizeof(in.owner)));
+	CHECK(!memcmp(&out.sk, &in.sk, sizeof(in.sk)));
+	logreader__free(r);
+}
+
+static void port_meaning(void)
+{
+	struct pt_event ssh = ev_port(1, owner_of(1, 1, "d"), sock4(1, 6, "0.0.0.0", 22, "0.0.0.0", 0),
+				      PT_PORT_LISTEN, 0);
+	struct pt_event eph = ev_port(1, owner_of(1, 1, "d"),
+				      sock4(1, 6, "0.0.0.0", 40001, "0.0.0.0", 0), PT_PORT_LISTEN, 0);
+	const char *j = format_event(&ssh, OUTPUT_JSON, 0);
+
+	CHECK(strstr(j, "\"class\":\"well-known\"") && strstr(j, "\"service\":\"ssh\""));
+	CHECK(strstr(j, "\"ephemeral\":false"));
+	CHECK(strstr(format_event(&eph, OUTPUT_JSON, 0), "\"ephemeral\":true"));
+	CHECK(strstr(format_event(&eph, OUTPUT_TEXT, 0), "IN-EPHEMERAL-RANGE"));
+}
+
+TESTS(output_tests) = {
+	{"output: text line of a transition", text_state_line},
+	{"output: a port not yet allocated is never port 0", text_pending_port_is_not_zero},
+	{"output: IPv6 as [addr]:port, v4-mapped shown as such", text_ipv6_and_mapped},
+	{"output: an unknown owner is shown as unknown", unknown_owner_is_not_current},
+	{"output: JSON Lines read back into the same event", json_round_trip},
+	{"output: class, service and ephemeral flag of a port", port_meaning},
+	{},
+};
