@@ -49,9 +49,9 @@ UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%.o,$(UNIT_SRCS))
 UNIT_BIN := $(OUTPUT)/tests/unit
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run test test-unit test-e2e bench install clean
+.PHONY: all deps run test test-unit test-e2e test-kernels bench bench-quick install clean
 
-all: $(OUTPUT)/porttrace $(OUTPUT)/portload
+all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay
 
 $(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
@@ -77,6 +77,10 @@ $(OUTPUT)/porttrace: $(USER_OBJS)
 $(OUTPUT)/portload: tools/portload.c | $(OUTPUT)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -pthread $< -o $@
+
+$(OUTPUT)/ptreplay: tools/ptreplay.c $(LIB_OBJS) | $(OUTPUT)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP $< $(LIB_OBJS) $(LDLIBS) -o $@
 
 $(OUTPUT)/tests/%.o: tests/unit/%.c $(OUTPUT)/porttrace.skel.h | $(OUTPUT)/tests
 	$(call msg,CC,$@)
@@ -112,6 +116,17 @@ test-unit: $(UNIT_BIN)
 test-e2e: all
 	$(Q)PORTTRACE=$(abspath $(OUTPUT)/porttrace) PORTLOAD=$(abspath $(OUTPUT)/portload) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The same binary on Debian's 6.1 kernel under qemu (TCG): CO-RE proved.
+test-kernels: all
+	$(Q)tests/kernels/run.sh $(OUTPUT)
+
+# Overhead and throughput, side by side; bench-quick keeps CI honest.
+bench: all
+	$(Q)$(PYTHON) tools/bench.py --build $(OUTPUT)
+
+bench-quick: all
+	$(Q)$(PYTHON) tools/bench.py --build $(OUTPUT) --quick
 
 install: $(OUTPUT)/porttrace
 	install -D -m 0755 $(OUTPUT)/porttrace $(DESTDIR)$(PREFIX)/sbin/porttrace

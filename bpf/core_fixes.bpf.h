@@ -14,7 +14,7 @@
  * net->ipv4.ip_local_ports.range: up to Linux 6.7 it was "int range[2]"
  * guarded by a seqlock; commit d9f28735af89 ("inet: lockless access to
  * ip_local_ports.range") and its follow-up turned it into one u32, low in the
- * low half and high in the high half. The field size tells the two apart.
+ * low half and high in the high half.
  */
 struct local_ports___old {
 	int range[2];
@@ -30,13 +30,12 @@ struct net___old {
 
 static __always_inline void net_port_range(struct net *net, __u16 *lo, __u16 *hi)
 {
-	if (bpf_core_field_size(net->ipv4.ip_local_ports.range) == sizeof(__u32)) {
-		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
+	struct net___old *old = (void *)net;
 
-		*lo = r & 0xffff;
-		*hi = r >> 16;
-	} else {
-		struct net___old *old = (void *)net;
+	/* An existence check that cannot resolve answers 0; a size check on
+	 * an incompatible type poisons the program instead. So ask whether the
+	 * old layout is there, and keep the new one in the other branch. */
+	if (bpf_core_field_exists(old->ipv4.ip_local_ports.range)) {
 		int r[2] = {};
 
 		/* Read without the seqlock: a torn read during a sysctl
@@ -44,6 +43,11 @@ static __always_inline void net_port_range(struct net *net, __u16 *lo, __u16 *hi
 		bpf_core_read(&r, sizeof(r), &old->ipv4.ip_local_ports.range);
 		*lo = r[0];
 		*hi = r[1];
+	} else {
+		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
+
+		*lo = r & 0xffff;
+		*hi = r >> 16;
 	}
 }
 

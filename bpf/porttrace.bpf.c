@@ -96,6 +96,8 @@ struct {
 
 struct sk_info {
 	struct pt_owner owner;
+	__u64 cookie;			/* the identity records use; 0: ask */
+	__u64 synrecv_ns;		/* child made, transition not sent yet */
 	__u32 flags;			/* SKI_* */
 	__u16 bound_port;
 	__u16 _pad;
@@ -326,13 +328,28 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		 * caller is the owner from now on (it may be a child of the
 		 * process that created the socket). */
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (info)
+		if (info) {
 			fill_owner(&info->owner);
+			info->cookie = bpf_get_socket_cookie(sk);
+		}
 	} else if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
-		/* A new child: the storage was cloned from the listener. */
+		/*
+		 * A new child, its storage cloned from the listener. Until
+		 * Linux 6.x fixed the order in inet_csk_clone_lock(), this
+		 * transition fired before the child had its peer's port, and
+		 * the child still carried the listener's cookie. Both are
+		 * settled by its next transition, which follows in the same
+		 * softirq: remember the time and send one record then.
+		 */
+		__u64 cookie = bpf_get_socket_cookie(sk);
+
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (info)
-			info->flags = (info->flags & ~SKI_BOUND) | SKI_CHILD;
+		if (!info)
+			return 0;
+		info->flags = (info->flags & ~SKI_BOUND) | SKI_CHILD;
+		info->cookie = cookie == info->cookie ? (__u64)sk : cookie;
+		info->synrecv_ns = bpf_ktime_get_ns();
+		return 0;
 	} else {
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
 	}
@@ -365,13 +382,19 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	if (!rec)
 		return 0;
 	fill_hdr(&rec->hdr, PT_REC_STATE, sizeof(*rec));
+	rec->folded_ns = 0;
 	if (info) {
 		rec->owner = info->owner;
 		flags |= PT_F_OWNER_KNOWN;
+		if (info->synrecv_ns) {
+			rec->folded_ns = info->synrecv_ns;
+			info->synrecv_ns = 0;
+			flags |= PT_F_FOLDED_SYNRECV;
+		}
 	} else {
 		__builtin_memset(&rec->owner, 0, sizeof(rec->owner));
 	}
-	rec->sk.cookie = bpf_get_socket_cookie(sk);
+	rec->sk.cookie = info && info->cookie ? info->cookie : bpf_get_socket_cookie(sk);
 	fill_sock(&rec->sk, sk, family);
 	rec->sk._pad = 0;
 	flags |= fill_range(&rec->sk, sk);
@@ -395,10 +418,13 @@ int handle_sock_create(struct bpf_sock *ctx)
 		return 1;
 	/* The cookie is generated lazily; do it now, in a hook that may,
 	 * so that the syscall hooks can read it from sk->sk_cookie. */
-	bpf_get_socket_cookie(ctx);
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (info)
+	if (info) {
 		fill_owner(&info->owner);
+		info->cookie = cookie;
+	}
 	return 1;
 }
 

@@ -72,6 +72,7 @@ enum pt_reason {
 #define PT_F_RESERVED		(1u << 5) /* port is in ip_local_reserved_ports */
 #define PT_F_AUTOBIND		(1u << 6) /* port was picked by the kernel */
 #define PT_F_COMPUTED		(1u << 7) /* set by user space: time derived, not seen */
+#define PT_F_FOLDED_SYNRECV	(1u << 8) /* STATE: LISTEN -> SYN_RECV at folded_ns came first */
 
 struct pt_hdr {
 	__u16 type;	/* enum pt_rec_type */
@@ -112,6 +113,7 @@ struct pt_rec_state {
 	__u8 reason;		/* enum pt_reason, when newstate is CLOSE */
 	__u8 opts;		/* PT_OPT_* */
 	__u32 flags;		/* PT_F_* */
+	__u64 folded_ns;	/* PT_F_FOLDED_SYNRECV: when the child was made */
 };
 
 struct pt_rec_port {

@@ -98,6 +98,7 @@ enum {
 	OPT_NO_PORT,
 	OPT_SERVER,
 	OPT_JSON,
+	OPT_PRINT_PORTS,
 };
 
 struct options {
@@ -114,6 +115,7 @@ struct options {
 	bool server;
 	bool json;
 	bool quiet;
+	bool print_ports;
 
 	/* First option seen that --server resp. --udp cannot honour. */
 	const char *client_opt;
@@ -317,6 +319,34 @@ static int tcp_connect(int fd, const struct run *run)
 	return err ? err : ECONNRESET;
 }
 
+static unsigned int sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/*
+ * --print-ports: say which local address and port the kernel gave a client
+ * socket, so a test can match it against what a tracer saw.
+ */
+static void print_local(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char addr[INET6_ADDRSTRLEN] = "?";
+	const void *a = &((struct sockaddr_in *)&ss)->sin_addr;
+
+	if (!opts.print_ports || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET6)
+		a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+	inet_ntop(ss.ss_family, a, addr, sizeof(addr));
+	/* One printf() per line: stdio locks the stream for each call. */
+	printf("local %s %s %u\n", opts.udp ? "udp" : "tcp", addr,
+	       sockaddr_port(&ss));
+}
+
 static void hold(const struct run *run)
 {
 	int64_t ns = (int64_t)opts.hold_ms * NSEC_PER_MSEC;
@@ -348,6 +378,8 @@ static int tcp_attempt(const struct run *run)
 	err = bind_local(fd);
 	if (!err)
 		err = tcp_connect(fd, run);
+	if (!err)
+		print_local(fd);
 	if (!err && opts.write && send(fd, "x", 1, MSG_NOSIGNAL) < 0)
 		err = errno;
 	if (!err)
@@ -369,6 +401,8 @@ static int udp_attempt(const struct run *run)
 	if (!err && sendto(fd, "x", 1, 0, (const struct sockaddr *)&opts.peer,
 			   opts.salen) < 0)
 		err = errno;
+	if (!err)
+		print_local(fd);
 	if (!err)
 		hold(run);
 	close(fd);
@@ -485,13 +519,6 @@ static void *udp_server_thread(void *arg)
 	}
 	w->stats = st;
 	return NULL;
-}
-
-static unsigned int sockaddr_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
 }
 
 static void format_endpoint(char *buf, size_t len, unsigned int port)
@@ -933,6 +960,10 @@ static error_t parse_opt(int key, char *arg, struct argp_state *state)
 	case 'q':
 		opts.quiet = true;
 		break;
+	case OPT_PRINT_PORTS:
+		opts.print_ports = true;
+		opts.client_opt = "--print-ports";
+		break;
 	case ARGP_KEY_ARG:
 		if (opts.nargs == 0)
 			opts.addr_arg = arg;
@@ -978,6 +1009,9 @@ static const struct argp_option argp_options[] = {
 	  "Listen on ADDR PORT (0: any port) and accept/receive with -c threads; "
 	  "prints \"listening ADDR PORT\" when ready", 0 },
 	{ "json", OPT_JSON, NULL, 0, "Print the summary as one JSON line", 0 },
+	{ "print-ports", OPT_PRINT_PORTS, NULL, 0,
+	  "Print \"local tcp|udp ADDR PORT\" for each socket that connected "
+	  "(TCP) or sent (UDP)", 0 },
 	{ "quiet", 'q', NULL, 0, "Print only the summary", 0 },
 	{ 0 }
 };

@@ -111,11 +111,23 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	int err;
 
 	copy_common(&ev, &r->hdr, &r->owner, &r->sk);
+	if (r->flags & PT_F_FOLDED_SYNRECV) {
+		/* The child's birth, sent along with its next transition. */
+		struct pt_event born = ev;
+
+		born.ts_ns = r->folded_ns;
+		born.oldstate = 10;	/* TCP_LISTEN */
+		born.newstate = 3;	/* TCP_SYN_RECV */
+		born.flags = r->flags & ~(PT_F_FOLDED_SYNRECV | PT_F_RELEASE | PT_F_TIMEWAIT);
+		err = fn(ctx, &born);
+		if (err)
+			return err;
+	}
 	ev.oldstate = r->oldstate;
 	ev.newstate = r->newstate;
 	ev.reason = r->reason < PT_REASON_MAX ? r->reason : PT_REASON_NONE;
 	ev.opts = r->opts;
-	ev.flags = r->flags;
+	ev.flags = r->flags & ~PT_F_FOLDED_SYNRECV;
 	err = fn(ctx, &ev);
 	if (err)
 		return err;

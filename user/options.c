@@ -23,6 +23,7 @@ enum {
 	OPT_KEEP,
 	OPT_ALL,
 	OPT_COMM,
+	OPT_RECORD_RAW,
 };
 
 static const char run_doc[] =
@@ -65,6 +66,8 @@ static const struct argp_option run_options[] = {
 	{NULL, 0, NULL, 0, "Tuning:", 4},
 	{"ring-size", OPT_RING, "MB", 0, "Ring buffer size in MiB, a power of two (default 16)", 4},
 	{"verbose", 'v', NULL, 0, "Say what is attached; show libbpf's log", 4},
+	{"record-raw", OPT_RECORD_RAW, "FILE", 0,
+	 "Also record the kernel's raw records to FILE (for bug reports and tools/ptreplay)", 4},
 	{},
 };
 
@@ -179,6 +182,11 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_ALL:
 		o->tl.all = true;
+		break;
+	case OPT_RECORD_RAW:
+		if (!*arg)
+			argp_error(state, "empty --record-raw file name");
+		o->record_raw = arg;
 		break;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);

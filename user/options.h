@@ -16,6 +16,7 @@ struct run_opts {
 	__u32 pids[PT_MAX_PIDS];
 	__u16 ports[PT_MAX_PORTS];
 	const char *output;	/* NULL: stdout */
+	const char *record_raw;	/* diagnostics: raw kernel records */
 	enum output_format format;
 	double duration;	/* seconds; 0: until a signal */
 	bool verbose;

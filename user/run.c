@@ -121,7 +121,7 @@ static void handle_reopen(struct logfile *log, struct output *out)
 int run__main(int argc, char **argv)
 {
 	struct run_opts opts;
-	struct logfile *log = NULL;
+	struct logfile *log = NULL, *raw = NULL;
 	struct output *out = NULL;
 	struct decoder *dec = NULL;
 	struct tracer *tr = NULL;
@@ -144,6 +144,8 @@ int run__main(int argc, char **argv)
 		if (!log)
 			return 1;
 	}
+	if (opts.record_raw && !(raw = logfile__open(opts.record_raw)))
+		goto cleanup;
 	if (install_signals()) {
 		p_err("installing signal handlers: %s", strerror(errno));
 		goto cleanup;
@@ -182,6 +184,8 @@ int run__main(int argc, char **argv)
 	if (!tr)
 		goto cleanup;
 	p_info("attached: %s", tracer__hooks(tr));
+	if (raw)
+		tracer__record_raw(tr, logfile__fd(raw));
 
 	output__header(out, &info);
 	output__flush(out);
@@ -234,6 +238,7 @@ cleanup:
 	output__free(out);
 	decoder__free(dec);
 	logfile__close(log);
+	logfile__close(raw);
 	free((char *)info.host);
 	free((char *)info.kernel);
 	return ret;

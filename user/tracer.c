@@ -28,8 +28,13 @@ struct tracer {
 	int cgroup_fd;
 	int ncpus;
 	int cb_err;
+	int raw_fd;
+	char *raw;		/* raw records waiting for a write */
+	size_t raw_len;
 	char hooks[512];
 };
+
+#define RAW_BUF (1 << 20)
 
 /* ---- preflight ---- */
 
@@ -236,10 +241,57 @@ static int attach_all(struct tracer *t, bool syscalls)
 	return 0;
 }
 
+static void raw_flush(struct tracer *t)
+{
+	size_t off = 0;
+
+	while (off < t->raw_len) {
+		ssize_t n = write(t->raw_fd, t->raw + off, t->raw_len - off);
+
+		if (n <= 0) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			p_warn("recording raw records: %s; recording stopped", strerror(errno));
+			t->raw_fd = -1;
+			break;
+		}
+		off += n;
+	}
+	t->raw_len = 0;
+}
+
+static void raw_append(struct tracer *t, const void *data, size_t size)
+{
+	__u32 len = size;
+
+	if (t->raw_len + sizeof(len) + size > RAW_BUF)
+		raw_flush(t);
+	if (t->raw_fd < 0 || sizeof(len) + size > RAW_BUF)
+		return;
+	memcpy(t->raw + t->raw_len, &len, sizeof(len));
+	memcpy(t->raw + t->raw_len + sizeof(len), data, size);
+	t->raw_len += sizeof(len) + size;
+}
+
+void tracer__record_raw(struct tracer *t, int fd)
+{
+	if (t->raw_fd >= 0)
+		raw_flush(t);
+	if (fd >= 0 && !t->raw && !(t->raw = malloc(RAW_BUF))) {
+		p_warn("recording raw records: out of memory");
+		return;
+	}
+	t->raw_fd = fd;
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct tracer *t = ctx;
-	int err = decoder__record(t->dec, data, size, t->fn, t->ctx);
+	int err;
+
+	if (t->raw_fd >= 0)
+		raw_append(t, data, size);
+	err = decoder__record(t->dec, data, size, t->fn, t->ctx);
 
 	if (err)
 		t->cb_err = err;
@@ -258,6 +310,7 @@ struct tracer *tracer__new(const struct tracer_opts *opts, struct decoder *d, pt
 		return NULL;
 	}
 	t->cgroup_fd = -1;
+	t->raw_fd = -1;
 	t->dec = d;
 	t->fn = fn;
 	t->ctx = ctx;
@@ -296,6 +349,9 @@ void tracer__free(struct tracer *t)
 {
 	if (!t)
 		return;
+	if (t->raw_fd >= 0)
+		raw_flush(t);
+	free(t->raw);
 	ring_buffer__free(t->rb);
 	porttrace_bpf__destroy(t->skel);
 	if (t->cgroup_fd >= 0)

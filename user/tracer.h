@@ -46,6 +46,12 @@ unsigned long long tracer__lost(struct tracer *t);
 /* Space-separated names of the hooks attached. */
 const char *tracer__hooks(const struct tracer *t);
 
+/*
+ * Also append every raw record to fd as a native-endian __u32 length and
+ * the record, for replay without the kernel (tools/ptreplay). -1: stop.
+ */
+void tracer__record_raw(struct tracer *t, int fd);
+
 /* Check the preconditions that need no BPF: capabilities and BTF. */
 int tracer__preflight(void);
 

@@ -102,7 +102,26 @@ static void udp_release_completed_from_alloc(void)
 	decoder__free(d);
 }
 
+static void child_birth_unfolds_first(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state r = rec_state(50, owner_of(200, 1, "server"),
+					  sock4(21, IPPROTO_TCP, "127.0.0.1", 8080, "127.0.0.1", 40001),
+					  TCP_SYN_RECV, TCP_ESTABLISHED, PT_F_FOLDED_SYNRECV);
+
+	r.folded_ns = 45;
+	decoder__record(d, &r, sizeof(r), collect_event, &c);
+	CHECK(c.n == 2);
+	CHECK(c.ev[0].ts_ns == 45 && c.ev[0].oldstate == TCP_LISTEN && c.ev[0].newstate == TCP_SYN_RECV);
+	CHECK(c.ev[0].sk.rport == 40001 && c.ev[0].owner.pid == 200);
+	CHECK(c.ev[1].ts_ns == 50 && c.ev[1].newstate == TCP_ESTABLISHED);
+	CHECK(!(c.ev[0].flags & PT_F_FOLDED_SYNRECV) && !(c.ev[1].flags & PT_F_FOLDED_SYNRECV));
+	decoder__free(d);
+}
+
 TESTS(decoder_tests) = {
+	{"decoder: a child's folded birth comes out first, in time", child_birth_unfolds_first},
 	{"decoder: transition that releases unfolds into two events", state_with_release_unfolds},
 	{"decoder: time-wait hold ends 60 s later, computed", timewait_expires_computed},
 	{"decoder: CLOSE->LISTEN yields a listen event", listen_is_derived},

@@ -1,0 +1,419 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#
+# porttrace's guest suite for a second kernel. Runs as /init of the initramfs
+# that tests/kernels/run.sh builds (busybox sh, no Python). It sets the guest
+# up, runs each test (porttrace in the background -> wait for its header ->
+# portload workload -> SIGINT -> check the JSON Lines with grep/sed/awk), and
+# talks to the host only through the serial console:
+#
+#   GUEST KERNEL <uname -r> | <version>
+#   GUEST LOADED yes|no
+#   GUEST HOOKS <list from porttrace -v>
+#   GUEST PASS <name>          GUEST FAIL <name>: <reason>
+#   GUEST TIME <name> <start> <end>    guest uptime around each test
+#   GUEST INFO <name>: <text>          what the test saw
+#   ---ERR-BEGIN--- ... ---ERR-END---   porttrace -v stderr (gzip|base64), when
+#                                       porttrace does not load
+#   ---LOG-BEGIN--- ... ---LOG-END---   the lifecycle test's JSON log (gzip|base64)
+#   GUEST DONE <uptime seconds>
+#
+# then powers the VM off. The test names must match TESTS in run.sh.
+
+PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export PATH
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+[ -c /dev/console ] && exec </dev/console >/dev/console 2>&1
+mount -t tmpfs tmpfs /tmp
+mkdir -p /sys/fs/cgroup 2>/dev/null
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+ip link set lo up
+
+# A 4-port ephemeral range: exhaustion needs a handful of sockets, and the
+# range test checks that porttrace reads this range from the kernel.
+RANGE_LO=40000
+RANGE_HI=40003
+echo "$RANGE_LO $RANGE_HI" > /proc/sys/net/ipv4/ip_local_port_range
+
+say() { echo "GUEST $*"; }
+# info TEXT: what the current test saw, shown by the host under its result.
+info() { INFO="$*"; }
+
+say KERNEL "$(uname -r) | $(cut -d' ' -f1-3 /proc/version) $(sed -n 's/.*Debian \([^ ]*\).*/\1/p' /proc/version)"
+
+# ---- JSON helpers (porttrace writes one flat object per line) ----
+
+# jsel FILE|- COND...: print the lines matching every COND. COND is KEY=VALUE
+# or KEY!=VALUE; VALUE is a number, null, true, false, [a,b] or a bare string.
+jsel() {
+	_f=$1
+	shift
+	awk -v conds="$*" '
+	BEGIN {
+		n = split(conds, c, " ")
+		for (i = 1; i <= n; i++) {
+			neg[i] = index(c[i], "!=") > 0
+			p = neg[i] ? index(c[i], "!=") : index(c[i], "=")
+			k = substr(c[i], 1, p - 1)
+			v = substr(c[i], p + (neg[i] ? 2 : 1))
+			if (v !~ /^(-?[0-9]+|null|true|false|\[.*\])$/)
+				v = "\"" v "\""
+			need[i] = "\"" k "\":" v
+		}
+	}
+	{
+		for (i = 1; i <= n; i++) {
+			has = index($0, need[i] ",") || index($0, need[i] "}")
+			if (has == neg[i])
+				next
+		}
+		print
+	}' "$_f"
+}
+
+# jval KEY: the value of KEY in each line of stdin (strings unquoted).
+jval() {
+	awk -v k="$1" '{
+		re = "\"" k "\":(\"[^\"]*\"|\\[[^]]*\\]|[^,}]*)"
+		if (match($0, re)) {
+			v = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
+			gsub(/"/, "", v)
+			print v
+		}
+	}'
+}
+
+count() { jsel "$@" | wc -l; }
+
+in_range() { [ -n "$1" ] && [ "$1" -ge $RANGE_LO ] 2>/dev/null && [ "$1" -le $RANGE_HI ]; }
+
+# ---- porttrace and portload wrappers ----
+
+LOADED=
+PT=
+
+# start_trace N: porttrace -> /tmp/tN.jsonl; returns once the header is
+# written (the hooks are attached by then).
+start_trace() {
+	T=/tmp/t$1.jsonl
+	E=/tmp/t$1.err
+	rm -f "$T"
+	porttrace -v --format json -o "$T" 2>"$E" &
+	PT=$!
+	_i=0
+	while ! grep -q '"type":"header"' "$T" 2>/dev/null; do
+		if ! kill -0 "$PT" 2>/dev/null; then
+			wait "$PT"
+			WHY="porttrace exited ($?): $(grep -E '^porttrace:' "$E" | tail -n 1)"
+			PT=
+			first_load no
+			return 1
+		fi
+		_i=$((_i + 1))
+		if [ $_i -gt 900 ]; then
+			kill -9 "$PT"
+			wait "$PT"
+			PT=
+			WHY="porttrace wrote no header within 90 s"
+			first_load no
+			return 1
+		fi
+		usleep 100000
+	done
+	first_load yes
+	return 0
+}
+
+# Reports the outcome of the first porttrace start only.
+first_load() {
+	[ -n "$LOADED" ] && return
+	LOADED=$1
+	say LOADED "$1"
+	if [ "$1" = yes ]; then
+		say HOOKS "$(sed -n 's/^porttrace: attached: //p' "$E" | head -n 1)"
+	else
+		echo ---ERR-BEGIN---
+		gzip -c "$E" | base64
+		echo ---ERR-END---
+	fi
+}
+
+# stop_trace: SIGINT, wait (at most 20 s), then check the trailer.
+stop_trace() {
+	[ -n "$PT" ] || return 1
+	kill -INT "$PT"
+	_i=0
+	while kill -0 "$PT" 2>/dev/null && [ $_i -lt 200 ]; do
+		_i=$((_i + 1))
+		usleep 100000
+	done
+	kill -0 "$PT" 2>/dev/null && kill -9 "$PT"
+	wait "$PT"
+	_rc=$?
+	PT=
+	if [ $_rc -ne 0 ]; then
+		WHY="porttrace exit status $_rc after SIGINT: $(grep -E '^porttrace:' "$E" | tail -n 1)"
+		return 1
+	fi
+	_tr=$(tail -n 1 "$T")
+	case $_tr in
+	*'"type":"trailer"'*) ;;
+	*) WHY="no trailer at the end of $T"; return 1 ;;
+	esac
+	if [ "$(echo "$_tr" | jval bad_records)" != 0 ]; then
+		WHY="trailer reports bad records: $_tr"
+		return 1
+	fi
+	if [ "$(echo "$_tr" | jval kernel_lost)" != 0 ]; then
+		WHY="trailer reports lost events: $_tr"
+		return 1
+	fi
+	return 0
+}
+
+# start_server PORT: a TCP portload server on 127.0.0.1:PORT; SRV=its pid.
+start_server() {
+	portload --server -d 120 127.0.0.1 "$1" >/tmp/srv$1.out 2>/tmp/srv$1.err &
+	SRV=$!
+	_i=0
+	while ! grep -q '^listening' /tmp/srv$1.out 2>/dev/null; do
+		_i=$((_i + 1))
+		if [ $_i -gt 100 ] || ! kill -0 "$SRV" 2>/dev/null; then
+			WHY="portload server on $1 did not start: $(tail -n 1 /tmp/srv$1.err)"
+			kill "$SRV" 2>/dev/null
+			wait "$SRV"
+			return 1
+		fi
+		usleep 100000
+	done
+	return 0
+}
+
+stop_server() {
+	kill -INT "$SRV" 2>/dev/null
+	wait "$SRV"
+}
+
+# client OUT ARGS...: portload client in the background so $CLI is its pid.
+client() {
+	_out=$1
+	shift
+	portload "$@" >"$_out" 2>"$_out.err" &
+	CLI=$!
+	wait "$CLI"
+}
+
+# local_port FILE: the first port printed by portload --print-ports.
+local_port() { awk '$1 == "local" { print $4; exit }' "$1"; }
+
+# ---- tests; each returns non-zero with the reason in WHY ----
+
+# (1) one connection, owners on both ends: client events carry the client
+# pid, the accepted socket's events the server pid.
+t_lifecycle() {
+	L=/tmp/t1.jsonl
+	start_trace 1 || return 1
+	if ! start_server 5001; then
+		stop_trace
+		return 1
+	fi
+	client /tmp/c1.out -n 1 --hold 300 --print-ports 127.0.0.1 5001
+	usleep 300000
+	stop_server
+	stop_trace || return 1
+	CPORT=$(local_port /tmp/c1.out)
+	[ -n "$CPORT" ] || { WHY="portload printed no local port: $(cat /tmp/c1.out)"; return 1; }
+
+	_c=$(jsel $L type=state lport=$CPORT raddr=127.0.0.1 rport=5001 old=SYN_SENT new=ESTABLISHED | head -n 1)
+	[ -n "$_c" ] || { WHY="no client SYN_SENT->ESTABLISHED for port $CPORT"; return 1; }
+	_p=$(echo "$_c" | jval pid)
+	[ "$_p" = "$CLI" ] || { WHY="client SYN_SENT->ESTABLISHED has pid $_p, want client $CLI"; return 1; }
+	_ck=$(echo "$_c" | jval cookie)
+	[ "$(count $L type=state cookie=$_ck old=CLOSE new=SYN_SENT pid=$CLI)" -ge 1 ] ||
+		{ WHY="no CLOSE->SYN_SENT with the client pid for cookie $_ck"; return 1; }
+
+	_s=$(jsel $L type=state lport=5001 rport=$CPORT old=SYN_RECV new=ESTABLISHED | head -n 1)
+	[ -n "$_s" ] || { WHY="no server SYN_RECV->ESTABLISHED for 5001<-$CPORT"; return 1; }
+	_p=$(echo "$_s" | jval pid)
+	[ "$_p" = "$SRV" ] || { WHY="server SYN_RECV->ESTABLISHED has pid $_p, want server $SRV (client $CLI)"; return 1; }
+	_sk=$(echo "$_s" | jval cookie)
+
+	[ "$(count $L type=port event=listen lport=5001 pid=$SRV)" -ge 1 ] ||
+		{ WHY="no listen event on 5001 with the server pid"; return 1; }
+
+	# Every event of either socket, by 4-tuple and by cookie, has its owner.
+	_bad=$(jsel $L lport=$CPORT rport=5001 pid!=$CLI | head -n 1)
+	[ -z "$_bad" ] || { WHY="client-side event with another pid: $_bad"; return 1; }
+	_bad=$(jsel $L lport=5001 rport=$CPORT pid!=$SRV | head -n 1)
+	[ -z "$_bad" ] || { WHY="server-side event with another pid: $_bad"; return 1; }
+	if [ "$_ck" != 0 ] && [ "$_sk" != 0 ]; then
+		_bad=$(jsel $L cookie=$_ck pid!=$CLI | head -n 1)
+		[ -z "$_bad" ] || { WHY="event of the client socket with another pid: $_bad"; return 1; }
+		_bad=$(jsel $L cookie=$_sk pid!=$SRV | head -n 1)
+		[ -z "$_bad" ] || { WHY="event of the accepted socket with another pid: $_bad"; return 1; }
+	fi
+	info "client pid $CLI port $CPORT ($(count $L cookie=$_ck) events)," \
+		"server pid $SRV port 5001 ($(count $L cookie=$_sk) events on the accepted socket)"
+	return 0
+}
+
+# (2) connect() autobind: the alloc event's lport is the port the client saw.
+t_autobind_port() {
+	L=/tmp/t2.jsonl
+	start_trace 2 || return 1
+	if ! start_server 5002; then
+		stop_trace
+		return 1
+	fi
+	client /tmp/c2.out -n 1 --close rst --print-ports 127.0.0.1 5002
+	stop_server
+	stop_trace || return 1
+	CPORT=$(local_port /tmp/c2.out)
+	[ -n "$CPORT" ] || { WHY="portload printed no local port: $(cat /tmp/c2.out)"; return 1; }
+	_a=$(jsel $L type=port event=alloc proto=tcp rport=5002 pid=$CLI)
+	[ -n "$_a" ] || { WHY="no tcp alloc event with the client pid $CLI"; return 1; }
+	[ "$(echo "$_a" | wc -l)" -eq 1 ] || { WHY="more than one alloc event: $_a"; return 1; }
+	_lp=$(echo "$_a" | jval lport)
+	[ "$_lp" = "$CPORT" ] || { WHY="alloc lport $_lp, client saw $CPORT"; return 1; }
+	in_range "$_lp" || { WHY="alloc lport $_lp outside $RANGE_LO-$RANGE_HI"; return 1; }
+	info "alloc lport $_lp, err $(echo "$_a" | jval err), pid $CLI; portload saw port $CPORT"
+	return 0
+}
+
+# (3) 6 concurrent connects, 4 ports: EADDRNOTAVAIL, seen as alloc-fail.
+t_exhaustion() {
+	L=/tmp/t3.jsonl
+	start_trace 3 || return 1
+	if ! start_server 5003; then
+		stop_trace
+		return 1
+	fi
+	client /tmp/c3.out -c 6 -n 6 --hold 2000 --close rst --json 127.0.0.1 5003
+	stop_server
+	stop_trace || return 1
+	_sum=$(grep '^{' /tmp/c3.out)
+	_n=$(echo "$_sum" | sed -n 's/.*"EADDRNOTAVAIL":\([0-9]*\).*/\1/p')
+	_ok=$(echo "$_sum" | jval ok)
+	[ -n "$_n" ] && [ "$_n" -ge 1 ] || { WHY="portload saw no EADDRNOTAVAIL: $_sum"; return 1; }
+	_got=$(count $L type=port event=alloc-fail err=EADDRNOTAVAIL pid=$CLI)
+	[ "$_got" -eq "$_n" ] ||
+		{ WHY="$_got alloc-fail EADDRNOTAVAIL events with the client pid, portload saw $_n: $_sum"; return 1; }
+	_bad=$(jsel $L type=port event=alloc-fail pid!=$CLI | head -n 1)
+	[ -z "$_bad" ] || { WHY="alloc-fail with another pid: $_bad"; return 1; }
+	_bad=$(jsel $L type=port event=alloc-fail rport!=5003 | head -n 1)
+	[ -z "$_bad" ] || { WHY="alloc-fail for another destination: $_bad"; return 1; }
+	_got=$(count $L type=port event=alloc proto=tcp rport=5003 pid=$CLI)
+	[ "$_got" -eq "$_ok" ] || { WHY="$_got alloc events, portload connected $_ok: $_sum"; return 1; }
+	info "$_n alloc-fail EADDRNOTAVAIL and $_got alloc events with pid $CLI; portload: ok $_ok, EADDRNOTAVAIL $_n"
+	return 0
+}
+
+# (4) bind(addr, 0) before connect: a bind event with req_port 0.
+t_bind0() {
+	L=/tmp/t4.jsonl
+	start_trace 4 || return 1
+	if ! start_server 5004; then
+		stop_trace
+		return 1
+	fi
+	client /tmp/c4.out -n 1 --bind --close rst --print-ports 127.0.0.1 5004
+	stop_server
+	stop_trace || return 1
+	CPORT=$(local_port /tmp/c4.out)
+	[ -n "$CPORT" ] || { WHY="portload printed no local port: $(cat /tmp/c4.out) $(cat /tmp/c4.out.err)"; return 1; }
+	_b=$(jsel $L type=port event=bind pid=$CLI | head -n 1)
+	[ -n "$_b" ] || { WHY="no bind event with the client pid $CLI"; return 1; }
+	[ "$(echo "$_b" | jval req_port)" = 0 ] || { WHY="bind event req_port is not 0: $_b"; return 1; }
+	[ "$(echo "$_b" | jval err)" = null ] || { WHY="bind event has an error: $_b"; return 1; }
+	_lp=$(echo "$_b" | jval lport)
+	[ "$_lp" = "$CPORT" ] || { WHY="bind lport $_lp, client saw $CPORT"; return 1; }
+	in_range "$_lp" || { WHY="bind lport $_lp outside $RANGE_LO-$RANGE_HI"; return 1; }
+	info "bind req_port 0 -> lport $_lp, pid $CLI; portload saw port $CPORT"
+	return 0
+}
+
+# (5) UDP sendto() from an unbound socket: an alloc event, proto udp.
+t_udp_autobind() {
+	L=/tmp/t5.jsonl
+	start_trace 5 || return 1
+	client /tmp/c5.out -n 1 --udp --print-ports 127.0.0.1 5005
+	stop_trace || return 1
+	CPORT=$(local_port /tmp/c5.out)
+	[ -n "$CPORT" ] || { WHY="portload printed no local port: $(cat /tmp/c5.out)"; return 1; }
+	_a=$(jsel $L type=port event=alloc proto=udp pid=$CLI | head -n 1)
+	[ -n "$_a" ] || { WHY="no udp alloc event with the client pid $CLI"; return 1; }
+	_lp=$(echo "$_a" | jval lport)
+	[ "$_lp" = "$CPORT" ] || { WHY="udp alloc lport $_lp, client saw $CPORT"; return 1; }
+	in_range "$_lp" || { WHY="udp alloc lport $_lp outside $RANGE_LO-$RANGE_HI"; return 1; }
+	info "udp alloc lport $_lp, pid $CLI; portload saw port $CPORT"
+	return 0
+}
+
+# (6) The namespace's range as the BPF side reads it (CO-RE shim for
+# net->ipv4.ip_local_ports.range), and as the header reports it.
+t_range() {
+	L=/tmp/t6.jsonl
+	_r=$(tr -s ' \t' '  ' </proc/sys/net/ipv4/ip_local_port_range)
+	[ "$_r" = "$RANGE_LO $RANGE_HI" ] || { WHY="ip_local_port_range reads '$_r'"; return 1; }
+	start_trace 6 || return 1
+	if ! start_server 5006; then
+		stop_trace
+		return 1
+	fi
+	client /tmp/c6.out -n 1 --close rst 127.0.0.1 5006
+	_tcp=$CLI
+	client /tmp/c6u.out -n 1 --udp 127.0.0.1 5006
+	stop_server
+	stop_trace || return 1
+	_want="[$RANGE_LO,$RANGE_HI]"
+	_h=$(head -n 1 $L | jval ephemeral_range)
+	[ "$_h" = "$_want" ] || { WHY="header ephemeral_range $_h, want $_want"; return 1; }
+	_a=$(jsel $L type=port event=alloc pid=$_tcp proto=tcp | head -n 1)
+	[ -n "$_a" ] || { WHY="no tcp alloc event"; return 1; }
+	_v=$(echo "$_a" | jval range)
+	[ "$_v" = "$_want" ] || { WHY="tcp alloc range $_v, want $_want"; return 1; }
+	[ "$(echo "$_a" | jval ephemeral)" = true ] || { WHY="tcp alloc not marked ephemeral: $_a"; return 1; }
+	_a=$(jsel $L type=port event=alloc pid=$CLI proto=udp | head -n 1)
+	[ -n "$_a" ] || { WHY="no udp alloc event"; return 1; }
+	_v=$(echo "$_a" | jval range)
+	[ "$_v" = "$_want" ] || { WHY="udp alloc range $_v, want $_want"; return 1; }
+	_bad=$(grep '"range":' $L | jsel - type=port range!=$_want | head -n 1)
+	[ -z "$_bad" ] || { WHY="port event with another range: $_bad"; return 1; }
+	info "ip_local_port_range '$_r'; header and $(grep -c '"range":' $L) port events say $_want"
+	return 0
+}
+
+run_test() {
+	WHY=
+	INFO=
+	if [ "$LOADED" = no ]; then
+		say "FAIL $1: porttrace does not load on this kernel"
+		return
+	fi
+	_t0=$(cut -d' ' -f1 /proc/uptime)
+	if $2; then
+		say "PASS $1"
+	else
+		say "FAIL $1: $WHY"
+	fi
+	say TIME "$1 $_t0 $(cut -d' ' -f1 /proc/uptime)"
+	[ -z "$INFO" ] || say "INFO $1: $INFO"
+}
+
+run_test lifecycle t_lifecycle
+run_test autobind-port t_autobind_port
+run_test exhaustion t_exhaustion
+run_test bind0 t_bind0
+run_test udp-autobind t_udp_autobind
+run_test range t_range
+
+if [ -s /tmp/t1.jsonl ]; then
+	echo ---LOG-BEGIN---
+	gzip -c /tmp/t1.jsonl | base64
+	echo ---LOG-END---
+fi
+say DONE "$(cut -d' ' -f1 /proc/uptime)"
+poweroff -f
