@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+"""make bench: porttrace's overhead and throughput, measured side by side.
+
+Every overhead figure is a ratio of runs taken in this one invocation,
+alternating without and with porttrace (A B A B ...), so that a noisy,
+shared machine moves both sides of each pair alike. Loopback only, in a
+network namespace made here and deleted at the end.
+
+  bench.py --build DIR [--quick]
+"""
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+NS = f"ptbench-{os.getpid()}"
+ADDR, PORT = "127.0.0.1", 9100
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def nsexec(*cmd):
+    return ["ip", "netns", "exec", NS, *cmd]
+
+
+class Porttrace:
+    """porttrace writing a JSON log, started and stopped around one run."""
+
+    def __init__(self, binary, log, extra=()):
+        self.p = subprocess.Popen([binary, "--format", "json", "-o", log, *extra],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log = log
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if os.path.exists(log) and os.path.getsize(log) > 0:
+                return
+            if self.p.poll() is not None:
+                raise RuntimeError(f"porttrace exited: {self.p.stderr.read()}")
+            time.sleep(0.01)
+        raise RuntimeError("porttrace did not start within 10 s")
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.p.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_kib(self):
+        with open(f"/proc/{self.p.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.p.send_signal(signal.SIGINT)
+        err = self.p.communicate(timeout=120)[1]
+        tally = [line for line in err.splitlines() if "events written" in line]
+        if self.p.returncode != 0 or not tally:
+            raise RuntimeError(f"porttrace failed: {err}")
+        words = tally[-1].split()
+        return {"events": int(words[1]), "lost": int(words[4])}
+
+
+def storm(portload, seconds, extra=()):
+    out = subprocess.run(nsexec(portload, "-c", "2", "-d", str(seconds), "--close", "rst",
+                                "--json", "-q", *extra, ADDR, str(PORT)),
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def overhead(args, label, extra, pairs, seconds, tmp, raw=None):
+    ratios, base, traced, per_conn, lost, cpu = [], [], [], [], 0, []
+    for i in range(pairs):
+        a = storm(args.portload, seconds)["rate"]
+        log = os.path.join(tmp, f"{label}-{i}.jsonl")
+        opts = list(extra)
+        if raw and i == 0:
+            opts += ["--record-raw", raw]
+        pt = Porttrace(args.porttrace, log, opts)
+        b = storm(args.portload, seconds)
+        cpu_s = pt.cpu_seconds()
+        tally = pt.stop()
+        os.unlink(log)
+        base.append(a)
+        traced.append(b["rate"])
+        ratios.append(b["rate"] / a)
+        per_conn.append(tally["events"] / max(b["attempted"], 1))
+        lost += tally["lost"]
+        cpu.append(1000 * cpu_s / max(tally["events"], 1))
+    return {"label": label, "base": statistics.median(base),
+            "traced": statistics.median(traced), "ratio": statistics.median(ratios),
+            "ratios": ratios, "events_per_conn": statistics.median(per_conn), "lost": lost,
+            "cpu_per_1000": statistics.median(cpu)}
+
+
+def decoder_throughput(args, raw):
+    out = subprocess.run([args.ptreplay, "-s", "1" if args.quick else "3", raw],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["records_per_s"]
+
+
+def memory(args, tmp, conns):
+    log = os.path.join(tmp, "mem.jsonl")
+    pt = Porttrace(args.porttrace, log, ["--timeline"])
+    # One process churning through the connections: timelines fold them.
+    subprocess.run(nsexec(args.portload, "-c", "1", "-n", str(conns), "-d", "600",
+                          "--close", "rst", "-q", ADDR, str(PORT)),
+                   check=True, capture_output=True)
+    rss = pt.peak_rss_kib()
+    pt.stop()
+    os.unlink(log)
+    return rss / 1024
+
+
+def startup(args, tmp, tries):
+    """Launch to the first event delivered, with connections already flowing."""
+    times = []
+    for i in range(tries):
+        load = subprocess.Popen(nsexec(args.portload, "-c", "1", "-r", "2000", "-d", "30",
+                                       "--close", "rst", "-q", ADDR, str(PORT)),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        p = subprocess.Popen([args.porttrace, "--format", "json"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        p.stdout.readline()  # the header, written once attached
+        p.stdout.readline()  # the first event
+        times.append(time.monotonic() - t0)
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=30)
+        load.terminate()
+        load.wait()
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--quick", action="store_true", help="a few seconds, for CI")
+    args = ap.parse_args()
+    args.porttrace = os.path.join(args.build, "porttrace")
+    args.portload = os.path.join(args.build, "portload")
+    args.ptreplay = os.path.join(args.build, "ptreplay")
+    pairs, seconds = (1, 1) if args.quick else (5, 5)
+    conns = 20000 if args.quick else 1000000
+
+    sh("ip", "netns", "add", NS)
+    server = None
+    try:
+        sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+        server = subprocess.Popen(nsexec(args.portload, "--server", "-c", "2", "-d", "3000",
+                                         "-q", ADDR, str(PORT)),
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        server.stdout.readline()
+        with tempfile.TemporaryDirectory(prefix="ptbench-") as tmp:
+            raw = os.path.join(tmp, "raw.bin")
+            runs = [overhead(args, "json log", [], pairs, seconds, tmp, raw)]
+            runs.append(overhead(args, "json log + --timeline", ["--timeline"], pairs,
+                                 seconds, tmp))
+            if b"--exhaustion" in subprocess.run([args.porttrace, "--help"],
+                                                 capture_output=True).stdout:
+                runs.append(overhead(args, "json log + --exhaustion", ["--exhaustion"], pairs,
+                                     seconds, tmp))
+            dec = decoder_throughput(args, raw)
+            rss = memory(args, tmp, conns)
+            start = startup(args, tmp, 1 if args.quick else 3)
+    finally:
+        if server:
+            server.terminate()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", NS])
+
+    rows = []
+    for r in runs:
+        rows.append((f"overhead, {r['label']}", f"{r['traced']:.0f}/{r['base']:.0f} conn/s = "
+                     f"{r['ratio']:.3f}x", ">= 0.97x", r["ratio"] >= 0.97))
+    rows.append(("events lost in the storms", str(sum(r["lost"] for r in runs)), "0",
+                 all(r["lost"] == 0 for r in runs)))
+    rows.append(("events written per connection", f"{runs[0]['events_per_conn']:.2f}", "", None))
+    rows.append(("decoder: decode+JSON+write, 1 core", f"{dec / 1e6:.2f} M records/s",
+                 ">= 2.00 M/s", dec >= 2e6))
+    rows.append((f"peak RSS after {conns} connections, --timeline", f"{rss:.1f} MiB",
+                 "<= 32 MiB", rss <= 32))
+    rows.append(("start-up: launch to first event", f"{start * 1000:.0f} ms", "<= 300 ms",
+                 start <= 0.3))
+    rows.append(("porttrace CPU per 1000 events", f"{runs[0]['cpu_per_1000'] * 1000:.1f} ms",
+                 "", None))
+
+    width = max(len(r[0]) for r in rows)
+    lines = [f"porttrace bench ({'quick' if args.quick else 'full'}): {os.cpu_count()} cores, "
+             f"{time.strftime('%Y-%m-%d')}, {pairs} A/B pairs of {seconds}s, portload -c 2 "
+             f"--close rst, paired-ratio medians"]
+    lines.append(f"| {'metric'.ljust(width)} | value | target | met |")
+    lines.append(f"|{'-' * (width + 2)}|---|---|---|")
+    for name, value, target, ok in rows:
+        met = "" if ok is None else ("yes" if ok else "NO")
+        lines.append(f"| {name.ljust(width)} | {value} | {target} | {met} |")
+    for r in runs:
+        lines.append(f"ratios {r['label']}: " + " ".join(f"{x:.3f}" for x in r["ratios"]))
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.build, "bench.txt"), "w") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
