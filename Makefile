@@ -27,7 +27,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(WERROR) \
 	  -DPT_VERSION='"$(VERSION)"' -I$(OUTPUT) -Ibpf -Iuser
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ -Wall $(WERROR) \
 	      -I$(VMLINUX_DIR) -Ibpf
-LDLIBS := -lbpf -lelf -lz -lm
+LDLIBS := -lbpf -lelf -lz -lm -pthread
 
 ifeq ($(V),1)
 Q :=
@@ -49,7 +49,7 @@ UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%.o,$(UNIT_SRCS))
 UNIT_BIN := $(OUTPUT)/tests/unit
 
 .DELETE_ON_ERROR:
-.PHONY: all deps run test test-unit test-e2e test-kernels bench bench-quick install clean
+.PHONY: all deps run test test-unit test-e2e test-kernels fuzz bench bench-quick install clean
 
 all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay
 
@@ -116,6 +116,23 @@ test-unit: $(UNIT_BIN)
 test-e2e: all
 	$(Q)PORTTRACE=$(abspath $(OUTPUT)/porttrace) PORTLOAD=$(abspath $(OUTPUT)/portload) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
+
+# The log reader under libFuzzer, ASan and UBSan; FUZZ_SECONDS bounds it.
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := tests/fuzz/fuzz_logreader.c user/logreader.c user/names.c user/log.c
+FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	       -DPT_VERSION='"$(VERSION)"' -Ibpf -Iuser
+
+$(OUTPUT)/fuzz/fuzz_logreader: $(FUZZ_SRCS) $(wildcard user/*.h bpf/porttrace.h)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)mkdir -p $(OUTPUT)/fuzz/corpus
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_SRCS) -lz -o $@
+
+fuzz: $(OUTPUT)/fuzz/fuzz_logreader
+	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 \
+		$(OUTPUT)/fuzz/corpus tests/fuzz/seeds > $(OUTPUT)/fuzz/log 2>&1; \
+		rc=$$?; tail -n 1 $(OUTPUT)/fuzz/log; \
+		[ $$rc -eq 0 ] || { grep -A20 'ERROR:' $(OUTPUT)/fuzz/log; exit $$rc; }
 
 # The same binary on Debian's 6.1 kernel under qemu (TCG): CO-RE proved.
 test-kernels: all

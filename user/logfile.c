@@ -2,17 +2,24 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 #include "log.h"
 #include "logfile.h"
 
 struct logfile {
 	char *path;
 	int fd;
+	pthread_t zipper;	/* compressing the last rotated piece */
+	bool zipping;
+	char *zip_src, *zip_dst;
 };
 
 static int open_locked(const char *path)
@@ -66,10 +73,22 @@ struct logfile *logfile__open(const char *path)
 	return l;
 }
 
+static void zip_wait(struct logfile *l)
+{
+	if (!l->zipping)
+		return;
+	pthread_join(l->zipper, NULL);
+	l->zipping = false;
+	free(l->zip_src);
+	free(l->zip_dst);
+	l->zip_src = l->zip_dst = NULL;
+}
+
 void logfile__close(struct logfile *l)
 {
 	if (!l)
 		return;
+	zip_wait(l);
 	if (l->fd >= 0) {
 		fsync(l->fd);
 		close(l->fd);
@@ -97,4 +116,102 @@ int logfile__reopen(struct logfile *l)
 	close(l->fd);
 	l->fd = fd;
 	return 0;
+}
+
+long long logfile__size(const struct logfile *l)
+{
+	struct stat st;
+
+	return fstat(l->fd, &st) ? -1 : st.st_size;
+}
+
+/* FILE.1 -> FILE.1.gz: written beside it and renamed when complete, so a
+ * reader never sees half a piece under its final name. */
+static void *zip_piece(void *arg)
+{
+	struct logfile *l = arg;
+	char buf[64 * 1024], tmp[4096 + 8];
+	int in = open(l->zip_src, O_RDONLY | O_CLOEXEC), fd = -1;
+	gzFile gz = NULL;
+	ssize_t n = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.part", l->zip_dst);
+	if (in >= 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
+	if (fd >= 0)
+		gz = gzdopen(fd, "wb1");	/* fast: logs compress well anyway */
+	while (gz && (n = read(in, buf, sizeof(buf))) > 0)
+		if (gzwrite(gz, buf, n) != n) {
+			n = -1;
+			break;
+		}
+	if (gz && gzclose(gz) != Z_OK)
+		n = -1;
+	else if (!gz && fd >= 0)
+		close(fd);
+	if (in >= 0)
+		close(in);
+	if (in < 0 || !gz || n < 0 || rename(tmp, l->zip_dst)) {
+		/* zlib reads a plain file as it is: under the .gz name the
+		 * piece stays in the rotation and in what readers read. */
+		p_warn("compressing %s failed; it is kept uncompressed", l->zip_src);
+		unlink(tmp);
+		rename(l->zip_src, l->zip_dst);
+		return NULL;
+	}
+	unlink(l->zip_src);
+	return NULL;
+}
+
+int logfile__rotate(struct logfile *l, unsigned int keep)
+{
+	size_t len = strlen(l->path) + 32;
+	char *from = malloc(len), *to = malloc(len);
+	int fd, err = 0;
+
+	if (!from || !to) {
+		free(from);
+		free(to);
+		return -ENOMEM;
+	}
+	/* One piece is compressed at a time. */
+	zip_wait(l);
+	snprintf(to, len, "%s.%u.gz", l->path, keep);
+	unlink(to);
+	for (unsigned int i = keep; i > 1; i--) {
+		snprintf(from, len, "%s.%u.gz", l->path, i - 1);
+		snprintf(to, len, "%s.%u.gz", l->path, i);
+		if (rename(from, to) && errno != ENOENT)
+			p_warn("rotating %s: %s", from, strerror(errno));
+	}
+	snprintf(from, len, "%s.1", l->path);
+	snprintf(to, len, "%s.1.gz", l->path);
+	if (rename(l->path, from)) {
+		err = -errno;
+		p_err("rotating %s: %s", l->path, strerror(errno));
+		goto out;
+	}
+	fd = open_locked(l->path);
+	if (fd < 0) {
+		/* Keep writing to the renamed file rather than lose events. */
+		err = fd;
+		goto out;
+	}
+	close(l->fd);
+	l->fd = fd;
+	l->zip_src = from;
+	l->zip_dst = to;
+	from = to = NULL;
+	if (pthread_create(&l->zipper, NULL, zip_piece, l) == 0) {
+		l->zipping = true;
+	} else {
+		p_warn("cannot start compressing %s; it is kept uncompressed", l->zip_src);
+		free(l->zip_src);
+		free(l->zip_dst);
+		l->zip_src = l->zip_dst = NULL;
+	}
+out:
+	free(from);
+	free(to);
+	return err;
 }

@@ -18,4 +18,15 @@ const char *logfile__path(const struct logfile *l);
  * failure the old file stays in use. */
 int logfile__reopen(struct logfile *l);
 
+/* Bytes in the file now. */
+long long logfile__size(const struct logfile *l);
+
+/*
+ * Rotate: FILE.N.gz -> FILE.N+1.gz (keeping keep pieces), FILE -> FILE.1.gz,
+ * compressed by a background thread so that tracing never waits for zlib,
+ * then a new, empty FILE. 0 or -errno (said on stderr); on failure the
+ * current file stays in use.
+ */
+int logfile__rotate(struct logfile *l, unsigned int keep);
+
 #endif /* PT_LOGFILE_H */

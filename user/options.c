@@ -24,6 +24,8 @@ enum {
 	OPT_ALL,
 	OPT_COMM,
 	OPT_RECORD_RAW,
+	OPT_ROTATE_SIZE,
+	OPT_ROTATE_KEEP,
 };
 
 static const char run_doc[] =
@@ -40,6 +42,7 @@ static const char run_doc[] =
 	"  porttrace --ephemeral -d 60 -o ports.jsonl --format json\n"
 	"  porttrace --timeline --comm curl -d 30  # what curl did with ports\n"
 	"  porttrace timeline ports.jsonl        # the same, from a log\n"
+	"  porttrace -o /var/log/porttrace.jsonl --format json --rotate-size 100M --rotate-keep 10\n"
 	"\n"
 	"Needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN). Filters apply in the kernel.";
 
@@ -58,13 +61,16 @@ static const struct argp_option run_options[] = {
 	{"output", 'o', "FILE", 0, "Append events to FILE instead of standard output", 2},
 	{"format", OPT_FORMAT, "FMT", 0, "text (default), json (JSON Lines) or csv", 2},
 	{"duration", 'd', "SECONDS", 0, "Stop after SECONDS", 2},
+	{"rotate-size", OPT_ROTATE_SIZE, "SIZE", 0,
+	 "Rotate the -o file when it reaches SIZE (bytes, or with K, M, G); pieces are gzipped", 2},
+	{"rotate-keep", OPT_ROTATE_KEEP, "N", 0, "Rotated pieces to keep (default 5)", 2},
 	{NULL, 0, NULL, 0, "Timelines:", 3},
 	{"timeline", OPT_TIMELINE, NULL, 0, "At exit, print a port timeline per process", 3},
 	{"comm", OPT_COMM, "COMM", 0, "Timelines only of processes named COMM (repeatable)", 3},
 	{"keep", OPT_KEEP, "N", 0, "Released ports kept in detail per process (default 200)", 3},
 	{"all", OPT_ALL, NULL, 0, "Print every port kept, without summarising", 3},
 	{NULL, 0, NULL, 0, "Tuning:", 4},
-	{"ring-size", OPT_RING, "MB", 0, "Ring buffer size in MiB, a power of two (default 16)", 4},
+	{"ring-size", OPT_RING, "MB", 0, "Ring buffer size in MiB, a power of two (default 8)", 4},
 	{"verbose", 'v', NULL, 0, "Say what is attached; show libbpf's log", 4},
 	{"record-raw", OPT_RECORD_RAW, "FILE", 0,
 	 "Also record the kernel's raw records to FILE (for bug reports and tools/ptreplay)", 4},
@@ -103,6 +109,30 @@ int options__parse_seconds(const char *s, double *out)
 	if (v <= 0 || v > 31 * 24 * 3600.0)
 		return -ERANGE;
 	*out = v;
+	return 0;
+}
+
+/* "64M", "1G", "4096": bytes, at least 4 KiB so a header always fits. */
+static int parse_size(const char *s, unsigned long long *out)
+{
+	static const char units[] = "KMG";
+	unsigned long long mult = 1;
+	char num[32];
+	size_t len = strlen(s);
+	const char *u;
+	unsigned long v;
+
+	if (!len || len >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, len + 1);
+	u = strchr(units, num[len - 1] & ~0x20);
+	if (u && num[len - 1]) {
+		mult = 1ULL << (10 * (u - units + 1));
+		num[len - 1] = '\0';
+	}
+	if (options__parse_ulong(num, 1, 1UL << 40, &v) || v * mult < 4096 || v * mult > (1ULL << 40))
+		return -ERANGE;
+	*out = v * mult;
 	return 0;
 }
 
@@ -183,6 +213,19 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 	case OPT_ALL:
 		o->tl.all = true;
 		break;
+	case OPT_ROTATE_SIZE:
+		if (parse_size(arg, &o->rotate_size))
+			argp_error(state, "invalid --rotate-size '%s': expected 4K..1024G", arg);
+		break;
+	case OPT_ROTATE_KEEP:
+		if (options__parse_ulong(arg, 1, 1000, &v))
+			argp_error(state, "invalid --rotate-keep '%s': expected 1..1000", arg);
+		o->rotate_keep = v;
+		break;
+	case ARGP_KEY_END:
+		if ((o->rotate_size || o->rotate_keep) && !o->output)
+			argp_error(state, "--rotate-size and --rotate-keep need -o FILE");
+		break;
 	case OPT_RECORD_RAW:
 		if (!*arg)
 			argp_error(state, "empty --record-raw file name");
@@ -203,6 +246,7 @@ void options__parse_run(int argc, char **argv, struct run_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	o->trace.ring_mb = PT_DEFAULT_RING_MB;
+	o->rotate_keep = 0;
 	o->trace.pids = o->pids;
 	o->trace.ports = o->ports;
 	/* -p selects timelines too; the kernel already dropped the rest. */
@@ -212,4 +256,6 @@ void options__parse_run(int argc, char **argv, struct run_opts *o)
 	argp_err_exit_status = 2;
 	argp_parse(&argp, argc, argv, 0, NULL, o);
 	o->tl.n_pids = o->trace.n_pids;
+	if (!o->rotate_keep)
+		o->rotate_keep = PT_ROTATE_KEEP;
 }

@@ -17,6 +17,8 @@ struct run_opts {
 	__u16 ports[PT_MAX_PORTS];
 	const char *output;	/* NULL: stdout */
 	const char *record_raw;	/* diagnostics: raw kernel records */
+	unsigned long long rotate_size;	/* bytes; 0: never rotate */
+	unsigned int rotate_keep;
 	enum output_format format;
 	double duration;	/* seconds; 0: until a signal */
 	bool verbose;
@@ -27,6 +29,8 @@ struct run_opts {
 
 /* Parse argv into o; exits with code 2 on a usage error. */
 void options__parse_run(int argc, char **argv, struct run_opts *o);
+
+#define PT_ROTATE_KEEP 5
 
 /* Strict number parsing shared by every command: 0 or -EINVAL/-ERANGE. */
 int options__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);

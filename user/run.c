@@ -108,14 +108,33 @@ static int report_lost(struct tracer *t, struct pipeline *p, unsigned long long 
 	return pipeline__event(p, &ev);
 }
 
-static void handle_reopen(struct logfile *log, struct output *out)
+/* Every file porttrace starts (reopened or rotated) describes itself. */
+static void next_file(struct logfile *log, struct output *out, const struct run_info *info,
+		      int err)
+{
+	if (err)
+		return;
+	output__set_fd(out, logfile__fd(log));
+	output__header(out, info);
+	output__flush(out);
+}
+
+static void handle_reopen(struct logfile *log, struct output *out, const struct run_info *info)
 {
 	reopen_requested = 0;
 	if (!log)
 		return;
 	output__flush(out);
-	if (logfile__reopen(log) == 0)
-		output__set_fd(out, logfile__fd(log));
+	next_file(log, out, info, logfile__reopen(log));
+}
+
+static void maybe_rotate(const struct run_opts *o, struct logfile *log, struct output *out,
+			 const struct run_info *info)
+{
+	if (!log || !o->rotate_size || logfile__size(log) < (long long)o->rotate_size)
+		return;
+	output__flush(out);
+	next_file(log, out, info, logfile__rotate(log, o->rotate_keep));
 }
 
 int run__main(int argc, char **argv)
@@ -206,9 +225,10 @@ int run__main(int argc, char **argv)
 		decoder__tick(dec, now, pipeline__event, &pipe);
 		report_lost(tr, &pipe, &lost_seen);
 		if (reopen_requested)
-			handle_reopen(log, out);
+			handle_reopen(log, out, &info);
 		if (now - last_flush >= FLUSH_NS) {
 			output__flush(out);
+			maybe_rotate(&opts, log, out, &info);
 			last_flush = now;
 		}
 		if (deadline && now >= deadline)

@@ -12,7 +12,7 @@
 
 #define PT_MAX_PIDS 1024
 #define PT_MAX_PORTS 1024
-#define PT_DEFAULT_RING_MB 16
+#define PT_DEFAULT_RING_MB 8
 
 struct tracer_opts {
 	const __u32 *pids;
