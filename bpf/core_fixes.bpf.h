@@ -28,7 +28,9 @@ struct net___old {
 	struct netns_ipv4___old ipv4;
 } __attribute__((preserve_access_index));
 
-static __always_inline void net_port_range(struct net *net, __u16 *lo, __u16 *hi)
+/* direct: net is a typed (BTF) pointer, read with plain loads; otherwise
+ * a raw one, read with bpf_probe_read_kernel(). */
+static __always_inline void net_port_range(struct net *net, __u16 *lo, __u16 *hi, bool direct)
 {
 	struct net___old *old = (void *)net;
 
@@ -44,7 +46,8 @@ static __always_inline void net_port_range(struct net *net, __u16 *lo, __u16 *hi
 		*lo = r[0];
 		*hi = r[1];
 	} else {
-		__u32 r = BPF_CORE_READ(net, ipv4.ip_local_ports.range);
+		__u32 r = direct ? net->ipv4.ip_local_ports.range
+				 : BPF_CORE_READ(net, ipv4.ip_local_ports.range);
 
 		*lo = r & 0xffff;
 		*hi = r >> 16;

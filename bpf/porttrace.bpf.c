@@ -92,15 +92,17 @@ struct {
 } port_filter SEC(".maps");
 
 #define SKI_CHILD	(1u << 0)	/* accepted from a listener */
-#define SKI_BOUND	(1u << 1)	/* explicit bind() granted bound_port */
+#define SKI_BOUND	(1u << 1)	/* bind() granted a port: .bound */
+#define SKI_APP_CLOSED	(1u << 2)	/* the application let go of it */
 
 struct sk_info {
 	struct pt_owner owner;
 	__u64 cookie;			/* the identity records use; 0: ask */
 	__u64 synrecv_ns;		/* child made, transition not sent yet */
 	__u32 flags;			/* SKI_* */
-	__u16 bound_port;
-	__u16 _pad;
+	/* What bind() gave, for a release that cgroup/sock_release must
+	 * report without being able to read the socket's addresses. */
+	struct pt_sock bound;
 };
 
 struct {
@@ -203,8 +205,9 @@ static __always_inline void fill_hdr(struct pt_hdr *h, __u16 type, __u16 size)
 	h->ts_ns = bpf_ktime_get_ns();
 }
 
-/* Identity and addresses of a socket; ports from inet_sport, which, unlike
- * inet_num, survives the release of an autobound port at CLOSE. */
+/* Identity and addresses of a socket reached through a raw pointer (from a
+ * file descriptor); ports from inet_sport, which, unlike inet_num, survives
+ * the release of an autobound port at CLOSE. */
 static __always_inline void fill_sock(struct pt_sock *s, struct sock *sk, __u16 family)
 {
 	struct inet_sock *inet = (void *)sk;
@@ -225,16 +228,54 @@ static __always_inline void fill_sock(struct pt_sock *s, struct sock *sk, __u16 
 	}
 }
 
+/* The same from a typed TCP socket of a tp_btf hook: plain loads, no helper
+ * calls, which made up half of this hook's cost. */
+static __always_inline void fill_sock_direct(struct pt_sock *s, struct sock *sk,
+					     struct inet_sock *inet, __u16 family)
+{
+	struct sock_common *c = &sk->__sk_common;
+
+	s->netns = c->skc_net.net->ns.inum;
+	s->family = family;
+	s->proto = IPPROTO_TCP;
+	s->lport = bpf_ntohs(inet->inet_sport);
+	s->rport = bpf_ntohs(c->skc_dport);
+	if (family == AF_INET) {
+		__u32 *l = (void *)s->laddr, *r = (void *)s->raddr;
+
+		l[0] = c->skc_rcv_saddr;
+		r[0] = c->skc_daddr;
+		l[1] = l[2] = l[3] = r[1] = r[2] = r[3] = 0;
+	} else {
+		__u32 *l = (void *)s->laddr, *r = (void *)s->raddr;
+
+		for (int i = 0; i < 4; i++) {
+			l[i] = c->skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			r[i] = c->skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+	}
+}
+
+static __always_inline __u32 reserved_flag(struct net *net, __u16 port)
+{
+	unsigned long *reserved = BPF_CORE_READ(net, ipv4.sysctl_local_reserved_ports);
+	unsigned long word = 0;
+
+	if (!reserved || !port)
+		return 0;
+	bpf_probe_read_kernel(&word, sizeof(word), &reserved[port / 64]);
+	return (word >> (port % 64)) & 1 ? PT_F_RESERVED : 0;
+}
+
 /* The ephemeral range that applies to this socket (its own
  * IP_LOCAL_PORT_RANGE when set, else its namespace's) and whether the port
  * is one of ip_local_reserved_ports. */
-static __always_inline __u32 fill_range(struct pt_sock *s, struct sock *sk)
+static __always_inline __u32 fill_range(struct pt_sock *s, struct sock *sk, struct net *net,
+					bool direct, bool reserved)
 {
-	struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
-	unsigned long *reserved, word = 0;
 	__u32 flags = 0, own = sock_port_range(sk);
 
-	net_port_range(net, &s->range_lo, &s->range_hi);
+	net_port_range(net, &s->range_lo, &s->range_hi, direct);
 	/* The socket's range only narrows the namespace's one. */
 	if (own) {
 		__u16 lo = own & 0xffff, hi = own >> 16;
@@ -244,14 +285,8 @@ static __always_inline __u32 fill_range(struct pt_sock *s, struct sock *sk)
 		if (hi && hi < s->range_hi && hi >= s->range_lo)
 			s->range_hi = hi, flags |= PT_F_RANGE_SOCK;
 	}
-	reserved = BPF_CORE_READ(net, ipv4.sysctl_local_reserved_ports);
-	if (reserved && s->lport) {
-		__u16 port = s->lport;
-
-		bpf_probe_read_kernel(&word, sizeof(word), &reserved[port / 64]);
-		if ((word >> (port % 64)) & 1)
-			flags |= PT_F_RESERVED;
-	}
+	if (reserved)
+		flags |= reserved_flag(net, s->lport);
 	return flags;
 }
 
@@ -279,9 +314,9 @@ static __always_inline __u8 sock_opts(struct sock *sk)
  * Why a TCP socket reached CLOSE. tcp_reset() and the timers store sk_err
  * before tcp_done() moves the socket to CLOSE, so the error is readable here.
  */
-static __always_inline __u8 close_reason(struct sock *sk, int oldstate)
+static __always_inline __u8 close_reason(struct sock *sk, int oldstate, __u16 lport)
 {
-	int err = BPF_CORE_READ(sk, sk_err);
+	int err = sk->sk_err;
 
 	if (err == ECONNRESET)
 		return PT_REASON_RST_RECV;
@@ -289,6 +324,10 @@ static __always_inline __u8 close_reason(struct sock *sk, int oldstate)
 		return PT_REASON_REFUSED;
 	if (err == ETIMEDOUT)
 		return PT_REASON_TIMEOUT;
+	/* inet_hash_connect() found no port: CLOSE -> SYN_SENT -> CLOSE
+	 * without one, and connect() returns EADDRNOTAVAIL. */
+	if (oldstate == TCP_SYN_SENT && !lport)
+		return PT_REASON_NO_PORT;
 	switch (oldstate) {
 	case TCP_FIN_WAIT1:
 	case TCP_FIN_WAIT2:
@@ -306,22 +345,44 @@ static __always_inline __u8 close_reason(struct sock *sk, int oldstate)
 	}
 }
 
+/* Socket options at this moment, from a typed socket. */
+static __always_inline __u8 sock_opts_direct(struct sock *sk, struct inet_sock *inet)
+{
+	__u8 opts = 0;
+
+	if (BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuse))
+		opts |= PT_OPT_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuseport))
+		opts |= PT_OPT_REUSEPORT;
+	if (sock_bind_no_port((struct sock *)inet))
+		opts |= PT_OPT_BIND_NO_PORT;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK)
+		opts |= PT_OPT_BOUND_PORT;
+	return opts;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 {
 	struct pt_rec_state *rec;
+	struct inet_sock *inet;
+	struct tcp_sock *tp;
 	struct sk_info *info;
 	__u16 family, lport, rport;
 	__u32 flags = 0;
-	__u8 opts;
+	__u8 opts = 0;
 
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	if (targ_proto && targ_proto != IPPROTO_TCP)
 		return 0;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	family = sk->__sk_common.skc_family;
 	if (!family_wanted(family))
 		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	inet = &tp->inet_conn.icsk_inet;
 
 	if (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN)) {
 		/* connect() and listen() run in the caller's context: that
@@ -356,26 +417,41 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 
 	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
 		return 0;
-	lport = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	lport = bpf_ntohs(inet->inet_sport);
+	rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (!port_wanted(lport, rport))
 		return 0;
 	if (targ_failures)
 		return 0;
 
-	opts = sock_opts(sk);
+	/* Options matter where a port is taken for listening or given back. */
+	if (newstate == TCP_CLOSE || newstate == TCP_LISTEN)
+		opts = sock_opts_direct(sk, inet);
+	/*
+	 * At CLOSE the port goes back to the kernel, unless tcp_time_wait()
+	 * handed it to a time-wait socket (from FIN_WAIT1/FIN_WAIT2/CLOSING
+	 * with no error set), or bind() pinned it (SOCK_BINDPORT_LOCK) and the
+	 * application still holds the socket: then it is given back when the
+	 * application closes it, in cgroup/sock_release. A child shares its
+	 * listener's port and gives back nothing.
+	 */
 	if (newstate == TCP_CLOSE && lport && !(info && (info->flags & SKI_CHILD)) &&
-	    !(opts & PT_OPT_BOUND_PORT) && oldstate != TCP_LISTEN) {
-		/*
-		 * tcp_set_state(CLOSE) just gave back a port the kernel picked,
-		 * unless tcp_time_wait() handed it to a time-wait socket: that
-		 * happens from FIN_WAIT1/FIN_WAIT2/CLOSING with no error set.
-		 */
+	    (!(opts & PT_OPT_BOUND_PORT) || (info && (info->flags & SKI_APP_CLOSED)))) {
 		if ((oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
-		     oldstate == TCP_CLOSING) && !BPF_CORE_READ(sk, sk_err))
+		     oldstate == TCP_CLOSING) && !sk->sk_err)
 			flags |= PT_F_TIMEWAIT;
 		else
 			flags |= PT_F_RELEASE;
+		/* sock_release must not give it back a second time. */
+		if (info)
+			info->flags &= ~SKI_BOUND;
+	}
+	if (targ_ephemeral && lport) {
+		__u16 lo, hi;
+
+		net_port_range(sk->__sk_common.skc_net.net, &lo, &hi, true);
+		if (lport < lo || lport > hi)
+			return 0;
 	}
 
 	rec = reserve(sizeof(*rec));
@@ -385,7 +461,10 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	rec->folded_ns = 0;
 	if (info) {
 		rec->owner = info->owner;
-		flags |= PT_F_OWNER_KNOWN;
+		/* A child of a listener older than tracing has storage, but
+		 * nobody to name. */
+		if (info->owner.pid)
+			flags |= PT_F_OWNER_KNOWN;
 		if (info->synrecv_ns) {
 			rec->folded_ns = info->synrecv_ns;
 			info->synrecv_ns = 0;
@@ -395,14 +474,15 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		__builtin_memset(&rec->owner, 0, sizeof(rec->owner));
 	}
 	rec->sk.cookie = info && info->cookie ? info->cookie : bpf_get_socket_cookie(sk);
-	fill_sock(&rec->sk, sk, family);
+	fill_sock_direct(&rec->sk, sk, inet, family);
 	rec->sk._pad = 0;
-	flags |= fill_range(&rec->sk, sk);
+	flags |= fill_range(&rec->sk, sk, sk->__sk_common.skc_net.net, true,
+			    newstate == TCP_LISTEN);
 	if (!lport)
 		flags |= PT_F_PORT_PENDING;
 	rec->oldstate = oldstate;
 	rec->newstate = newstate;
-	rec->reason = newstate == TCP_CLOSE ? close_reason(sk, oldstate) : PT_REASON_NONE;
+	rec->reason = newstate == TCP_CLOSE ? close_reason(sk, oldstate, lport) : PT_REASON_NONE;
 	rec->opts = opts;
 	rec->flags = flags;
 	submit(rec);
@@ -428,37 +508,59 @@ int handle_sock_create(struct bpf_sock *ctx)
 	return 1;
 }
 
-static __always_inline int post_bind(struct bpf_sock *ctx)
+/* Runs in the binder's context: its namespace is the socket's. */
+static __always_inline int post_bind(struct bpf_sock *ctx, bool v6)
 {
+	struct task_struct *task = (void *)bpf_get_current_task();
+	struct net *net = BPF_CORE_READ(task, nsproxy, net_ns);
 	struct sk_info *info;
+	struct pt_sock *b;
 
 	if (!ctx->src_port)
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (info) {
-		info->flags |= SKI_BOUND;
-		info->bound_port = ctx->src_port;
+	if (!info)
+		return 1;
+	info->flags |= SKI_BOUND;
+	b = &info->bound;
+	b->netns = BPF_CORE_READ(net, ns.inum);
+	b->family = ctx->family;
+	b->proto = ctx->protocol;
+	b->lport = ctx->src_port;
+	if (v6) {
+		__u32 *a = (void *)b->laddr;
+
+		a[0] = ctx->src_ip6[0];
+		a[1] = ctx->src_ip6[1];
+		a[2] = ctx->src_ip6[2];
+		a[3] = ctx->src_ip6[3];
+	} else {
+		*(__u32 *)b->laddr = ctx->src_ip4;
 	}
+	net_port_range(net, &b->range_lo, &b->range_hi, false);
 	return 1;
 }
 
 SEC("cgroup/post_bind4")
 int handle_post_bind4(struct bpf_sock *ctx)
 {
-	return post_bind(ctx);
+	return post_bind(ctx, false);
 }
 
 SEC("cgroup/post_bind6")
 int handle_post_bind6(struct bpf_sock *ctx)
 {
-	return post_bind(ctx);
+	return post_bind(ctx, true);
 }
 
 /*
- * An explicitly bound port, and any UDP port, is held until the socket is
- * released. sock_release cannot read the socket's addresses, so the record
- * carries the cookie and the port from storage; user space fills in the
- * rest from what it saw of the same cookie.
+ * The application let go of a socket (its last close(), or its exit). This
+ * hook runs in inet_release() before the protocol's close: a TCP socket not
+ * yet in CLOSE gives its port back later, at its CLOSE transition (or after
+ * time-wait), which SKI_APP_CLOSED now allows. What is already closed, and
+ * every UDP socket, gives its port back now. sock_release cannot read the
+ * socket's addresses: the record carries what bind() stored, and user space
+ * completes an autobound UDP socket's from what it saw of the same cookie.
  */
 SEC("cgroup/sock_release")
 int handle_sock_release(struct bpf_sock *ctx)
@@ -472,13 +574,26 @@ int handle_sock_release(struct bpf_sock *ctx)
 	if (!proto_wanted(proto) || !family_wanted(family))
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, 0);
-	/* TCP ports the kernel picked were released at CLOSE already. */
-	if (proto == IPPROTO_TCP && (!info || !(info->flags & SKI_BOUND)))
-		return 1;
+	if (proto == IPPROTO_TCP) {
+		if (!info)
+			return 1;
+		info->flags |= SKI_APP_CLOSED;
+		/* Autobound TCP ports go back at CLOSE, bound ones at CLOSE
+		 * once closed by the application: the transitions say when. */
+		if (!(info->flags & SKI_BOUND) || ctx->state != TCP_CLOSE)
+			return 1;
+	}
 	if (targ_failures)
 		return 1;
 	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
 		return 1;
+	if (info && (info->flags & SKI_BOUND)) {
+		struct pt_sock *b = &info->bound;
+
+		if (!port_wanted(b->lport, 0) ||
+		    (targ_ephemeral && (b->lport < b->range_lo || b->lport > b->range_hi)))
+			return 1;
+	}
 
 	rec = reserve(sizeof(*rec));
 	if (!rec)
@@ -487,9 +602,10 @@ int handle_sock_release(struct bpf_sock *ctx)
 	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
 	if (info) {
 		rec->owner = info->owner;
-		rec->flags |= PT_F_OWNER_KNOWN;
+		if (info->owner.pid)
+			rec->flags |= PT_F_OWNER_KNOWN;
 		if (info->flags & SKI_BOUND)
-			rec->sk.lport = info->bound_port;
+			rec->sk = info->bound;
 	}
 	rec->sk.cookie = bpf_get_socket_cookie(ctx);
 	rec->sk.family = family;
@@ -623,8 +739,9 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 		if (!c->req_port)
 			flags |= PT_F_PORT_PENDING;
 	}
-	flags |= fill_range(&rec->sk, sk);
-	if (targ_ephemeral && !failure && !in_range(&rec->sk)) {
+	flags |= fill_range(&rec->sk, sk, BPF_CORE_READ(sk, __sk_common.skc_net.net), false, true);
+	/* A failure with no port yet (autobind found none) passes. */
+	if (targ_ephemeral && rec->sk.lport && !in_range(&rec->sk)) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		return;
 	}

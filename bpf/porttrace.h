@@ -54,6 +54,7 @@ enum pt_reason {
 	PT_REASON_SOCK_CLOSE,	/* the socket itself was released: close() */
 	PT_REASON_EXIT,		/* released while its process was exiting */
 	PT_REASON_TW_EXPIRED,	/* time-wait period over (computed, user space) */
+	PT_REASON_NO_PORT,	/* connect() found no free port: nothing was sent */
 	PT_REASON_MAX,
 };
 

@@ -37,6 +37,7 @@ static const char *const reasons[] = {
 	[PT_REASON_SOCK_CLOSE] = "socket-closed",
 	[PT_REASON_EXIT] = "process-exit",
 	[PT_REASON_TW_EXPIRED] = "time-wait-expired",
+	[PT_REASON_NO_PORT] = "no-free-port",
 };
 
 static const char *const opt_names[] = {

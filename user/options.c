@@ -55,7 +55,7 @@ static const struct argp_option run_options[] = {
 	{"tcp", OPT_TCP, NULL, 0, "Only TCP", 1},
 	{"udp", OPT_UDP, NULL, 0, "Only UDP", 1},
 	{"ephemeral", OPT_EPHEMERAL, NULL, 0,
-	 "Only port events for ports inside the namespace's ephemeral range", 1},
+	 "Only sockets whose local port is inside their namespace's ephemeral range (or not picked yet)", 1},
 	{"failures", OPT_FAILURES, NULL, 0, "Only failed binds and allocations", 1},
 	{NULL, 0, NULL, 0, "Output:", 2},
 	{"output", 'o', "FILE", 0, "Append events to FILE instead of standard output", 2},
