@@ -38,7 +38,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 # Debian packages a fresh machine needs to build, run and test porttrace.
-DEB_PKGS := clang llvm libbpf-dev libelf-dev zlib1g-dev bpftool gcc make \
+DEB_PKGS := clang llvm libclang-rt-dev libbpf-dev libelf-dev zlib1g-dev bpftool gcc make \
 	    iproute2 python3 python3-pytest
 
 USER_SRCS := $(wildcard user/*.c)
