@@ -191,6 +191,14 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 		struct sock_seen seen = {.sk = ev.sk, .owner = ev.owner};
 
 		socktab__put(d->socks, ev.sk.cookie, &seen);
+		/* A bound UDP socket receives on its port from now on. */
+		if (r->kind == PT_PORT_BIND && r->sk.proto == IPPROTO_UDP) {
+			int err = fn(ctx, &ev);
+
+			if (err)
+				return err;
+			ev.kind = PT_PORT_LISTEN;
+		}
 	} else if (r->kind == PT_PORT_RELEASE) {
 		struct sock_seen e;
 

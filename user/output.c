@@ -204,6 +204,22 @@ static bool addr_is_any(__u8 family, const __u8 *addr)
 	return !memcmp(addr, zero, family == AF_INET ? 4 : 16);
 }
 
+/* Who can reach a listening port: anyone, this host only, or whoever
+ * routes to one address. */
+static const char *listen_scope(__u8 family, const __u8 *addr)
+{
+	static const __u8 v6_loopback[16] = {[15] = 1};
+	static const __u8 v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	if (addr_is_any(family, addr))
+		return "wildcard";
+	if (family == AF_INET ? addr[0] == 127
+			      : !memcmp(addr, v6_loopback, 16) ||
+				(!memcmp(addr, v4_mapped, 12) && addr[12] == 127))
+		return "loopback";
+	return "address";
+}
+
 /* JSON string: quotes, backslash and bytes outside printable ASCII are
  * escaped so that a comm of any bytes makes valid JSON. */
 static char *put_json_str(char *p, const char *s, size_t max)
@@ -333,6 +349,11 @@ static char *json_event(char *p, const struct pt_event *ev)
 			p = PUT_LIT(p, "],\"ephemeral\":");
 			p = in_range(ev) ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
 		}
+		if (ev->kind == PT_PORT_LISTEN) {
+			p = PUT_LIT(p, ",\"scope\":\"");
+			p = put_str(p, listen_scope(ev->sk.family, ev->sk.laddr));
+			*p++ = '"';
+		}
 		if (pt_event_port_known(ev)) {
 			p = PUT_LIT(p, ",\"class\":\"");
 			p = put_str(p, names__port_class(ev->sk.lport));
@@ -433,8 +454,8 @@ static char *text_port_detail(char *p, const struct pt_event *ev)
 						: PUT_LIT(p, " connect-autobind");
 		break;
 	case PT_PORT_LISTEN:
-		p = addr_is_any(ev->sk.family, ev->sk.laddr) ? PUT_LIT(p, " wildcard")
-							       : PUT_LIT(p, " specific-address");
+		*p++ = ' ';
+		p = put_str(p, listen_scope(ev->sk.family, ev->sk.laddr));
 		if (in_range(ev))
 			p = PUT_LIT(p, " IN-EPHEMERAL-RANGE");
 		break;

@@ -447,3 +447,31 @@ def test_port_meaning(porttrace, netns, workload):
         b = one(evs, type="port", event="bind", proto=proto, lport=p)
         assert (b["pid"], b["class"], b.get("service"), b["ephemeral"], b["range"]) == (
             pid, klass, service, ephemeral, list(RANGE)), fmt_events([b])
+
+
+# ---- who can reach a listening port ----------------------------------------
+
+LISTENERS = r'''
+held = []
+for addr, p, kind in SOCKS:
+    fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+    s.bind((addr, p))
+    if kind == "tcp":
+        s.listen()
+    held.append(s)
+report(ports=[port(s) for s in held], done=True)
+'''
+
+
+def test_listen_scope_and_listeners_in_the_ephemeral_range(porttrace, netns, workload):
+    socks = [("0.0.0.0", 5353, "udp"), ("127.0.0.1", 8080, "tcp"), ("::1", 8443, "tcp"),
+             ("0.0.0.0", RANGE[0] + 1, "tcp")]
+    pt = porttrace()
+    pid, (res,) = run_once(workload, netns, LISTENERS, SOCKS=socks)
+    assert res["ports"] == [p for _, p, _ in socks]
+    evs = pt.stop().events(netns)
+    for (addr, p, proto), scope, eph in zip(
+            socks, ("wildcard", "loopback", "loopback", "wildcard"), (False, False, False, True)):
+        ev = one(evs, type="port", event="listen", proto=proto, lport=p)
+        assert (ev["pid"], ev["scope"], ev["ephemeral"]) == (pid, scope, eph), fmt_events([ev])

@@ -120,7 +120,22 @@ static void child_birth_unfolds_first(void)
 	decoder__free(d);
 }
 
+static void udp_bind_listens(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_port b = rec_port(1, client(), sock4(31, IPPROTO_UDP, "0.0.0.0", 5353,
+							 "0.0.0.0", 0), PT_PORT_BIND, 0);
+
+	b.req_port = 5353;
+	decoder__record(d, &b, sizeof(b), collect_event, &c);
+	CHECK(c.n == 2 && c.ev[0].kind == PT_PORT_BIND && c.ev[1].kind == PT_PORT_LISTEN);
+	CHECK(c.ev[1].sk.lport == 5353 && c.ev[1].sk.proto == IPPROTO_UDP);
+	decoder__free(d);
+}
+
 TESTS(decoder_tests) = {
+	{"decoder: a bound UDP socket also listens", udp_bind_listens},
 	{"decoder: a child's folded birth comes out first, in time", child_birth_unfolds_first},
 	{"decoder: transition that releases unfolds into two events", state_with_release_unfolds},
 	{"decoder: time-wait hold ends 60 s later, computed", timewait_expires_computed},
