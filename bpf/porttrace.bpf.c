@@ -772,18 +772,24 @@ int handle_enter_connect(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_connect")
 int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
+	struct sock *sk;
 	struct call c;
 	int ret = ctx->ret;
 	__u16 sport;
 
 	if (!call_end(&c) || c.family == 0)
 		return 0;	/* AF_UNSPEC: a UDP disconnect */
-	sport = sk_sport((struct sock *)c.sk);
+	sk = (struct sock *)c.sk;
+	sport = sk_sport(sk);
 	/* The port is set once inet_hash_connect() or the UDP autobind has
 	 * run, before connect() returns, -EINPROGRESS included. */
 	/* A connect() that failed otherwise (refused, timed out) took and gave
-	 * back its port inside the call: the transitions tell that story. */
-	if (ret == 0 || ret == -EINPROGRESS)
+	 * back its port inside the call: the transitions tell that story. So
+	 * does a non-blocking one whose RST came back (over loopback) before
+	 * it returned -EINPROGRESS: the socket is already CLOSE. */
+	if ((ret == 0 || ret == -EINPROGRESS) &&
+	    !(BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	      BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE))
 		emit_port(&c, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC, 0,
 			  c.sport ? 0 : PT_F_AUTOBIND);
 	else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))

@@ -29,7 +29,7 @@ static int open_locked(const char *path)
 
 	/* O_NOFOLLOW: a symlink planted at the log's path must not redirect
 	 * a root process's writes. */
-	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
+	fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		err = errno;
 		if (err == ELOOP)
@@ -51,6 +51,15 @@ static int open_locked(const char *path)
 			p_err("cannot lock %s: %s", path, strerror(err));
 		close(fd);
 		return -err;
+	}
+	/* A writer killed mid-line left no newline: end that line, so that
+	 * what we append starts on a line of its own. */
+	if (st.st_size > 0) {
+		char last = '\n';
+
+		if (pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n' &&
+		    write(fd, "\n", 1) != 1)
+			p_warn("cannot end the unterminated last line of %s", path);
 	}
 	return fd;
 }
@@ -109,8 +118,15 @@ const char *logfile__path(const struct logfile *l)
 
 int logfile__reopen(struct logfile *l)
 {
-	int fd = open_locked(l->path);
+	struct stat now, ours;
+	int fd;
 
+	/* Not moved away (a stray HUP, or logrotate's copytruncate): the
+	 * file we hold is still the one at path, lock and all. */
+	if (!stat(l->path, &now) && !fstat(l->fd, &ours) && now.st_dev == ours.st_dev &&
+	    now.st_ino == ours.st_ino)
+		return 0;
+	fd = open_locked(l->path);
 	if (fd < 0)
 		return fd;
 	close(l->fd);

@@ -471,18 +471,26 @@ static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, voi
 	return ret;
 }
 
-/* Rotated pieces are FILE.1.gz (newest) .. FILE.N.gz (oldest). */
+/*
+ * Rotated piece i is FILE.i.gz (FILE.1.gz the newest), or FILE.i while
+ * porttrace is still compressing it. Writes its name; false when absent.
+ */
+static bool piece_name(const char *path, int i, char *name, size_t len)
+{
+	snprintf(name, len, "%s.%d.gz", path, i);
+	if (!access(name, F_OK))
+		return true;
+	snprintf(name, len, "%s.%d", path, i);
+	return !access(name, F_OK);
+}
+
 static int count_pieces(const char *path)
 {
 	char name[4096];
 	int n = 0;
 
-	for (;;) {
-		snprintf(name, sizeof(name), "%s.%d.gz", path, n + 1);
-		if (access(name, F_OK))
-			break;
+	while (piece_name(path, n + 1, name, sizeof(name)))
 		n++;
-	}
 	return n;
 }
 
@@ -496,7 +504,8 @@ int logreader__read(struct logreader *r, const char *path, pt_event_fn fn, void 
 		return -errno;
 	}
 	for (int i = count_pieces(path); i > 0; i--) {
-		snprintf(name, sizeof(name), "%s.%d.gz", path, i);
+		if (!piece_name(path, i, name, sizeof(name)))
+			continue;	/* compressed meanwhile and renamed */
 		ret = read_piece(r, name, fn, ctx);
 		if (ret)
 			return ret;

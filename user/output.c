@@ -32,6 +32,10 @@ struct output {
 	unsigned long long by_kind[PT_PORT_KIND_MAX];
 	unsigned long long states, losts;
 	int failing;			/* errno of the failure being counted */
+	/* A header a failed write dropped is written again first: a file
+	 * must never start without one. */
+	const struct run_info *info;
+	bool header_in_buf, header_lost;
 };
 
 struct output *output__new(int fd, const char *name, enum output_format fmt, __u64 base_ns)
@@ -90,12 +94,26 @@ int output__parse_format(const char *s, enum output_format *fmt)
 	return 0;
 }
 
+static void put_header(struct output *o);
+
 int output__flush(struct output *o)
 {
 	size_t off = 0;
 	off_t before = -1;
 	struct stat st;
 
+	if (o->header_lost && o->len + LINE_MAX_LEN <= BUF_SIZE) {
+		char header[LINE_MAX_LEN];
+		size_t len = o->len, hlen;
+
+		/* Put the header in front of what is waiting. */
+		put_header(o);
+		hlen = o->len - len;
+		memcpy(header, o->buf + len, hlen);
+		memmove(o->buf + hlen, o->buf, len);
+		memcpy(o->buf, header, hlen);
+		o->header_lost = false;
+	}
 	if (!o->len)
 		return 0;
 	if (!fstat(o->fd, &st) && S_ISREG(st.st_mode))
@@ -120,6 +138,10 @@ int output__flush(struct output *o)
 			o->dropped += o->pending;
 			o->len = 0;
 			o->pending = 0;
+			if (o->header_in_buf) {
+				o->header_in_buf = false;
+				o->header_lost = true;
+			}
 			return -err;
 		}
 		off += n;
@@ -132,6 +154,7 @@ int output__flush(struct output *o)
 	o->written += o->pending;
 	o->len = 0;
 	o->pending = 0;
+	o->header_in_buf = false;
 	return 0;
 }
 
@@ -643,6 +666,14 @@ int output__event(void *ctx, const struct pt_event *ev)
 
 void output__header(struct output *o, const struct run_info *info)
 {
+	o->info = info;
+	o->header_lost = false;
+	put_header(o);
+}
+
+static void put_header(struct output *o)
+{
+	const struct run_info *info = o->info;
 	char *start = reserve_line(o), *p = start;
 
 	switch (o->fmt) {
@@ -678,6 +709,7 @@ void output__header(struct output *o, const struct run_info *info)
 		break;
 	}
 	o->len += p - start;
+	o->header_in_buf = true;
 }
 
 void output__trailer(struct output *o, const struct run_stats *st)

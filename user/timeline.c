@@ -564,33 +564,33 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 
 	if (!port->pending && port->sk.lport)
 		snprintf(num, sizeof(num), "%u", port->sk.lport);
-	fprintf(f, "  %12.6f  %s%c %-6s", (double)(long long)(l->ts - base_ns) / 1e9,
+	fprintf(f, "  %10.6f  %s%c %-6s", (double)(long long)(l->ts - base_ns) / 1e9,
 		names__proto(port->sk.proto), port->sk.family == AF_INET6 ? '6' : '4', num);
 	switch (l->what) {
 	case -1:
-		fprintf(f, " %-24s ",
+		fprintf(f, " %-22s ",
 			fmt_endpoint(port->sk.family, port->sk.raddr, port->sk.rport, ep, sizeof(ep)));
 		if (port->how == HOW_FAILED) {
 			err = names__errno(port->err, e, sizeof(e));
 			fprintf(f, "FAILED %s", err ? err : "");
 		} else {
-			fprintf(f, "taken: %s", how_names[port->how]);
+			fprintf(f, "%s", how_names[port->how]);
 		}
 		if (port->latency_ns)
-			fprintf(f, " (syscall %s)", fmt_dur(port->latency_ns, d, sizeof(d)));
+			fprintf(f, " %s", fmt_dur(port->latency_ns, d, sizeof(d)));
 		if (!port->released && port->how != HOW_FAILED)
-			fprintf(f, port->tw_ns ? " [in TIME_WAIT at end]" : " [still held at end]");
+			fprintf(f, port->tw_ns ? " [TIME_WAIT at end]" : " [held at end]");
 		break;
 	case -2:
-		fprintf(f, " %-24s TIME_WAIT hold", "");
+		fprintf(f, " %-22s TIME_WAIT hold", "");
 		break;
 	case -3:
-		fprintf(f, " %-24s released: %s%s, held %s", "", names__reason(port->reason),
+		fprintf(f, " %-22s released: %s%s, held %s", "", names__reason(port->reason),
 			port->computed ? " (computed)" : "",
 			fmt_dur(port->released_ns - port->taken_ns, d, sizeof(d)));
 		break;
 	default:
-		fprintf(f, " %-24s %s", "", names__tcp_state(port->state[l->what]));
+		fprintf(f, " %-22s %s", "", names__tcp_state(port->state[l->what]));
 		if (l->what > 0)
 			fprintf(f, " (after %s in %s)",
 				fmt_dur(port->state_ns[l->what] - port->state_ns[l->what - 1], d,

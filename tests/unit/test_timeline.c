@@ -122,7 +122,7 @@ static void never_released_is_still_held(void)
 	connection(t, owner_of(11, 1, "holder"), 2, 40001, 200, 0);
 	out = render(t, OUTPUT_TEXT);
 	CHECK(strstr(out, "still held 2"));
-	CHECK(strstr(out, "[still held at end]"));
+	CHECK(strstr(out, "[held at end]"));
 	free(out);
 	timeline__free(t);
 }

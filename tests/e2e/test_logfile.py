@@ -1,0 +1,548 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+"""The -o log file (issue 6): what real hosts do to files and processes
+(a full disk, an overflowing ring, signals, kill -9, a second porttrace,
+symlinks, rotation, logrotate's SIGHUP), and reading bad logs back."""
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import PORTLOAD, PORTTRACE, TIMEOUT, Porttrace, check_call, run
+
+# The port of the tests' servers: with -P SERVER_PORT, a log holds only the
+# test's own traffic (what else runs on the host cannot fill a tiny disk).
+SERVER_PORT = 18080
+
+
+# ---- helpers ---------------------------------------------------------------
+
+
+class LogRun(Porttrace):
+    """The conftest runner, writing to a path of the test's choosing (on a
+    tiny tmpfs, or where rotated pieces land) instead of its own."""
+
+    def __init__(self, path, errpath, args, wait_header=True):
+        self.path = path
+        self.errpath = errpath
+        self.args = list(args)
+        self.returncode = None
+        self.stderr = ""
+        with open(self.errpath, "w") as err:
+            self.proc = subprocess.Popen(
+                [PORTTRACE, "--format", "json", "-o", self.path, *self.args],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            )
+        self.header = self._wait_header() if wait_header else None
+
+    def cleanup(self):
+        self.kill()
+
+
+@pytest.fixture
+def logrun(tmp_path):
+    """logrun(path, *args, wait_header=True) -> a running LogRun, once its
+    header is on disk unless told not to wait; killed at teardown."""
+    started = []
+
+    def start(path, *args, wait_header=True):
+        pt = LogRun(str(path), str(tmp_path / f"stderr-{len(started)}"), args, wait_header)
+        started.append(pt)
+        return pt
+
+    yield start
+    for pt in started:
+        pt.cleanup()
+
+
+@pytest.fixture
+def tiny_fs(tmp_path):
+    """A 64 KiB tmpfs, unmounted at teardown whatever happens."""
+    d = tmp_path / "tiny"
+    d.mkdir()
+    check_call(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(d)])
+    try:
+        yield d
+    finally:
+        if run(["umount", str(d)]).returncode:
+            run(["umount", "-l", str(d)])
+
+
+class Server:
+    """portload --server in a namespace, until teardown."""
+
+    def __init__(self, ns, port=SERVER_PORT):
+        self.proc = subprocess.Popen(
+            ns.cmd(PORTLOAD, "--server", "-c", "2", "-q", "-d", "60", "127.0.0.1", str(port)),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening"), f"portload --server: {line!r} {self.proc.stderr.read() if not line else ''}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+
+
+@pytest.fixture
+def server(netns):
+    s = Server(netns)
+    yield s
+    s.stop()
+
+
+def portload(ns, *args, port=SERVER_PORT):
+    """portload ARGS 127.0.0.1 port inside ns, to its end: (pid, summary)."""
+    p = subprocess.Popen(ns.cmd(PORTLOAD, "--json", "-q", *args, "127.0.0.1", str(port)),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=TIMEOUT * 2)
+    assert p.returncode == 0, f"portload {args}: {err}"
+    return p.pid, json.loads(out.strip().splitlines()[-1])
+
+
+def read_lines(path, opener=open):
+    """(complete lines, unterminated rest) of a log."""
+    with opener(path, "rt") as f:
+        data = f.read()
+    *lines, rest = data.split("\n")
+    return lines, rest
+
+
+def parse_all(lines, where):
+    """Every line must be one JSON object."""
+    out = []
+    for i, l in enumerate(lines, 1):
+        try:
+            rec = json.loads(l)
+        except ValueError as e:
+            pytest.fail(f"{where}:{i} is not JSON ({e}): {l[:200]!r}")
+        assert isinstance(rec, dict), f"{where}:{i}: {l[:200]!r}"
+        out.append(rec)
+    return out
+
+
+def complete_log(path):
+    """The records of a log that was closed cleanly: header first, trailer
+    last, nothing unterminated, and no other header or trailer between."""
+    lines, rest = read_lines(path)
+    assert rest == "", f"{path} ends in an unterminated line: {rest[:200]!r}"
+    recs = parse_all(lines, path)
+    assert recs and recs[0]["type"] == "header" and recs[0]["schema"] == 1, recs[:1]
+    assert recs[-1]["type"] == "trailer", f"{path} does not end with a trailer: {lines[-1][:200]!r}"
+    assert [r["type"] for r in recs[1:-1]].count("trailer") == 0
+    return recs
+
+
+def counts_by_type(recs):
+    """What the trailer's "events" should say for these records."""
+    n = {}
+    for r in recs:
+        key = {"state": "state", "lost": "lost"}.get(r["type"], r.get("event"))
+        if r["type"] in ("state", "lost", "port"):
+            n[key] = n.get(key, 0) + 1
+    return n
+
+
+def check_trailer_counts(recs):
+    trailer = recs[-1]
+    counted = counts_by_type(recs[1:-1])
+    assert {k: v for k, v in trailer["events"].items() if v} == counted, trailer
+    assert trailer["write_lost"] == 0 and trailer["bad_records"] == 0, trailer
+
+
+def of_ns(recs, ns, **match):
+    return [r for r in recs if r.get("netns") == ns.inode and all(r.get(k) == v for k, v in match.items())]
+
+
+def wait_for(pred, what, timeout=TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    pytest.fail(f"no {what} within {timeout} s")
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def stderr_now(pt):
+    return read_text(pt.errpath)
+
+
+def timeline(*args):
+    return run([PORTTRACE, "timeline", *args])
+
+
+def fill(d):
+    """Fill the file system of d to the last block; returns the filler."""
+    filler = d / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as e:
+        assert e.errno == 28, e  # ENOSPC
+    finally:
+        os.close(fd)
+    return filler
+
+
+def full_msg(path):
+    return f"porttrace: writing {path}: No space left on device; counting the events lost until it can write again"
+
+
+def again_re(path):
+    return re.compile(rf"^porttrace: writing {re.escape(str(path))} again after (\d+) events were lost$", re.M)
+
+
+# ---- 1. the disk fills -------------------------------------------------------
+
+
+def test_disk_full_is_said_once_counted_and_survived(tiny_fs, logrun, netns, server):
+    path = str(tiny_fs / "log.jsonl")
+    pt = logrun(path, "-P", str(SERVER_PORT))
+    marks = {}
+
+    # Written within a second or so, as long as there is room.
+    marks["ok"] = time.monotonic_ns()
+    portload(netns, "-n", "3", "--close", "rst")
+    # All three autobinds on disk before it fills: they may span two flushes.
+    wait_for(lambda: sum('"event":"alloc"' in line and f'"netns":{netns.inode},' in line
+                         for line in read_text(path).splitlines()) == 3,
+             "the three autobinds flushed to the log", timeout=5)
+
+    filler = fill(tiny_fs)
+
+    full = full_msg(path)
+    marks["full"] = time.monotonic_ns()
+    portload(netns, "-n", "3", "--close", "rst")
+    wait_for(lambda: full in stderr_now(pt), "disk-full message on stderr")
+    # Still full, more events, more failed flushes: nothing more said.
+    portload(netns, "-n", "3", "--close", "rst")
+    time.sleep(1.5)
+    assert pt.proc.poll() is None, "porttrace stopped when the disk filled: " + stderr_now(pt)
+
+    filler.unlink()
+    marks["again"] = time.monotonic_ns()
+    portload(netns, "-n", "3", "--close", "rst")
+    again = wait_for(lambda: again_re(path).search(stderr_now(pt)), "writing-again message on stderr")
+    lost_said = int(again.group(1))
+
+    pt.stop()
+    msgs = pt.stderr.splitlines()
+    assert msgs.count(full) == 1, pt.stderr
+    assert len(msgs) == 3, f"expected the disk-full line, the writing-again line and the tally:\n{pt.stderr}"
+    written, kernel_lost, write_lost = pt.tally()
+
+    recs = complete_log(path)
+    trailer = recs[-1]
+    events = recs[1:-1]
+    assert lost_said > 0
+    assert trailer["write_lost"] == write_lost == lost_said, (trailer, pt.tally(), lost_said)
+    assert written == len(events), (written, len(events))
+    # The trailer counts every event porttrace saw; those lost on write are
+    # the difference with what is in the file.
+    assert sum(trailer["events"].values()) - len(events) == write_lost == trailer["write_lost"], trailer
+    assert kernel_lost == trailer["kernel_lost"] == 0
+
+    # Before the disk filled and after space came back: every connection
+    # (one autobind each) is in the file; of the ones made while the disk
+    # was full, none (their whole flushes failed and were cut back).
+    allocs = [r["t_ns"] for r in of_ns(events, netns, type="port", event="alloc")]
+    assert sum(marks["ok"] <= t < marks["full"] for t in allocs) == 3, allocs
+    assert sum(t >= marks["again"] for t in allocs) == 3, allocs
+    assert sum(marks["full"] <= t < marks["again"] for t in allocs) == 0, allocs
+
+
+def test_disk_full_at_start_the_file_still_starts_with_a_header(tiny_fs, logrun, netns, server):
+    """A service restarted on a full /var/log: the header cannot be written
+    at first; once there is room, the file must still start with it."""
+    filler = fill(tiny_fs)
+    path = tiny_fs / "log.jsonl"
+    pt = logrun(path, "-P", str(SERVER_PORT), wait_header=False)
+    wait_for(lambda: full_msg(path) in stderr_now(pt), "disk-full message on stderr")
+    assert pt.proc.poll() is None, stderr_now(pt)
+    filler.unlink()
+    portload(netns, "-n", "2", "--close", "rst")
+    wait_for(lambda: again_re(path).search(stderr_now(pt)), "writing-again message on stderr")
+    pt.stop()
+    recs = complete_log(str(path))
+    assert len(of_ns(recs, netns, type="port", event="alloc")) == 2
+
+
+# ---- 2. the ring overflows ---------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:porttrace.*lost")
+def test_ring_overflow_is_a_lost_record_in_order(porttrace, netns, server):
+    pt = porttrace("--ring-size", "1")
+    pt.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Each connection is several records on two sockets: far more than
+        # 1 MiB while nobody reads.
+        _, summary = portload(netns, "-c", "2", "-n", "30000", "--close", "rst")
+    finally:
+        pt.proc.send_signal(signal.SIGCONT)
+    assert summary["ok"] > 20000, summary
+    time.sleep(0.5)
+    pt.stop()
+    written, kernel_lost, write_lost = pt.tally()
+
+    recs = complete_log(pt.path)
+    trailer = recs[-1]
+    losts = [(i, r) for i, r in enumerate(recs) if r["type"] == "lost"]
+    assert losts, "no lost record in the stream"
+    for i, r in losts:
+        assert r["lost"] > 0, r
+        prev = recs[i - 1]
+        assert "t_ns" not in prev or prev["t_ns"] <= r["t_ns"], f"lost record out of order:\n{prev}\n{r}"
+    assert sum(r["lost"] for _, r in losts) == trailer["kernel_lost"] == kernel_lost > 0, (trailer, pt.tally())
+    assert losts[-1][1]["lost_total"] == kernel_lost
+    assert trailer["events"]["lost"] == len(losts)
+    assert written == len(recs) - 2 and write_lost == trailer["write_lost"] == 0
+
+
+# ---- 3. every way of stopping ------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGHUP", "duration"])
+def test_stopping_leaves_a_trailer(porttrace, netns, server, how):
+    pt = porttrace(*(["-d", "1"] if how == "duration" else []))
+    if how == "SIGHUP":
+        # logrotate without moving the file: porttrace reopens the same file
+        # and goes on; SIGINT ends it.
+        pt.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+        assert pt.proc.poll() is None, "SIGHUP stopped porttrace"
+    portload(netns, "-n", "2", "--close", "rst")
+    if how == "duration":
+        try:
+            pt.proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail("porttrace -d 1 did not stop by itself")
+    pt.stop(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
+    # Nothing on stderr but the tally: no error, no warning.
+    assert len(pt.stderr.splitlines()) == 1, pt.stderr
+
+    recs = complete_log(pt.path)
+    check_trailer_counts(recs)
+    assert len(of_ns(recs, netns, type="port", event="alloc")) == 2
+    assert pt.tally()[0] == sum(1 for r in recs if r["type"] in ("state", "port", "lost"))
+
+
+def test_kill_9_leaves_a_readable_log(porttrace, netns, server):
+    pt = porttrace()
+    pid, _ = portload(netns, "-n", "2", "--close", "rst")
+    # Flushed at least every second: what is older than that is on disk.
+    time.sleep(1.5)
+    pt.kill()
+    assert pt.proc.returncode == -signal.SIGKILL
+
+    lines, rest = read_lines(pt.path)
+    recs = parse_all(lines, pt.path)  # an unterminated rest is acceptable
+    assert recs[0]["type"] == "header"
+    assert "trailer" not in [r["type"] for r in recs]
+    assert len(of_ns(recs, netns, type="port", event="alloc", pid=pid)) == 2
+
+    r = timeline("--format", "json", "--pid", str(pid), pt.path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" or rest, r.stderr
+    (tl,) = [json.loads(l) for l in r.stdout.splitlines()]
+    assert (tl["pid"], tl["comm"], tl["taken"]) == (pid, "portload", 2), tl
+
+
+def test_appending_after_an_unterminated_line_keeps_the_header_whole(tmp_path, logrun):
+    """kill -9 (or a crash) can leave a last line without its newline; the
+    next porttrace appending to the file must not glue its header to it."""
+    path = tmp_path / "crashed.jsonl"
+    partial = '{"type":"port","t_ns":12'
+    path.write_text(partial)
+    pt = logrun(path, "-d", "0.3", "-P", str(SERVER_PORT), wait_header=False)
+    pt.proc.wait(timeout=TIMEOUT)
+    pt.stop()  # ended by itself: checks its exit status and tally
+    lines, rest = read_lines(path)
+    assert rest == ""
+    # The unterminated fragment may stay as a bad line of its own (or go);
+    # everything else is porttrace's own, whole.
+    own = lines[1:] if lines[0] == partial else lines
+    recs = parse_all(own, path)
+    assert [r["type"] for r in recs] == ["header", "trailer"], lines
+    r = timeline("--format", "json", str(path))
+    assert r.returncode == 0
+    assert r.stderr in ("", f"porttrace: warning: {path}:1: malformed line, skipped\n"), r.stderr
+
+
+# ---- 4. one file, one porttrace ----------------------------------------------
+
+
+def test_second_porttrace_on_the_same_file_is_refused(porttrace, netns, server):
+    first = porttrace()
+    second = run([PORTTRACE, "--format", "json", "-o", first.path], timeout=TIMEOUT)
+    assert second.returncode != 0
+    msg = second.stderr.strip()
+    assert "\n" not in msg and first.path in msg and "is being written by another porttrace" in msg, second.stderr
+    assert second.stdout == ""
+
+    # The first one is unharmed: it still traces, and closes its file.
+    assert first.proc.poll() is None
+    portload(netns, "-n", "2", "--close", "rst")
+    first.stop()
+    recs = complete_log(first.path)
+    assert [r["type"] for r in recs].count("header") == 1, "the second porttrace wrote into the file"
+    check_trailer_counts(recs)
+    assert len(of_ns(recs, netns, type="port", event="alloc")) == 2
+
+
+# ---- 5. how the file is created ----------------------------------------------
+
+
+def test_new_file_mode_0640(tmp_path, logrun):
+    path = tmp_path / "new.jsonl"
+    old = os.umask(0)  # what porttrace asks for, not what a umask leaves
+    try:
+        pt = logrun(path, "-d", "0.2")
+    finally:
+        os.umask(old)
+    assert pt.proc.wait(timeout=TIMEOUT) == 0
+    assert os.stat(path).st_mode & 0o7777 == 0o640, oct(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to-a-file", "dangling"])
+def test_symlink_at_the_path_is_refused(tmp_path, dangling):
+    target = tmp_path / "precious"
+    if not dangling:
+        target.write_text("precious data\n")
+        os.chmod(target, 0o600)
+        before = os.stat(target)
+    link = tmp_path / "log.jsonl"
+    os.symlink(target, link)
+
+    r = run([PORTTRACE, "--format", "json", "-o", str(link), "-d", "1"])
+    assert r.returncode != 0
+    msg = r.stderr.strip()
+    assert "\n" not in msg and str(link) in msg and "symbolic link" in msg, r.stderr
+    assert os.path.islink(link)
+    if dangling:
+        assert not os.path.lexists(target), "porttrace created the symlink's target"
+    else:
+        after = os.stat(target)
+        assert target.read_text() == "precious data\n"
+        assert (after.st_mode, after.st_size, after.st_mtime_ns) == (before.st_mode, before.st_size, before.st_mtime_ns)
+
+
+# ---- 6. rotation and logrotate -----------------------------------------------
+
+
+def test_rotation_keeps_n_gzipped_pieces_each_with_a_header(tmp_path, logrun, netns, server):
+    path = tmp_path / "rot.jsonl"
+    old = os.umask(0)
+    try:
+        pt = logrun(path, "-P", str(SERVER_PORT), "--rotate-size", "4K", "--rotate-keep", "2")
+    finally:
+        os.umask(old)
+    # Rotation is checked at each flush (every second): four seconds of
+    # steady traffic, tens of KiB a second, rotate at least three times.
+    pid, summary = portload(netns, "-r", "40", "-d", "4.5", "--close", "rst")
+    pt.stop()
+    assert summary["failed"] == 0, summary
+
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("rot.jsonl"))
+    assert names == ["rot.jsonl", "rot.jsonl.1.gz", "rot.jsonl.2.gz"], names
+    for name in names[1:]:
+        assert os.stat(tmp_path / name).st_mode & 0o777 == 0o640, name
+        lines, rest = read_lines(tmp_path / name, gzip.open)
+        assert rest == "", f"{name} ends in an unterminated line"
+        recs = parse_all(lines, name)
+        assert recs[0]["type"] == "header", f"{name} does not start with a header: {lines[0][:200]}"
+        assert "trailer" not in [r["type"] for r in recs[1:]], name
+        assert os.path.getsize(tmp_path / name) > 0
+    last = complete_log(str(path))
+
+    # The timeline reads every piece, oldest first, without a warning: it
+    # counts exactly the autobinds of the pieces still kept.
+    allocs = 0
+    for name in reversed(names):
+        lines, _ = read_lines(tmp_path / name, gzip.open if name.endswith(".gz") else open)
+        allocs += sum(1 for r in parse_all(lines, name) if r.get("event") == "alloc" and r.get("pid") == pid)
+    r = timeline("--format", "json", "--pid", str(pid), str(path))
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    (tl,) = [json.loads(l) for l in r.stdout.splitlines()]
+    assert tl["taken"] == allocs and allocs > len(of_ns(last, netns, type="port", event="alloc")), (tl["taken"], allocs)
+
+
+def test_sighup_after_move_starts_a_new_file(porttrace, netns, server):
+    pt = porttrace()
+    moved = pt.path + ".old"
+    try:
+        portload(netns, "-n", "2", "--close", "rst")
+        time.sleep(0.3)
+        os.rename(pt.path, moved)
+        pt.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(pt.path) and "\n" in read_text(pt.path), "new file with a header")
+        portload(netns, "-n", "3", "--close", "rst")
+        pt.stop()
+        assert len(pt.stderr.splitlines()) == 1, pt.stderr
+
+        old_lines, rest = read_lines(moved)
+        assert rest == ""
+        old = parse_all(old_lines, moved)
+        assert old[0]["type"] == "header" and "trailer" not in [r["type"] for r in old], old_lines[-1]
+        new = complete_log(pt.path)
+        assert new[0]["start_mono_ns"] == old[0]["start_mono_ns"]  # the same run
+        # Each event once, in the file it was written to.
+        assert len(of_ns(old, netns, type="port", event="alloc")) == 2
+        assert len(of_ns(new, netns, type="port", event="alloc")) == 3
+        assert new[-1]["events"]["alloc"] >= 5
+    finally:
+        if os.path.exists(moved):
+            os.unlink(moved)
+
+
+# ---- 7. reading bad logs -----------------------------------------------------
+
+
+def test_timeline_reads_past_bad_lines(porttrace, netns, server, tmp_path):
+    pt = porttrace()
+    pid, _ = portload(netns, "-n", "2", "--close", "rst")
+    pt.stop()
+    lines = pt.lines()
+    mine = [l for l in lines if f'"pid":{pid},' in l]
+    assert len(mine) > 4
+
+    newer = json.loads(lines[0])
+    newer["schema"] = 99
+    newer["something_new"] = {"nested": [1, 2]}
+    # The log as written, less its trailer, with bad lines put in: garbage
+    # right after the header, an unknown record type and a newer schema's
+    # header in the middle of the workload's events, and the trailer cut in
+    # half (no newline) at the end.
+    cut = lines.index(mine[3])
+    body = lines[:1] + ["this is not json {"] + lines[1:cut]
+    body += ['{"type":"frobnicate","t_ns":1}', json.dumps(newer, separators=(",", ":"))]
+    body += lines[cut:-1]
+    garbage, unknown, schema, truncated = 2, cut + 2, cut + 3, len(body) + 1
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join(body) + "\n" + lines[-1][: len(lines[-1]) // 2])
+
+    r = timeline("--format", "json", "--pid", str(pid), str(bad))
+    assert r.returncode == 0, r.stderr
+    warned = r.stderr.splitlines()
+    assert len(warned) == 4, r.stderr
+    for line, no in zip(warned, [garbage, unknown, schema, truncated]):
+        assert line.startswith(f"porttrace: warning: {bad}:{no}: "), f"expected a warning for line {no}:\n{r.stderr}"
+    assert "newer" in warned[2] and "truncated" in warned[3], r.stderr
+
+    (tl,) = [json.loads(l) for l in r.stdout.splitlines()]
+    good = run([PORTTRACE, "timeline", "--format", "json", "--pid", str(pid), pt.path])
+    assert good.returncode == 0 and good.stderr == ""
+    assert tl == json.loads(good.stdout), "the good events read differently around bad lines"
+    assert (tl["pid"], tl["taken"], [p["how"] for p in tl["ports"]]) == (pid, 2, ["connect-autobind"] * 2), tl
