@@ -136,9 +136,11 @@ def fmt_events(events):
 class Porttrace:
     """porttrace --format json -o FILE, started and stopped by the test."""
 
-    def __init__(self, workdir, args):
-        self.path = os.path.join(workdir, f"porttrace-{next(_counter)}.jsonl")
-        self.errpath = self.path + ".stderr"
+    def __init__(self, workdir, args, path=None, errpath=None, wait_header=True):
+        """Writes to workdir/porttrace-N.jsonl, or to path (and its stderr to
+        errpath) when the test chooses where the log goes."""
+        self.path = path or os.path.join(workdir, f"porttrace-{next(_counter)}.jsonl")
+        self.errpath = errpath or self.path + ".stderr"
         self.args = list(args)
         self.returncode = None
         self.stderr = ""
@@ -149,7 +151,7 @@ class Porttrace:
                 stdout=subprocess.DEVNULL,
                 stderr=err,
             )
-        self.header = self._wait_header()
+        self.header = self._wait_header() if wait_header else None
 
     def _wait_header(self):
         deadline = time.monotonic() + TIMEOUT

@@ -27,17 +27,7 @@ class LogRun(Porttrace):
     tiny tmpfs, or where rotated pieces land) instead of its own."""
 
     def __init__(self, path, errpath, args, wait_header=True):
-        self.path = path
-        self.errpath = errpath
-        self.args = list(args)
-        self.returncode = None
-        self.stderr = ""
-        with open(self.errpath, "w") as err:
-            self.proc = subprocess.Popen(
-                [PORTTRACE, "--format", "json", "-o", self.path, *self.args],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-            )
-        self.header = self._wait_header() if wait_header else None
+        super().__init__(None, args, path=path, errpath=errpath, wait_header=wait_header)
 
     def cleanup(self):
         self.kill()
@@ -375,7 +365,8 @@ def test_appending_after_an_unterminated_line_keeps_the_header_whole(tmp_path, l
     # everything else is porttrace's own, whole.
     own = lines[1:] if lines[0] == partial else lines
     recs = parse_all(own, path)
-    assert [r["type"] for r in recs] == ["header", "trailer"], lines
+    # Whatever else ran on the host may have put events in between.
+    assert (recs[0]["type"], recs[-1]["type"]) == ("header", "trailer"), lines
     r = timeline("--format", "json", str(path))
     assert r.returncode == 0
     assert r.stderr in ("", f"porttrace: warning: {path}:1: malformed line, skipped\n"), r.stderr
