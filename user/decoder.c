@@ -221,6 +221,14 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 	return fn(ctx, &ev);
 }
 
+void decoder__remember(struct decoder *d, const struct pt_event *ev)
+{
+	struct sock_seen seen = {.sk = ev->sk, .owner = ev->owner};
+
+	if (ev->sk.proto == IPPROTO_UDP && ev->sk.lport)
+		socktab__put(d->socks, ev->sk.cookie, &seen);
+}
+
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
 {
 	const struct pt_hdr *h = data;

@@ -25,6 +25,10 @@ void decoder__free(struct decoder *d);
  */
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx);
 
+/* A socket seen in the kernel's socket table at start-up: a UDP one gives
+ * its port back through a release record this completes. */
+void decoder__remember(struct decoder *d, const struct pt_event *ev);
+
 /* Emit the time-wait expiries due at now_ns (CLOCK_MONOTONIC). */
 int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx);
 

@@ -4,16 +4,46 @@
  * ephemeral ports, per destination, from the event stream: capacity,
  * occupancy by state, peak, allocation and release rates, failures,
  * connect() latency percentiles, forecast and warnings.
+ *
+ * The figures are kept per pool, one (netns, protocol): TCP and UDP have
+ * separate port spaces, IPv4 and IPv6 share one.
+ *  - capacity: the namespace's ephemeral range as the latest event shows
+ *    it (a range changed by sysctl shows with the namespace's next port
+ *    event), minus its reserved ports: read from the namespace itself in a
+ *    live run, and in any run every port an event flagged PT_F_RESERVED;
+ *  - TCP ports taken by connect() are unique per 4-tuple, so they are
+ *    counted per destination (local address, remote address, remote port)
+ *    and by state, from when the port is known (the syscall returns or the
+ *    handshake ends) until it is released; TIME_WAIT holds it until the
+ *    decoder's computed expiry, or until a new connect() to the same
+ *    destination takes the same port over (tcp_tw_reuse);
+ *  - ports held by bind() (bind(0) included), listen() and every UDP port
+ *    are "shared": they count against every destination, once per port;
+ *  - occupancy of a destination = its own ports + the shared ones, counted
+ *    only inside the range and outside the reserved ports;
+ *  - rates are ports taken and given back per second over the last 10 s
+ *    of event time; "full in" = free ports / (net rate of the destination's
+ *    own ports + net rate of the shared ones), when that is positive;
+ *  - connect() latency percentiles (alloc, connect and alloc-fail events)
+ *    come from a log-linear histogram, 8 buckets per power of two, nearest
+ *    rank, bucket midpoint: within 6%; for the whole run, and per window
+ *    of interval_s event time counted from the first event.
+ * All times are event times, so a log read back (with the same interval)
+ * gives the figures the live run gave at its end.
  */
 #ifndef PT_EXHAUSTION_H
 #define PT_EXHAUSTION_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include "event.h"
 
 struct exhaustion_opts {
 	double warn_frac;	/* warn when occupancy crosses this, 0..1 */
-	double interval_s;	/* seconds between snapshot records */
+	double interval_s;	/* seconds between records and checks; latency windows */
+	bool live;		/* may look at the running host: reserved ports, checks */
+	bool say;		/* p_warn() each warning as it happens */
 };
 
 struct exhaustion;
@@ -24,7 +54,12 @@ void exhaustion__free(struct exhaustion *e);
 /* The consumer: every event of the stream, live or read from a log. */
 int exhaustion__event(void *e, const struct pt_event *ev);
 
-/* Live only: compare with the kernel's socket table; report divergence. */
+/*
+ * Live only: compare with the kernel's socket table; report divergence.
+ * Runs at most once per interval (0 when not due, 1 when done, -errno).
+ * Sockets are compared by cookie; a difference that is still there at the
+ * next check is "persistent", the rest was in flight.
+ */
 int exhaustion__check(struct exhaustion *e, __u64 now_ns);
 
 /*
@@ -34,8 +69,85 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns);
  */
 int exhaustion__snapshot(struct exhaustion *e, __u64 now_ns, char *buf, size_t cap);
 
+/*
+ * The same record, now, whether due or not. final: the figures at the last
+ * event's time (the run's end), marked "final":true; what
+ * "porttrace exhaustion --format json" prints for the same events. A
+ * record that would not fit lists fewer destinations ("more_dests"); with
+ * buf NULL it is written to f, whole.
+ */
+int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, size_t cap, FILE *f);
+
 /* The human report printed at exit and by "porttrace exhaustion FILE". */
 void exhaustion__report(struct exhaustion *e, FILE *f);
+
+/* Times in the report and in views are printed relative to base_ns
+ * (the run's start); by default the first event's time. */
+void exhaustion__set_base(struct exhaustion *e, __u64 base_ns);
+
+/* ---- figures, for views (porttrace top) ---- */
+
+enum exhaustion_state {
+	EXH_CONNECTING,		/* SYN_SENT: the port is taken */
+	EXH_ESTABLISHED,
+	EXH_CLOSING,		/* FIN_WAIT1/2, CLOSING, CLOSE_WAIT, LAST_ACK */
+	EXH_TIME_WAIT,
+	EXH_STATES,
+};
+
+#define EXH_TOP_PROCS 3
+
+struct exhaustion_proc {
+	__u32 pid;
+	char comm[PT_TASK_COMM_LEN];
+	unsigned int held;
+	unsigned long long failures;
+};
+
+/* One destination of a pool, or the pool itself (any: what a destination
+ * it has never seen would find). */
+struct exhaustion_row {
+	__u32 netns;
+	__u8 proto;
+	__u8 family;		/* 0 for the pool row */
+	bool any;
+	__u8 laddr[16], raddr[16];
+	__u16 rport;
+	__u16 range_lo, range_hi;
+	unsigned int capacity, reserved;
+	unsigned int occupancy;	/* own + shared */
+	unsigned int own, shared;
+	unsigned int state[EXH_STATES];
+	unsigned int peak;
+	__u64 peak_ns;
+	double alloc_per_s, release_per_s;
+	double full_in_s;	/* at the net rate; < 0: not filling up */
+	unsigned long long failures;
+	__u64 first_fail_ns, last_fail_ns;
+	int fail_err;		/* the errno of the failures, last seen */
+	unsigned long long lat_n;
+	__u64 lat_p50_ns, lat_p90_ns, lat_p99_ns;
+	struct exhaustion_proc top[EXH_TOP_PROCS];	/* by ports held */
+	unsigned int ntop;
+};
+
+struct exhaustion_status {
+	unsigned long long events, lost;
+	__u64 first_ns, last_ns, base_ns;
+	double warn_frac;
+	unsigned long warnings;
+	bool checked;		/* a check has run */
+	__u64 check_ns;
+	unsigned long check_kernel, check_events;
+	unsigned long check_missing, check_extra;	/* last check */
+	unsigned long check_persistent;			/* seen twice running */
+	unsigned long check_unreachable;	/* ports in namespaces no check can read */
+};
+
+/* Every row at now_ns (0: the last event's time), pools by their fullest
+ * destination, the pool row first. *n is set; free() the result. */
+struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n);
+void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st);
 
 /* porttrace exhaustion FILE... and porttrace top. */
 int exhaustion__main(int argc, char **argv);

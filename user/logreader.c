@@ -209,6 +209,7 @@ enum rec_kind {
 	REC_STATE,
 	REC_PORT,
 	REC_LOST,
+	REC_EXHAUSTION,	/* --exhaustion snapshot: nested figures, no event */
 	REC_UNKNOWN,
 };
 
@@ -244,6 +245,7 @@ static int parse_field(struct logreader *r, struct cur *c, const char *key, stru
 			   : !strcmp(s, "lost")	   ? REC_LOST
 			   : !strcmp(s, "header")  ? REC_HEADER
 			   : !strcmp(s, "trailer") ? REC_TRAILER
+			   : !strcmp(s, "exhaustion") ? REC_EXHAUSTION
 						   : REC_UNKNOWN;
 		return 0;
 	}
@@ -371,6 +373,8 @@ int logreader__parse_line(struct logreader *r, const char *line, size_t len, str
 			if (parse_string(&c, key, sizeof(key), NULL) || !eat(&c, ':') ||
 			    parse_field(r, &c, key, &ps, ev))
 				return -EINVAL;
+			if (ps.kind == REC_EXHAUSTION)
+				return 0;	/* "type" comes first; skip the rest */
 		} while (eat(&c, ','));
 		if (!eat(&c, '}'))
 			return -EINVAL;

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include "exhaustion.h"
 #include "run.h"
 #include "timeline.h"
 
@@ -16,6 +17,8 @@ struct command {
 static const struct command commands[] = {
 	{"run", run__main},
 	{"timeline", timeline__main},
+	{"exhaustion", exhaustion__main},
+	{"top", top__main},
 };
 
 int main(int argc, char **argv)

@@ -26,6 +26,9 @@ enum {
 	OPT_RECORD_RAW,
 	OPT_ROTATE_SIZE,
 	OPT_ROTATE_KEEP,
+	OPT_EXHAUSTION,
+	OPT_INTERVAL,
+	OPT_WARN,
 };
 
 static const char run_doc[] =
@@ -33,6 +36,8 @@ static const char run_doc[] =
 	"\n"
 	"Commands: porttrace [OPTIONS]           live trace (this page)\n"
 	"          porttrace timeline FILE...    per-process timelines from a JSON log\n"
+	"          porttrace exhaustion FILE...  port exhaustion figures from a JSON log\n"
+	"          porttrace top                 live view of the fullest destinations\n"
 	"\v"
 	"Examples:\n"
 	"  porttrace                     # every transition and port event, until Ctrl-C\n"
@@ -42,6 +47,8 @@ static const char run_doc[] =
 	"  porttrace --ephemeral -d 60 -o ports.jsonl --format json\n"
 	"  porttrace --timeline --comm curl -d 30  # what curl did with ports\n"
 	"  porttrace timeline ports.jsonl        # the same, from a log\n"
+	"  porttrace --exhaustion --warn 90% -o ports.jsonl --format json\n"
+	"                                # how full each destination gets; report at exit\n"
 	"  porttrace -o /var/log/porttrace.jsonl --format json --rotate-size 100M --rotate-keep 10\n"
 	"\n"
 	"Needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN). Filters apply in the kernel.";
@@ -74,6 +81,15 @@ static const struct argp_option run_options[] = {
 	{"verbose", 'v', NULL, 0, "Say what is attached; show libbpf's log", 4},
 	{"record-raw", OPT_RECORD_RAW, "FILE", 0,
 	 "Also record the kernel's raw records to FILE (for bug reports and tools/ptreplay)", 4},
+	{NULL, 0, NULL, 0, "Port exhaustion:", 5},
+	{"exhaustion", OPT_EXHAUSTION, NULL, 0,
+	 "How full each destination's ephemeral range gets: a report at exit, snapshot records in JSON output",
+	 5},
+	{"interval", OPT_INTERVAL, "SECONDS", 0,
+	 "Seconds between snapshot records and checks against the socket table (default 10; implies --exhaustion)",
+	 5},
+	{"warn", OPT_WARN, "PCT", 0,
+	 "Warn when a destination is PCT full, 1..100, e.g. 80 or 80% (default 80; implies --exhaustion)", 5},
 	{},
 };
 
@@ -133,6 +149,26 @@ static int parse_size(const char *s, unsigned long long *out)
 	if (options__parse_ulong(num, 1, 1UL << 40, &v) || v * mult < 4096 || v * mult > (1ULL << 40))
 		return -ERANGE;
 	*out = v * mult;
+	return 0;
+}
+
+int options__parse_pct(const char *s, double *frac)
+{
+	char buf[8];
+	size_t n = s ? strlen(s) : 0;
+	unsigned long v;
+	int err;
+
+	if (n && s[n - 1] == '%')
+		n--;
+	if (!n || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	err = options__parse_ulong(buf, 1, 100, &v);
+	if (err)
+		return err;
+	*frac = v / 100.0;
 	return 0;
 }
 
@@ -231,6 +267,20 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 			argp_error(state, "empty --record-raw file name");
 		o->record_raw = arg;
 		break;
+	case OPT_EXHAUSTION:
+		o->exhaustion = true;
+		break;
+	case OPT_INTERVAL:
+		if (options__parse_seconds(arg, &o->interval))
+			argp_error(state, "invalid interval '%s': expected seconds > 0", arg);
+		o->exhaustion = true;
+		break;
+	case OPT_WARN:
+		if (options__parse_pct(arg, &o->warn_frac))
+			argp_error(state, "invalid --warn '%s': expected a percentage 1..100, e.g. 80 or 80%%",
+				   arg);
+		o->exhaustion = true;
+		break;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
 		break;
@@ -252,6 +302,8 @@ void options__parse_run(int argc, char **argv, struct run_opts *o)
 	/* -p selects timelines too; the kernel already dropped the rest. */
 	o->tl.pids = o->pids;
 	o->tl.comms = o->comms;
+	o->interval = 10;
+	o->warn_frac = 0.8;
 	/* argp exits with code 64 on usage errors; porttrace says 2. */
 	argp_err_exit_status = 2;
 	argp_parse(&argp, argc, argv, 0, NULL, o);

@@ -25,6 +25,9 @@ struct run_opts {
 	bool timeline;		/* print per-process timelines at exit */
 	struct timeline_opts tl;
 	char *comms[PT_MAX_PIDS];
+	bool exhaustion;	/* port exhaustion figures: log snapshots, report */
+	double interval;	/* seconds between exhaustion snapshots and checks */
+	double warn_frac;	/* warn when a destination is this full, 0..1 */
 };
 
 /* Parse argv into o; exits with code 2 on a usage error. */
@@ -35,5 +38,7 @@ void options__parse_run(int argc, char **argv, struct run_opts *o);
 /* Strict number parsing shared by every command: 0 or -EINVAL/-ERANGE. */
 int options__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 int options__parse_seconds(const char *s, double *out);
+/* "80" or "80%", 1..100, as a fraction (0.8). */
+int options__parse_pct(const char *s, double *frac);
 
 #endif /* PT_OPTIONS_H */

@@ -351,6 +351,12 @@ static char *json_event(char *p, const struct pt_event *ev)
 		p = put_str(p, names__tcp_state(ev->newstate));
 		*p++ = '"';
 	} else {
+		/* A socket found in the kernel's table: the state it was in. */
+		if (ev->kind == PT_PORT_EXISTING && ev->sk.proto == IPPROTO_TCP) {
+			p = PUT_LIT(p, ",\"new\":\"");
+			p = put_str(p, names__tcp_state(ev->newstate));
+			*p++ = '"';
+		}
 		p = PUT_LIT(p, ",\"req_port\":");
 		p = put_u64(p, ev->req_port);
 		p = PUT_LIT(p, ",\"err\":");
@@ -662,6 +668,25 @@ int output__event(void *ctx, const struct pt_event *ev)
 	else if (ev->kind < PT_PORT_KIND_MAX)
 		o->by_kind[ev->kind]++;
 	return 0;
+}
+
+int output__raw(struct output *o, const char *line, size_t len)
+{
+	if (len > BUF_SIZE)
+		return -E2BIG;
+	if (o->len + len > BUF_SIZE)
+		output__flush(o);
+	memcpy(o->buf + o->len, line, len);
+	o->len += len;
+	return 0;
+}
+
+size_t output__json_str(char *buf, const char *s, size_t max)
+{
+	char *end = put_json_str(buf, s, max);
+
+	*end = '\0';
+	return end - buf;
 }
 
 void output__header(struct output *o, const struct run_info *info)

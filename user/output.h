@@ -56,4 +56,12 @@ unsigned long long output__dropped(const struct output *o);
 
 int output__parse_format(const char *s, enum output_format *fmt);
 
+/* Append a preformatted line (e.g. an exhaustion snapshot record) to the
+ * stream; it counts as no event. 0, or -E2BIG if it can never fit. */
+int output__raw(struct output *o, const char *line, size_t len);
+
+/* s (at most max bytes) as a JSON string, quotes included, escaped as the
+ * events' strings are; buf needs 6 * max + 3 bytes. Returns the length. */
+size_t output__json_str(char *buf, const char *s, size_t max);
+
 #endif /* PT_OUTPUT_H */

@@ -13,11 +13,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "decoder.h"
+#include "exhaustion.h"
 #include "log.h"
 #include "logfile.h"
 #include "options.h"
 #include "output.h"
 #include "run.h"
+#include "sockdiag.h"
 #include "timeline.h"
 #include "tracer.h"
 
@@ -80,6 +82,10 @@ static void read_range(__u16 *lo, __u16 *hi)
 struct pipeline {
 	struct output *out;
 	struct timeline *tl;	/* NULL without --timeline */
+	struct exhaustion *ex;	/* NULL without --exhaustion */
+	const struct tracer_opts *filter;	/* for the start-up snapshot */
+	struct decoder *dec;
+	bool snapshots;		/* exhaustion records go into the (JSON) stream */
 };
 
 static int pipeline__event(void *ctx, const struct pt_event *ev)
@@ -89,7 +95,52 @@ static int pipeline__event(void *ctx, const struct pt_event *ev)
 
 	if (!err && p->tl)
 		err = timeline__event(p->tl, ev);
+	if (!err && p->ex)
+		err = exhaustion__event(p->ex, ev);
 	return err;
+}
+
+/* The sockets held before tracing began pass the filters the kernel
+ * applies to events. */
+static int pipeline__existing(void *ctx, const struct pt_event *ev)
+{
+	struct pipeline *p = ctx;
+	const struct tracer_opts *t = p->filter;
+	bool pid_ok = !t->n_pids, port_ok = !t->n_ports;
+
+	for (int i = 0; i < t->n_pids && !pid_ok; i++)
+		pid_ok = (ev->flags & PT_F_OWNER_KNOWN) && ev->owner.pid == t->pids[i];
+	for (int i = 0; i < t->n_ports && !port_ok; i++)
+		port_ok = ev->sk.lport == t->ports[i] || ev->sk.rport == t->ports[i];
+	if (t->failures || !pid_ok || !port_ok || (t->family && t->family != ev->sk.family) ||
+	    (t->proto && t->proto != ev->sk.proto) ||
+	    (t->ephemeral && (ev->sk.lport < ev->sk.range_lo || ev->sk.lport > ev->sk.range_hi)))
+		return 0;
+	decoder__remember(p->dec, ev);
+	return pipeline__event(p, ev);
+}
+
+#define SNAPSHOT_MAX (60 * 1024)	/* the log reader takes lines up to 64 KiB */
+
+/* --exhaustion: when due, a check against the socket table and a snapshot
+ * record; final: the end-of-run record. */
+static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
+{
+	static char buf[SNAPSHOT_MAX];
+	static bool warned;
+	int n;
+
+	if (!p->ex)
+		return;
+	n = final ? 0 : exhaustion__check(p->ex, now);
+	if (n < 0 && !warned) {
+		p_warn("checking counts against the socket table: %s", strerror(-n));
+		warned = true;
+	}
+	n = final ? exhaustion__json(p->ex, now, true, buf, sizeof(buf), NULL)
+		  : exhaustion__snapshot(p->ex, now, buf, sizeof(buf));
+	if (n > 0 && p->snapshots)
+		output__raw(p->out, buf, n);
 }
 
 /* The kernel counts what it could not queue; turn a change into an event,
@@ -198,6 +249,22 @@ int run__main(int argc, char **argv)
 			goto cleanup;
 		}
 	}
+	if (opts.exhaustion) {
+		struct exhaustion_opts xo = {.warn_frac = opts.warn_frac,
+					     .interval_s = opts.interval,
+					     .live = true,
+					     .say = true};
+
+		pipe.ex = exhaustion__new(&xo);
+		if (!pipe.ex) {
+			p_err("out of memory");
+			goto cleanup;
+		}
+		exhaustion__set_base(pipe.ex, start);
+		pipe.snapshots = opts.format == OUTPUT_JSON;
+	}
+	pipe.filter = &opts.trace;
+	pipe.dec = dec;
 
 	tr = tracer__new(&opts.trace, dec, pipeline__event, &pipe);
 	if (!tr)
@@ -207,6 +274,12 @@ int run__main(int argc, char **argv)
 		tracer__record_raw(tr, logfile__fd(raw));
 
 	output__header(out, &info);
+	/* After the hooks: a socket that changes from now on has events too. */
+	err = sockdiag__snapshot(pipeline__existing, &pipe);
+	if (err)
+		p_warn("reading the socket table: %s; ports held before now are unknown",
+		       strerror(-err));
+	err = 0;
 	output__flush(out);
 	if (opts.duration > 0)
 		deadline = start + (__u64)(opts.duration * 1e9);
@@ -224,6 +297,7 @@ int run__main(int argc, char **argv)
 		now = run__now_ns(CLOCK_MONOTONIC);
 		decoder__tick(dec, now, pipeline__event, &pipe);
 		report_lost(tr, &pipe, &lost_seen);
+		exhaustion_tick(&pipe, now, false);
 		if (reopen_requested)
 			handle_reopen(log, out, &info);
 		if (now - last_flush >= FLUSH_NS) {
@@ -238,6 +312,7 @@ int run__main(int argc, char **argv)
 	/* Drain what the kernel queued before the hooks went away. */
 	tracer__poll(tr, 0);
 	report_lost(tr, &pipe, &lost_seen);
+	exhaustion_tick(&pipe, 0, true);
 	stats.lost = lost_seen;
 	stats.bad = decoder__bad_records(dec);
 	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
@@ -249,12 +324,15 @@ int run__main(int argc, char **argv)
 		timeline__print(pipe.tl, stdout,
 				!log && opts.format == OUTPUT_JSON ? OUTPUT_JSON : OUTPUT_TEXT, start);
 	}
+	if (pipe.ex)
+		exhaustion__report(pipe.ex, log ? stdout : stderr);
 	fprintf(stderr, "porttrace: %llu events written, %llu lost in the kernel, %llu lost on write\n",
 		output__written(out), stats.lost, output__dropped(out));
 	ret = err ? 1 : 0;
 cleanup:
 	tracer__free(tr);
 	timeline__free(pipe.tl);
+	exhaustion__free(pipe.ex);
 	output__free(out);
 	decoder__free(dec);
 	logfile__close(log);
