@@ -402,3 +402,40 @@ def test_select_and_summarise(porttrace, netns, workload):
     text = timeline("--keep", "4", "--pid", str(c), pt.path)
     assert text.count(" connect-autobind") == 4, text
     assert "  ... 21 earlier released ports folded into the counts\n" in text, text
+
+
+# ---- ports held before tracing began ----------------------------------------
+
+HOLDER = r'''
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 7400))
+s.listen()
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("127.0.0.1", 7401))
+report(ready=True)
+step()
+u.close()
+report(done=True)
+step()
+'''
+
+
+def test_ports_held_before_tracing_are_in_the_timeline(porttrace, netns, workload):
+    """Started before porttrace: its ports come from the kernel's socket
+    table, marked as held before tracing, with their owner; a release
+    seen afterwards closes them."""
+    w = workload(netns, HOLDER)
+    assert w.expect()["ready"]
+    pt = porttrace()
+    w.go()
+    assert w.expect()["done"]
+    w.go()
+    assert w.finish() == 0
+    pt.stop()
+    tl = timelines(pt.path)[w.pid]
+    held = {(p["proto"], p["lport"]): p for p in tl["ports"]}
+    assert set(held) == {("tcp", 7400), ("udp", 7401)}, fmt_ports(tl)
+    assert all(p["how"] == "held-before-tracing" for p in held.values()), fmt_ports(tl)
+    assert held[("tcp", 7400)]["states"][0][0] == "LISTEN", fmt_ports(tl)
+    assert held[("udp", 7401)]["reason"] == "socket-closed", fmt_ports(tl)
