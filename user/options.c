@@ -34,24 +34,23 @@ enum {
 static const char run_doc[] =
 	"Trace which process holds which TCP or UDP port, from allocation to release.\n"
 	"\n"
-	"Commands: porttrace [OPTIONS]           live trace (this page)\n"
-	"          porttrace timeline FILE...    per-process timelines from a JSON log\n"
-	"          porttrace exhaustion FILE...  port exhaustion figures from a JSON log\n"
-	"          porttrace top                 live view of the fullest destinations\n"
+	"Commands: porttrace [OPTIONS]          live trace (this page)\n"
+	"          porttrace timeline FILE...   per-process timelines from a log\n"
+	"          porttrace exhaustion FILE... port exhaustion figures from a log\n"
+	"          porttrace top                live view of the fullest destinations\n"
 	"\v"
 	"Examples:\n"
-	"  porttrace                     # every transition and port event, until Ctrl-C\n"
-	"  porttrace -p 4711 -p 4712     # only sockets owned by these processes\n"
-	"  porttrace -P 443 -4 --tcp     # IPv4 TCP with local or remote port 443\n"
-	"  porttrace --failures          # only failed binds and autobinds (EADDRNOTAVAIL...)\n"
-	"  porttrace --ephemeral -d 60 -o ports.jsonl --format json\n"
-	"  porttrace --timeline --comm curl -d 30  # what curl did with ports\n"
-	"  porttrace timeline ports.jsonl        # the same, from a log\n"
-	"  porttrace --exhaustion --warn 90% -o ports.jsonl --format json\n"
-	"                                # how full each destination gets; report at exit\n"
-	"  porttrace -o /var/log/porttrace.jsonl --format json --rotate-size 100M --rotate-keep 10\n"
+	"  porttrace                   # every transition and port event, until Ctrl-C\n"
+	"  porttrace -p 4711 -p 4712   # only sockets owned by these processes\n"
+	"  porttrace -P 443 -4 --tcp   # IPv4 TCP with local or remote port 443\n"
+	"  porttrace --failures        # only failed binds and autobinds\n"
+	"  porttrace --timeline --comm curl -d 30    # what curl did with ports\n"
+	"  porttrace --exhaustion --warn 90%         # how full destinations get\n"
+	"  porttrace -o ports.jsonl --format json    # a log; then, offline:\n"
+	"  porttrace timeline ports.jsonl\n"
+	"  porttrace -o /var/log/porttrace.jsonl --format json --rotate-size 100M\n"
 	"\n"
-	"Needs root (CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN). Filters apply in the kernel.";
+	"Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN). Filters apply in the kernel.";
 
 static const struct argp_option run_options[] = {
 	{NULL, 0, NULL, 0, "Filters (in the kernel):", 1},
