@@ -3,6 +3,7 @@
 #include <argp.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -65,7 +66,10 @@ struct tl_proc {
 	/* exact counts */
 	unsigned long taken, held, peak, time_wait, folded, failures;
 	__u64 peak_ns, longest_ns;
-	__u64 *holds;			/* every released port's hold time */
+	/* Every released port's hold time, in microseconds: the median is
+	 * exact to the microsecond at 4 bytes a port (a hold over 71 minutes
+	 * is kept as the longest a u32 can say). */
+	__u32 *holds_us;
 	size_t nholds, cap_holds;
 	struct tl_fail fail[MAX_FAIL_KINDS];
 	int nfail;
@@ -140,7 +144,7 @@ static void proc_free(struct tl_proc *p)
 	free(p->first);
 	free(p->open);
 	free(p->recent);
-	free(p->holds);
+	free(p->holds_us);
 	free(p);
 }
 
@@ -326,9 +330,9 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 	p->held--;
 	if (held > p->longest_ns)
 		p->longest_ns = held;
-	p->holds = grow(p->holds, &p->cap_holds, p->nholds + 1, sizeof(*p->holds));
-	if (p->holds)
-		p->holds[p->nholds++] = held;
+	p->holds_us = grow(p->holds_us, &p->cap_holds, p->nholds + 1, sizeof(*p->holds_us));
+	if (p->holds_us)
+		p->holds_us[p->nholds++] = held / 1000 > UINT32_MAX ? UINT32_MAX : held / 1000;
 	else
 		t->err = -ENOMEM;
 	socktab__take(t->by_cookie, port->cookie, NULL);
@@ -486,21 +490,25 @@ static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char 
 	return buf;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_u32(const void *a, const void *b)
 {
-	__u64 x = *(const __u64 *)a, y = *(const __u64 *)b;
+	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
 
 	return x < y ? -1 : x > y;
 }
 
 static __u64 median(struct tl_proc *p)
 {
+	__u64 us;
+
 	if (!p->nholds)
 		return 0;
-	qsort(p->holds, p->nholds, sizeof(*p->holds), cmp_u64);
+	qsort(p->holds_us, p->nholds, sizeof(*p->holds_us), cmp_u32);
 	if (p->nholds % 2)
-		return p->holds[p->nholds / 2];
-	return (p->holds[p->nholds / 2 - 1] + p->holds[p->nholds / 2]) / 2;
+		us = p->holds_us[p->nholds / 2];
+	else
+		us = ((__u64)p->holds_us[p->nholds / 2 - 1] + p->holds_us[p->nholds / 2]) / 2;
+	return us * 1000;
 }
 
 static int cmp_taken(const void *a, const void *b)

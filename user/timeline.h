@@ -7,7 +7,8 @@
  * A process is a pid plus its start time: a reused pid starts a new
  * timeline. Memory stays bounded: per process the first keep/2 ports taken
  * and the keep/2 most recently released ones are kept in detail, the ones
- * in between are folded into the counts, which stay exact.
+ * in between are folded into the counts, which stay exact (the median to
+ * the microsecond).
  */
 #ifndef PT_TIMELINE_H
 #define PT_TIMELINE_H

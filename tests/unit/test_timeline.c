@@ -7,6 +7,8 @@
 #include "fixtures.h"
 #include "timeline.h"
 
+#define US 1000ULL	/* hold times are kept to the microsecond */
+
 static char *render(struct timeline *t, enum output_format fmt)
 {
 	FILE *f = tmpfile();
@@ -33,26 +35,26 @@ static void connection(struct timeline *t, struct pt_owner o, __u64 c, __u16 p, 
 
 	e = ev_state(t0, o, pending, TCP_CLOSE, TCP_SYN_SENT);
 	timeline__event(t, &e);
-	e = ev_state(t0 + 10, o, sk, TCP_SYN_SENT, TCP_ESTABLISHED);
+	e = ev_state(t0 + 10 * US, o, sk, TCP_SYN_SENT, TCP_ESTABLISHED);
 	timeline__event(t, &e);
-	e = ev_port(t0 + 11, o, sk, PT_PORT_ALLOC, 0);
+	e = ev_port(t0 + 11 * US, o, sk, PT_PORT_ALLOC, 0);
 	timeline__event(t, &e);
 	switch (ending) {
 	case PT_REASON_TW_EXPIRED:
-		e = ev_state(t0 + 100, o, sk, TCP_FIN_WAIT2, TCP_CLOSE);
+		e = ev_state(t0 + 100 * US, o, sk, TCP_FIN_WAIT2, TCP_CLOSE);
 		timeline__event(t, &e);
-		e = ev_port(t0 + 100, o, sk, PT_PORT_TIMEWAIT, PT_REASON_CLOSE);
+		e = ev_port(t0 + 100 * US, o, sk, PT_PORT_TIMEWAIT, PT_REASON_CLOSE);
 		timeline__event(t, &e);
-		e = ev_port(t0 + 1000, o, sk, PT_PORT_RELEASE, PT_REASON_TW_EXPIRED);
+		e = ev_port(t0 + 1000 * US, o, sk, PT_PORT_RELEASE, PT_REASON_TW_EXPIRED);
 		e.flags |= PT_F_COMPUTED;
 		timeline__event(t, &e);
 		break;
 	case 0:
 		break;	/* never released */
 	default:
-		e = ev_state(t0 + 100, o, sk, TCP_ESTABLISHED, TCP_CLOSE);
+		e = ev_state(t0 + 100 * US, o, sk, TCP_ESTABLISHED, TCP_CLOSE);
 		timeline__event(t, &e);
-		e = ev_port(t0 + 100, o, sk, PT_PORT_RELEASE, ending);
+		e = ev_port(t0 + 100 * US, o, sk, PT_PORT_RELEASE, ending);
 		/* The kernel does not know the owner in softirq. */
 		e.flags &= ~PT_F_OWNER_KNOWN;
 		e.owner.pid = 0;
@@ -70,21 +72,21 @@ static void release_paths_and_counts(void)
 	struct pt_event e;
 	char *out;
 
-	connection(t, p, 1, 40000, 100, PT_REASON_CLOSE);
-	connection(t, p, 2, 40001, 200, PT_REASON_RST_RECV);
-	connection(t, p, 3, 40002, 300, PT_REASON_TW_EXPIRED);
-	e = ev_port(400, p, udp, PT_PORT_ALLOC, 0);
+	connection(t, p, 1, 40000, 100 * US, PT_REASON_CLOSE);
+	connection(t, p, 2, 40001, 200 * US, PT_REASON_RST_RECV);
+	connection(t, p, 3, 40002, 300 * US, PT_REASON_TW_EXPIRED);
+	e = ev_port(400 * US, p, udp, PT_PORT_ALLOC, 0);
 	timeline__event(t, &e);
-	e = ev_port(500, p, udp, PT_PORT_RELEASE, PT_REASON_EXIT);
+	e = ev_port(500 * US, p, udp, PT_PORT_RELEASE, PT_REASON_EXIT);
 	timeline__event(t, &e);
-	e = ev_port(600, p, sock4(0, IPPROTO_TCP, "0.0.0.0", 0, "127.0.0.1", 80),
+	e = ev_port(600 * US, p, sock4(0, IPPROTO_TCP, "0.0.0.0", 0, "127.0.0.1", 80),
 		    PT_PORT_ALLOC_FAIL, 0);
 	e.err = 99;
 	timeline__event(t, &e);
 
 	out = render(t, OUTPUT_JSON);
 	CHECK(strstr(out, "\"taken\":4,\"held\":0,\"peak\":1"));
-	CHECK(strstr(out, "\"longest_ns\":1000") && strstr(out, "\"median_ns\":100"));
+	CHECK(strstr(out, "\"longest_ns\":1000000,") && strstr(out, "\"median_ns\":100000,"));
 	CHECK(strstr(out, "\"time_wait\":1"));
 	CHECK(strstr(out, "\"failures\":{\"EADDRNOTAVAIL\":1}"));
 	CHECK(strstr(out, "\"reason\":\"rst-received\""));
@@ -161,10 +163,10 @@ static void churn_is_folded_counts_exact(void)
 	char *out;
 
 	for (int i = 0; i < 1000; i++)
-		connection(t, p, i + 1, 40000 + i % 4, 1000 * (i + 1), PT_REASON_CLOSE);
+		connection(t, p, i + 1, 40000 + i % 4, 1000 * US * (i + 1), PT_REASON_CLOSE);
 	out = render(t, OUTPUT_JSON);
 	CHECK(strstr(out, "\"taken\":1000,\"held\":0,\"peak\":1"));
-	CHECK(strstr(out, "\"median_ns\":100"));
+	CHECK(strstr(out, "\"median_ns\":100000,"));
 	CHECK(strstr(out, "\"folded\":996"));
 	free(out);
 	out = render(t, OUTPUT_TEXT);
