@@ -2084,36 +2084,6 @@ static const char *fmt_secs(char *buf, size_t len, __u64 ts, __u64 base)
 	return buf;
 }
 
-static const char *fmt_lat(char *buf, size_t len, __u64 ns)
-{
-	if (ns < 1000)
-		snprintf(buf, len, "%lluns", (unsigned long long)ns);
-	else if (ns < 1000000)
-		snprintf(buf, len, "%.0fus", ns / 1e3);
-	else if (ns < 1000000000)
-		snprintf(buf, len, "%.1fms", ns / 1e6);
-	else
-		snprintf(buf, len, "%.1fs", ns / 1e9);
-	return buf;
-}
-
-static const char *fmt_eta(char *buf, size_t len, double s)
-{
-	if (s < 0)
-		snprintf(buf, len, "-");
-	else if (s == 0)
-		snprintf(buf, len, "full");
-	else if (s < 60)
-		snprintf(buf, len, "%.0fs", s < 1 ? 1 : s);
-	else if (s < 3600)
-		snprintf(buf, len, "%.0fm%02.0fs", s / 60 - 0.5, s - 60 * (long)(s / 60));
-	else if (s < 86400)
-		snprintf(buf, len, "%ldh%02ldm", (long)(s / 3600), (long)(s / 60) % 60);
-	else
-		snprintf(buf, len, ">1d");
-	return buf;
-}
-
 /* "127.0.0.1 > 10.0.0.1:443", "[::1] > [::1]:8080", or the pool's row. */
 static const char *fmt_dest(char *buf, size_t len, const struct exhaustion_row *r)
 {
@@ -2159,16 +2129,19 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 	if (r->lat_n) {
 		fprintf(f, "      %s latency p50 %s, p90 %s, p99 %s (%llu calls)",
 			r->proto == IPPROTO_TCP ? "connect()" : "autobind call",
-			fmt_lat(a, sizeof(a), r->lat_p50_ns), fmt_lat(b, sizeof(b), r->lat_p90_ns),
-			fmt_lat(c, sizeof(c), r->lat_p99_ns), r->lat_n);
+			names__duration(r->lat_p50_ns, a, sizeof(a)),
+			names__duration(r->lat_p90_ns, b, sizeof(b)),
+			names__duration(r->lat_p99_ns, c, sizeof(c)), r->lat_n);
 		if (d && d->nwins) {
 			unsigned long long k = d->nwins > LAT_WINDOWS ? d->nwins - LAT_WINDOWS : 0;
 
 			fprintf(f, "; p99 by %gs window:", e->o.interval_s);
 			for (; k < d->nwins; k++)
-				fprintf(f, " %s", fmt_lat(a, sizeof(a), d->wins[k % LAT_WINDOWS].p99));
+				fprintf(f, " %s", names__duration(d->wins[k % LAT_WINDOWS].p99, a,
+								  sizeof(a)));
 			if (d->win && d->win->count)
-				fprintf(f, " %s (now)", fmt_lat(a, sizeof(a), hist_pct(d->win, 99)));
+				fprintf(f, " %s (now)",
+					names__duration(hist_pct(d->win, 99), a, sizeof(a)));
 		}
 		fputc('\n', f);
 	}
@@ -2238,7 +2211,7 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 				fmt_dest(a, sizeof(a), r), held,
 				r->capacity ? 100.0 * r->occupancy / r->capacity : 0.0, r->peak,
 				fmt_secs(at, sizeof(at), r->peak_ns, base), r->alloc_per_s,
-				r->release_per_s, fmt_eta(eta, sizeof(eta), r->full_in_s));
+				r->release_per_s, names__eta(r->full_in_s, false, eta, sizeof(eta)));
 			report_dest_details(f, e, r, row_dest(e, r), base);
 		}
 		if (np) {
@@ -2327,17 +2300,9 @@ static error_t ex_parse(int key, char *arg, struct argp_state *state)
 		if (options__parse_seconds(arg, &a->o.interval_s))
 			argp_error(state, "invalid interval '%s': expected seconds > 0", arg);
 		break;
-	case ARGP_KEY_ARG:
-		a->files = state->argv + state->next - 1;
-		a->nfiles = state->argc - state->next + 1;
-		state->next = state->argc;
-		break;
-	case ARGP_KEY_END:
-		if (!a->nfiles)
-			argp_error(state, "no log file given");
-		break;
 	default:
-		return ARGP_ERR_UNKNOWN;
+		if (!options__files(key, state, &a->files, &a->nfiles))
+			return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
@@ -2367,9 +2332,8 @@ int exhaustion__main(int argc, char **argv)
 		p_err("out of memory");
 		goto cleanup;
 	}
-	for (int i = 0; i < a.nfiles; i++)
-		if (logreader__read(r, a.files[i], exhaustion__event, e) < 0)
-			goto cleanup;
+	if (logreader__read_all(r, a.files, a.nfiles, exhaustion__event, e) < 0)
+		goto cleanup;
 	if (logreader__start_mono_ns(r))
 		exhaustion__set_base(e, logreader__start_mono_ns(r));
 	if (a.fmt == OUTPUT_JSON) {

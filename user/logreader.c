@@ -517,6 +517,16 @@ int logreader__read(struct logreader *r, const char *path, pt_event_fn fn, void 
 	return read_piece(r, path, fn, ctx);
 }
 
+int logreader__read_all(struct logreader *r, char *const *files, int nfiles, pt_event_fn fn,
+			void *ctx)
+{
+	int ret = 0;
+
+	for (int i = 0; i < nfiles && !ret; i++)
+		ret = logreader__read(r, files[i], fn, ctx);
+	return ret;
+}
+
 struct logreader *logreader__new(void)
 {
 	struct logreader *r = calloc(1, sizeof(*r));

@@ -23,6 +23,10 @@ void logreader__free(struct logreader *r);
  */
 int logreader__read(struct logreader *r, const char *path, pt_event_fn fn, void *ctx);
 
+/* Read each of files in turn; stops at the first that cannot be opened. */
+int logreader__read_all(struct logreader *r, char *const *files, int nfiles, pt_event_fn fn,
+			void *ctx);
+
 /* Parse one line (no newline needed). 1: ev filled; 0: a line that is not an
  * event (header, trailer); <0: malformed. For tests and fuzzing. */
 int logreader__parse_line(struct logreader *r, const char *line, size_t len, struct pt_event *ev);

@@ -185,6 +185,43 @@ const char *names__service(unsigned int port, unsigned int proto)
 	return services[proto == IPPROTO_UDP][port];
 }
 
+const char *names__duration(__u64 ns, char *buf, size_t len)
+{
+	if (ns < 1000)
+		snprintf(buf, len, "%lluns", (unsigned long long)ns);
+	else if (ns < 1000ULL * 1000)
+		snprintf(buf, len, "%lluus", (unsigned long long)ns / 1000);
+	else if (ns < 1000ULL * 1000 * 1000)
+		snprintf(buf, len, "%.1fms", ns / 1e6);
+	else if (ns < 120ULL * 1000 * 1000 * 1000)
+		snprintf(buf, len, "%.2fs", ns / 1e9);
+	else
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)ns / 60000000000ULL,
+			 (unsigned long long)ns / 1000000000ULL % 60);
+	return buf;
+}
+
+const char *names__eta(double s, bool narrow, char *buf, size_t len)
+{
+	if (s < 0)
+		snprintf(buf, len, "-");
+	else if (s == 0)
+		snprintf(buf, len, "full");
+	else if (s < (narrow ? 100 : 60))
+		snprintf(buf, len, "%.0fs", s < 1 ? 1 : s);
+	else if (narrow && s < 6000)
+		snprintf(buf, len, "%.0fm", s / 60);
+	else if (narrow)
+		snprintf(buf, len, s < 360000 ? "%.0fh" : ">4d", s / 3600);
+	else if (s < 3600)
+		snprintf(buf, len, "%ldm%02lds", (long)(s / 60), (long)s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%ldh%02ldm", (long)(s / 3600), (long)(s / 60) % 60);
+	else
+		snprintf(buf, len, ">1d");
+	return buf;
+}
+
 const char *names__opts(unsigned int opts, char *buf, size_t len)
 {
 	size_t off = 0;

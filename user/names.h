@@ -33,6 +33,13 @@ const char *names__port_class(unsigned int port);
 /* Service name from the services database ("https"), or NULL. */
 const char *names__service(unsigned int port, unsigned int proto);
 
+/* A duration for people: "850ns", "12us", "3.1ms", "1.20s", "2m03s". */
+const char *names__duration(__u64 ns, char *buf, size_t len);
+
+/* Time until something fills up: "-" (never, at this rate), "full", "42s",
+ * ...; narrow keeps it within 4 columns for the 80-column view. */
+const char *names__eta(double s, bool narrow, char *buf, size_t len);
+
 /* Names of PT_OPT_* bits, joined by '|' into buf; "" when none. */
 const char *names__opts(unsigned int opts, char *buf, size_t len);
 unsigned int names__opts_parse(const char *s, size_t len);

@@ -110,6 +110,22 @@ int options__parse_ulong(const char *s, unsigned long min, unsigned long max, un
 	return 0;
 }
 
+bool options__files(int key, struct argp_state *state, char ***files, int *nfiles)
+{
+	if (key == ARGP_KEY_ARG) {
+		*files = state->argv + state->next - 1;
+		*nfiles = state->argc - state->next + 1;
+		state->next = state->argc;
+		return true;
+	}
+	if (key == ARGP_KEY_END) {
+		if (!*nfiles)
+			argp_error(state, "no log file given");
+		return true;
+	}
+	return false;
+}
+
 int options__parse_seconds(const char *s, double *out)
 {
 	double v;

@@ -35,6 +35,13 @@ void options__parse_run(int argc, char **argv, struct run_opts *o);
 
 #define PT_ROTATE_KEEP 5
 
+struct argp_state;
+
+/* The FILE... operands of an offline command (timeline, exhaustion): takes
+ * them at ARGP_KEY_ARG, insists on one at ARGP_KEY_END. True when key was
+ * one of those two. */
+bool options__files(int key, struct argp_state *state, char ***files, int *nfiles);
+
 /* Strict number parsing shared by every command: 0 or -EINVAL/-ERANGE. */
 int options__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 int options__parse_seconds(const char *s, double *out);

@@ -463,19 +463,6 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 
 /* ---- printing ---- */
 
-static const char *fmt_dur(__u64 ns, char *buf, size_t len)
-{
-	if (ns < 1000ULL * 1000)
-		snprintf(buf, len, "%lluus", ns / 1000);
-	else if (ns < 1000ULL * 1000 * 1000)
-		snprintf(buf, len, "%.1fms", ns / 1e6);
-	else if (ns < 120ULL * 1000 * 1000 * 1000)
-		snprintf(buf, len, "%.2fs", ns / 1e9);
-	else
-		snprintf(buf, len, "%llum%02llus", ns / 60000000000ULL, ns / 1000000000ULL % 60);
-	return buf;
-}
-
 static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
@@ -585,7 +572,7 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 			fprintf(f, "%s", how_names[port->how]);
 		}
 		if (port->latency_ns)
-			fprintf(f, " %s", fmt_dur(port->latency_ns, d, sizeof(d)));
+			fprintf(f, " %s", names__duration(port->latency_ns, d, sizeof(d)));
 		if (!port->released && port->how != HOW_FAILED)
 			fprintf(f, port->tw_ns ? " [TIME_WAIT at end]" : " [held at end]");
 		break;
@@ -595,13 +582,13 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 	case -3:
 		fprintf(f, " %-22s released: %s%s, held %s", "", names__reason(port->reason),
 			port->computed ? " (computed)" : "",
-			fmt_dur(port->released_ns - port->taken_ns, d, sizeof(d)));
+			names__duration(port->released_ns - port->taken_ns, d, sizeof(d)));
 		break;
 	default:
 		fprintf(f, " %-22s %s", "", names__tcp_state(port->state[l->what]));
 		if (l->what > 0)
 			fprintf(f, " (after %s in %s)",
-				fmt_dur(port->state_ns[l->what] - port->state_ns[l->what - 1], d,
+				names__duration(port->state_ns[l->what] - port->state_ns[l->what - 1], d,
 					sizeof(d)),
 				names__tcp_state(port->state[l->what - 1]));
 		break;
@@ -651,8 +638,8 @@ static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u6
 	fprintf(f, "  ports taken %lu, peak %lu held at once", p->taken, p->peak);
 	if (p->peak)
 		fprintf(f, " (at %.6f)", (double)(long long)(p->peak_ns - base_ns) / 1e9);
-	fprintf(f, ", longest hold %s, median hold %s\n", fmt_dur(p->longest_ns, d1, sizeof(d1)),
-		fmt_dur(median(p), d2, sizeof(d2)));
+	fprintf(f, ", longest hold %s, median hold %s\n", names__duration(p->longest_ns, d1, sizeof(d1)),
+		names__duration(median(p), d2, sizeof(d2)));
 	fprintf(f, "  still held %lu, ended in TIME_WAIT %lu, failures %lu", p->held, p->time_wait,
 		p->failures);
 	for (int i = 0; i < p->nfail; i++) {
@@ -845,17 +832,9 @@ static error_t tl_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "invalid --keep '%s': expected 2..1000000", arg);
 		a->o.keep = v;
 		break;
-	case ARGP_KEY_ARG:
-		a->files = state->argv + state->next - 1;
-		a->nfiles = state->argc - state->next + 1;
-		state->next = state->argc;
-		break;
-	case ARGP_KEY_END:
-		if (!a->nfiles)
-			argp_error(state, "no log file given");
-		break;
 	default:
-		return ARGP_ERR_UNKNOWN;
+		if (!options__files(key, state, &a->files, &a->nfiles))
+			return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
@@ -886,9 +865,8 @@ int timeline__main(int argc, char **argv)
 		p_err("out of memory");
 		goto cleanup;
 	}
-	for (int i = 0; i < a.nfiles; i++)
-		if (logreader__read(r, a.files[i], timeline__event, t) < 0)
-			goto cleanup;
+	if (logreader__read_all(r, a.files, a.nfiles, timeline__event, t) < 0)
+		goto cleanup;
 	timeline__print(t, stdout, a.fmt, logreader__start_mono_ns(r));
 	ret = 0;
 cleanup:

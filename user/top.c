@@ -197,38 +197,6 @@ static void __attribute__((format(printf, 2, 3))) line(struct frame *f, const ch
 	f->lines++;
 }
 
-static const char *fmt_lat(char *buf, size_t len, __u64 ns)
-{
-	if (!ns)
-		snprintf(buf, len, "-");
-	else if (ns < 1000)
-		snprintf(buf, len, "%lluns", (unsigned long long)ns);
-	else if (ns < 1000000)
-		snprintf(buf, len, "%.0fus", ns / 1e3);
-	else if (ns < 1000000000)
-		snprintf(buf, len, "%.1fms", ns / 1e6);
-	else
-		snprintf(buf, len, "%.1fs", ns / 1e9);
-	return buf;
-}
-
-static const char *fmt_eta(char *buf, size_t len, double s)
-{
-	if (s < 0)
-		snprintf(buf, len, "-");
-	else if (s == 0)
-		snprintf(buf, len, "full");
-	else if (s < 100)
-		snprintf(buf, len, "%.0fs", s < 1 ? 1 : s);
-	else if (s < 6000)
-		snprintf(buf, len, "%.0fm", s / 60);
-	else if (s < 360000)
-		snprintf(buf, len, "%.0fh", s / 3600);
-	else
-		snprintf(buf, len, ">4d");
-	return buf;
-}
-
 /* "tcp 127.0.0.1 > 10.1.2.3:443" in at most width columns: the local
  * address goes first when there is no room, then the end is cut ('~'). */
 static void fmt_dest(char *buf, size_t len, const struct exhaustion_row *r, int width)
@@ -360,8 +328,8 @@ static void draw(struct frame *f, struct exhaustion *e, unsigned long long lost,
 		snprintf(held, sizeof(held), "%u/%u", r->occupancy, r->capacity);
 		fmt_dest(dest, sizeof(dest), r, dest_w);
 		line(f, "%3.0f%% %11s %7.1f %7s %6llu %6s %s", frac(r) * 100, held, r->alloc_per_s,
-		     fmt_eta(a, sizeof(a), r->full_in_s), r->failures, fmt_lat(b, sizeof(b), r->lat_p99_ns),
-		     dest);
+		     names__eta(r->full_in_s, true, a, sizeof(a)), r->failures,
+		     r->lat_p99_ns ? names__duration(r->lat_p99_ns, b, sizeof(b)) : "-", dest);
 		detail_line(f, r);
 		shown++;
 		room -= 2;
