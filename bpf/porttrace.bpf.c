@@ -670,11 +670,16 @@ static __always_inline __u8 read_sockaddr(const void *uaddr, struct call *c)
 /* Remember an inet socket call in flight; NULL sk means "not interesting". */
 static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbound_udp)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
 	struct call c = {};
-	struct sock *sk = fd_sock(fd);
+	struct sock *sk;
 	__u16 family, proto;
 
+	/* The cheap test first: the fd walk is a chain of probe reads. */
+	if (!pid_wanted(id >> 32))
+		return;
+	sk = fd_sock(fd);
 	if (!sk)
 		return;
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -684,8 +689,6 @@ static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbo
 	c.sport = sk_sport(sk);
 	/* sendto()/sendmsg() only matter when they may autobind. */
 	if (need_unbound_udp && (proto != IPPROTO_UDP || c.sport))
-		return;
-	if (!pid_wanted(bpf_get_current_pid_tgid() >> 32))
 		return;
 	c.ts = bpf_ktime_get_ns();
 	c.sk = (__u64)sk;

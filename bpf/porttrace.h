@@ -26,7 +26,6 @@
 enum pt_rec_type {
 	PT_REC_STATE = 1, /* TCP state transition (sock:inet_sock_set_state) */
 	PT_REC_PORT = 2,  /* a port fact: bind, alloc, failure, listen, release */
-	PT_REC_TYPE_MAX,
 };
 
 /* What a PT_REC_PORT record says happened to the port. */

@@ -43,4 +43,11 @@ static inline bool pt_event_port_known(const struct pt_event *ev)
 	return !(ev->flags & PT_F_PORT_PENDING) && ev->sk.lport;
 }
 
+/* Is the local port inside the ephemeral range the event carries? An event
+ * without a range (range_hi 0) says no. */
+static inline bool pt_event_in_range(const struct pt_event *ev)
+{
+	return ev->sk.range_hi && ev->sk.lport >= ev->sk.range_lo && ev->sk.lport <= ev->sk.range_hi;
+}
+
 #endif /* PT_EVENT_H */

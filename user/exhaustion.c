@@ -1322,8 +1322,8 @@ static int check_event(void *ctx, const struct pt_event *ev)
 	__u8 one = 1;
 	int state;
 
-	if (!classify_existing(c->listen, ev, &cls, &state) || !sk->range_hi ||
-	    sk->lport < sk->range_lo || sk->lport > sk->range_hi || (ev->flags & PT_F_RESERVED))
+	if (!classify_existing(c->listen, ev, &cls, &state) || !pt_event_in_range(ev) ||
+	    (ev->flags & PT_F_RESERVED))
 		return 0;
 	cookies = grow(c->cookies, &c->cap, c->n + 1, sizeof(*cookies));
 	if (cookies)
@@ -2292,13 +2292,10 @@ static error_t ex_parse(int key, char *arg, struct argp_state *state)
 			argp_error(state, "invalid format '%s': expected text or json", arg);
 		break;
 	case 'w':
-		if (options__parse_pct(arg, &a->o.warn_frac))
-			argp_error(state, "invalid --warn '%s': expected a percentage 1..100, e.g. 80 or 80%%",
-				   arg);
+		options__warn(state, arg, &a->o.warn_frac);
 		break;
 	case 'i':
-		if (options__parse_seconds(arg, &a->o.interval_s))
-			argp_error(state, "invalid interval '%s': expected seconds > 0", arg);
+		options__interval(state, arg, &a->o.interval_s);
 		break;
 	default:
 		if (!options__files(key, state, &a->files, &a->nfiles))

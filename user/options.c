@@ -126,6 +126,19 @@ bool options__files(int key, struct argp_state *state, char ***files, int *nfile
 	return false;
 }
 
+void options__warn(struct argp_state *state, const char *arg, double *frac)
+{
+	if (options__parse_pct(arg, frac))
+		argp_error(state, "invalid --warn '%s': expected a percentage 1..100, e.g. 80 or 80%%",
+			   arg);
+}
+
+void options__interval(struct argp_state *state, const char *arg, double *seconds)
+{
+	if (options__parse_seconds(arg, seconds))
+		argp_error(state, "invalid interval '%s': expected seconds > 0", arg);
+}
+
 int options__parse_seconds(const char *s, double *out)
 {
 	double v;
@@ -286,14 +299,11 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 		o->exhaustion = true;
 		break;
 	case OPT_INTERVAL:
-		if (options__parse_seconds(arg, &o->interval))
-			argp_error(state, "invalid interval '%s': expected seconds > 0", arg);
+		options__interval(state, arg, &o->interval);
 		o->exhaustion = true;
 		break;
 	case OPT_WARN:
-		if (options__parse_pct(arg, &o->warn_frac))
-			argp_error(state, "invalid --warn '%s': expected a percentage 1..100, e.g. 80 or 80%%",
-				   arg);
+		options__warn(state, arg, &o->warn_frac);
 		o->exhaustion = true;
 		break;
 	case ARGP_KEY_ARG:

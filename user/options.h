@@ -42,6 +42,11 @@ struct argp_state;
  * one of those two. */
 bool options__files(int key, struct argp_state *state, char ***files, int *nfiles);
 
+/* --warn PCT and --interval SECONDS, as every command that has them takes
+ * them: a bad value is argp's usage error. */
+void options__warn(struct argp_state *state, const char *arg, double *frac);
+void options__interval(struct argp_state *state, const char *arg, double *seconds);
+
 /* Strict number parsing shared by every command: 0 or -EINVAL/-ERANGE. */
 int options__parse_ulong(const char *s, unsigned long min, unsigned long max, unsigned long *out);
 int options__parse_seconds(const char *s, double *out);

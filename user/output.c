@@ -281,11 +281,6 @@ static const char *event_name(const struct pt_event *ev)
 	return "unknown";
 }
 
-static bool in_range(const struct pt_event *ev)
-{
-	return ev->sk.range_hi && ev->sk.lport >= ev->sk.range_lo && ev->sk.lport <= ev->sk.range_hi;
-}
-
 /* ---- JSON Lines: every field of the event, so a log reads back whole ---- */
 
 static char *json_event(char *p, const struct pt_event *ev)
@@ -376,7 +371,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 			*p++ = ',';
 			p = put_u64(p, ev->sk.range_hi);
 			p = PUT_LIT(p, "],\"ephemeral\":");
-			p = in_range(ev) ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
+			p = pt_event_in_range(ev) ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
 		}
 		if (ev->kind == PT_PORT_LISTEN) {
 			p = PUT_LIT(p, ",\"scope\":\"");
@@ -453,7 +448,7 @@ static char *text_meaning(char *p, const struct pt_event *ev)
 		*p++ = ' ';
 		p = put_str(p, svc);
 	}
-	if (in_range(ev))
+	if (pt_event_in_range(ev))
 		p = PUT_LIT(p, " ephemeral");
 	if (ev->flags & PT_F_RESERVED)
 		p = PUT_LIT(p, " reserved");
@@ -485,7 +480,7 @@ static char *text_port_detail(char *p, const struct pt_event *ev)
 	case PT_PORT_LISTEN:
 		*p++ = ' ';
 		p = put_str(p, listen_scope(ev->sk.family, ev->sk.laddr));
-		if (in_range(ev))
+		if (pt_event_in_range(ev))
 			p = PUT_LIT(p, " IN-EPHEMERAL-RANGE");
 		break;
 	case PT_PORT_TIMEWAIT:

@@ -114,7 +114,7 @@ static int pipeline__existing(void *ctx, const struct pt_event *ev)
 		port_ok = ev->sk.lport == t->ports[i] || ev->sk.rport == t->ports[i];
 	if (t->failures || !pid_ok || !port_ok || (t->family && t->family != ev->sk.family) ||
 	    (t->proto && t->proto != ev->sk.proto) ||
-	    (t->ephemeral && (ev->sk.lport < ev->sk.range_lo || ev->sk.lport > ev->sk.range_hi)))
+	    (t->ephemeral && !pt_event_in_range(ev)))
 		return 0;
 	decoder__remember(p->dec, ev);
 	return pipeline__event(p, ev);

@@ -427,13 +427,10 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 		a->sort = i;
 		break;
 	case 'w':
-		if (options__parse_pct(arg, &a->xo.warn_frac))
-			argp_error(state, "invalid --warn '%s': expected a percentage 1..100, e.g. 80 or 80%%",
-				   arg);
+		options__warn(state, arg, &a->xo.warn_frac);
 		break;
 	case 'i':
-		if (options__parse_seconds(arg, &a->xo.interval_s))
-			argp_error(state, "invalid interval '%s': expected seconds > 0", arg);
+		options__interval(state, arg, &a->xo.interval_s);
 		break;
 	case 'v':
 		a->verbose = true;

@@ -211,15 +211,20 @@ local_port() { awk '$1 == "local" { print $4; exit }' "$1"; }
 
 # ---- tests; each returns non-zero with the reason in WHY ----
 
+# trace_and_serve N PORT: start trace N, then a server on PORT; a server
+# that does not start stops the trace again.
+trace_and_serve() {
+	start_trace "$1" || return 1
+	start_server "$2" && return 0
+	stop_trace
+	return 1
+}
+
 # (1) one connection, owners on both ends: client events carry the client
 # pid, the accepted socket's events the server pid.
 t_lifecycle() {
 	L=/tmp/t1.jsonl
-	start_trace 1 || return 1
-	if ! start_server 5001; then
-		stop_trace
-		return 1
-	fi
+	trace_and_serve 1 5001 || return 1
 	client /tmp/c1.out -n 1 --hold 300 --print-ports 127.0.0.1 5001
 	usleep 300000
 	stop_server
@@ -263,11 +268,7 @@ t_lifecycle() {
 # (2) connect() autobind: the alloc event's lport is the port the client saw.
 t_autobind_port() {
 	L=/tmp/t2.jsonl
-	start_trace 2 || return 1
-	if ! start_server 5002; then
-		stop_trace
-		return 1
-	fi
+	trace_and_serve 2 5002 || return 1
 	client /tmp/c2.out -n 1 --close rst --print-ports 127.0.0.1 5002
 	stop_server
 	stop_trace || return 1
@@ -286,11 +287,7 @@ t_autobind_port() {
 # (3) 6 concurrent connects, 4 ports: EADDRNOTAVAIL, seen as alloc-fail.
 t_exhaustion() {
 	L=/tmp/t3.jsonl
-	start_trace 3 || return 1
-	if ! start_server 5003; then
-		stop_trace
-		return 1
-	fi
+	trace_and_serve 3 5003 || return 1
 	client /tmp/c3.out -c 6 -n 6 --hold 2000 --close rst --json 127.0.0.1 5003
 	stop_server
 	stop_trace || return 1
@@ -314,11 +311,7 @@ t_exhaustion() {
 # (4) bind(addr, 0) before connect: a bind event with req_port 0.
 t_bind0() {
 	L=/tmp/t4.jsonl
-	start_trace 4 || return 1
-	if ! start_server 5004; then
-		stop_trace
-		return 1
-	fi
+	trace_and_serve 4 5004 || return 1
 	client /tmp/c4.out -n 1 --bind --close rst --print-ports 127.0.0.1 5004
 	stop_server
 	stop_trace || return 1
@@ -358,11 +351,7 @@ t_range() {
 	L=/tmp/t6.jsonl
 	_r=$(tr -s ' \t' '  ' </proc/sys/net/ipv4/ip_local_port_range)
 	[ "$_r" = "$RANGE_LO $RANGE_HI" ] || { WHY="ip_local_port_range reads '$_r'"; return 1; }
-	start_trace 6 || return 1
-	if ! start_server 5006; then
-		stop_trace
-		return 1
-	fi
+	trace_and_serve 6 5006 || return 1
 	client /tmp/c6.out -n 1 --close rst 127.0.0.1 5006
 	_tcp=$CLI
 	client /tmp/c6u.out -n 1 --udp 127.0.0.1 5006
