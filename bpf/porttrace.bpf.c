@@ -369,6 +369,7 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	struct tcp_sock *tp;
 	struct sk_info *info;
 	__u16 family, lport, rport;
+	bool owner_here = false;
 	__u32 flags = 0;
 	__u8 opts = 0;
 
@@ -385,10 +386,21 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	inet = &tp->inet_conn.icsk_inet;
 
 	if (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN)) {
-		/* connect() and listen() run in the caller's context: that
+		/*
+		 * connect() and listen() run in the caller's context: that
 		 * caller is the owner from now on (it may be a child of the
-		 * process that created the socket). */
-		info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		 * process that created the socket), and this record names it.
+		 * User space carries the owner on to the socket's later
+		 * records by cookie. Storage, whose allocation and RCU free
+		 * cost more than the rest of this hook, is kept for what the
+		 * kernel itself must know later: a listener's owner, which
+		 * its children inherit, a bound socket's port, and the owner
+		 * the pid filter tests.
+		 */
+		owner_here = true;
+		info = bpf_sk_storage_get(&sk_infos, sk, 0,
+					  newstate == TCP_LISTEN || targ_pid_filter ?
+					  BPF_SK_STORAGE_GET_F_CREATE : 0);
 		if (info) {
 			fill_owner(&info->owner);
 			info->cookie = bpf_get_socket_cookie(sk);
@@ -459,7 +471,10 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		return 0;
 	fill_hdr(&rec->hdr, PT_REC_STATE, sizeof(*rec));
 	rec->folded_ns = 0;
-	if (info) {
+	if (owner_here && !info) {
+		fill_owner(&rec->owner);
+		flags |= PT_F_OWNER_KNOWN;
+	} else if (info) {
 		rec->owner = info->owner;
 		/* A child of a listener older than tracing has storage, but
 		 * nobody to name. */
@@ -500,6 +515,10 @@ int handle_sock_create(struct bpf_sock *ctx)
 	 * so that the syscall hooks can read it from sk->sk_cookie. */
 	__u64 cookie = bpf_get_socket_cookie(ctx);
 
+	/* Owners travel in records; only the pid filter needs one stored
+	 * for every socket from its birth. */
+	if (!targ_pid_filter)
+		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (info) {
 		fill_owner(&info->owner);
@@ -521,6 +540,10 @@ static __always_inline int post_bind(struct bpf_sock *ctx, bool v6)
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!info)
 		return 1;
+	/* The binder owns it until a connect() or listen() says otherwise:
+	 * sock_release names it when it gives the port back. */
+	if (!info->owner.pid)
+		fill_owner(&info->owner);
 	info->flags |= SKI_BOUND;
 	b = &info->bound;
 	b->netns = BPF_CORE_READ(net, ns.inum);

@@ -25,6 +25,10 @@ struct sock_seen {
 
 struct decoder {
 	struct socktab *socks;
+	/* Owner of each TCP socket from its connect() or listen() to its
+	 * CLOSE: the kernel names it only in the record of that call, so
+	 * that it need not store it for every socket. */
+	struct socktab *owners;
 	struct tw_queue tw;
 	unsigned long long bad;
 };
@@ -36,8 +40,9 @@ struct decoder *decoder__new(void)
 	if (!d)
 		return NULL;
 	d->socks = socktab__new(SOCKTAB_MAX, sizeof(struct sock_seen));
-	if (!d->socks) {
-		free(d);
+	d->owners = socktab__new(SOCKTAB_MAX, sizeof(struct pt_owner));
+	if (!d->socks || !d->owners) {
+		decoder__free(d);
 		return NULL;
 	}
 	return d;
@@ -48,6 +53,7 @@ void decoder__free(struct decoder *d)
 	if (!d)
 		return;
 	socktab__free(d->socks);
+	socktab__free(d->owners);
 	free(d->tw.ev);
 	free(d);
 }
@@ -108,9 +114,23 @@ static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struc
 static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_event_fn fn, void *ctx)
 {
 	struct pt_event ev = {.type = PT_EV_STATE};
+	__u32 flags = r->flags;
 	int err;
 
 	copy_common(&ev, &r->hdr, &r->owner, &r->sk);
+	if (!(flags & PT_F_OWNER_KNOWN)) {
+		const struct pt_owner *o = socktab__get(d->owners, r->sk.cookie);
+
+		if (o) {
+			ev.owner = *o;
+			flags |= PT_F_OWNER_KNOWN;
+		}
+	} else if (r->oldstate == 7 /* TCP_CLOSE */ &&
+		   (r->newstate == 2 /* TCP_SYN_SENT */ || r->newstate == 10 /* TCP_LISTEN */)) {
+		socktab__put(d->owners, r->sk.cookie, &ev.owner);
+	}
+	if (r->newstate == 7 /* TCP_CLOSE */)
+		socktab__take(d->owners, r->sk.cookie, NULL);
 	if (r->flags & PT_F_FOLDED_SYNRECV) {
 		/* The child's birth, sent along with its next transition. */
 		struct pt_event born = ev;
@@ -118,7 +138,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		born.ts_ns = r->folded_ns;
 		born.oldstate = 10;	/* TCP_LISTEN */
 		born.newstate = 3;	/* TCP_SYN_RECV */
-		born.flags = r->flags & ~(PT_F_FOLDED_SYNRECV | PT_F_RELEASE | PT_F_TIMEWAIT);
+		born.flags = flags & ~(PT_F_FOLDED_SYNRECV | PT_F_RELEASE | PT_F_TIMEWAIT);
 		err = fn(ctx, &born);
 		if (err)
 			return err;
@@ -127,7 +147,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	ev.newstate = r->newstate;
 	ev.reason = r->reason < PT_REASON_MAX ? r->reason : PT_REASON_NONE;
 	ev.opts = r->opts;
-	ev.flags = r->flags & ~PT_F_FOLDED_SYNRECV;
+	ev.flags = flags & ~PT_F_FOLDED_SYNRECV;
 	err = fn(ctx, &ev);
 	if (err)
 		return err;
