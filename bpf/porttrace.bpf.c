@@ -122,6 +122,15 @@ struct call {
 	__u8 opts;
 	__u8 family;		/* of the address the caller passed */
 	__u8 addr[16];
+	/* A TCP connect()'s CLOSE -> SYN_SENT, in this same call, already
+	 * read the owner and the socket through typed pointers: the exit
+	 * hook reuses that instead of a chain of probe reads. */
+	__u8 snap;
+	__u8 snap_opts;
+	__u32 snap_flags;
+	__u64 snap_net;
+	struct pt_owner owner;
+	struct pt_sock sock;
 };
 
 struct {
@@ -361,6 +370,23 @@ static __always_inline __u8 sock_opts_direct(struct sock *sk, struct inet_sock *
 	return opts;
 }
 
+/* Hand what this record holds to the connect() in flight on this socket. */
+static __always_inline void snap_connect(struct sock *sk, struct inet_sock *inet,
+					 const struct pt_rec_state *rec, __u32 flags)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call *c = bpf_map_lookup_elem(&calls, &tid);
+
+	if (!c || c->sk != (__u64)sk)
+		return;
+	c->owner = rec->owner;
+	c->sock = rec->sk;
+	c->snap_flags = flags & PT_F_RANGE_SOCK;
+	c->snap_opts = sock_opts_direct(sk, inet);
+	c->snap_net = (__u64)sk->__sk_common.skc_net.net;
+	c->snap = 1;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 {
@@ -500,6 +526,8 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	rec->reason = newstate == TCP_CLOSE ? close_reason(sk, oldstate, lport) : PT_REASON_NONE;
 	rec->opts = opts;
 	rec->flags = flags;
+	if (owner_here && newstate == TCP_SYN_SENT)
+		snap_connect(sk, inet, rec, flags);
 	submit(rec);
 	return 0;
 }
@@ -788,6 +816,38 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 	submit(rec);
 }
 
+/* emit_port() for a TCP connect() whose state hook left a snapshot: only
+ * the port, chosen since, is read anew. */
+static __always_inline void emit_snap(struct call *c, __u16 sport, __u8 kind, __u32 flags)
+{
+	struct pt_rec_port *rec;
+
+	if (targ_failures)
+		return;
+	if (targ_ephemeral && (sport < c->sock.range_lo || sport > c->sock.range_hi))
+		return;
+	if (!port_wanted(sport, c->sock.rport))
+		return;
+	rec = reserve(sizeof(*rec));
+	if (!rec)
+		return;
+	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
+	rec->owner = c->owner;
+	rec->sk = c->sock;
+	rec->sk.lport = sport;
+	rec->kind = kind;
+	rec->reason = PT_REASON_NONE;
+	rec->opts = c->opts | c->snap_opts;
+	rec->_pad = 0;
+	rec->req_port = c->req_port;
+	rec->_pad2 = 0;
+	rec->err = 0;
+	rec->flags = flags | c->snap_flags | reserved_flag((struct net *)c->snap_net, sport) |
+		     PT_F_OWNER_KNOWN;
+	rec->latency_ns = bpf_ktime_get_ns() - c->ts;
+	submit(rec);
+}
+
 SEC("tracepoint/syscalls/sys_enter_connect")
 int handle_enter_connect(struct trace_event_raw_sys_enter *ctx)
 {
@@ -815,9 +875,14 @@ int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	 * it returned -EINPROGRESS: the socket is already CLOSE. */
 	if ((ret == 0 || ret == -EINPROGRESS) &&
 	    !(BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
-	      BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE))
-		emit_port(&c, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC, 0,
-			  c.sport ? 0 : PT_F_AUTOBIND);
+	      BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)) {
+		if (c.snap)
+			emit_snap(&c, sport, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC,
+				  c.sport ? 0 : PT_F_AUTOBIND);
+		else
+			emit_port(&c, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC, 0,
+				  c.sport ? 0 : PT_F_AUTOBIND);
+	}
 	else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
 		emit_port(&c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
 	return 0;
