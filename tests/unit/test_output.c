@@ -82,7 +82,37 @@ static void port_meaning(void)
 	CHECK(strstr(format_event(&eph, OUTPUT_TEXT, 0), "IN-EPHEMERAL-RANGE"));
 }
 
+/* Numbers are formatted in 8-digit chunks: every chunk boundary, and the
+ * largest values a record can carry, read back as printf writes them. */
+static void json_numbers_at_chunk_boundaries(void)
+{
+	static const unsigned long long vals[] = {
+		0, 9, 10, 99, 100, 99999999, 100000000, 100000001, 999999999999ULL,
+		9999999999999999ULL, 10000000000000000ULL, 10000000000000001ULL,
+		18446744073709551615ULL,
+	};
+
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		struct pt_event ev = ev_state(vals[i], owner_of(4294967295u, vals[i], "c"),
+					      sock4(1, IPPROTO_TCP, "127.0.0.1", 1, "127.0.0.1", 2),
+					      TCP_SYN_SENT, TCP_ESTABLISHED);
+		char want[64];
+		const char *line;
+
+		ev.sk.cookie = vals[i];
+		line = format_event(&ev, OUTPUT_JSON, 0);
+		snprintf(want, sizeof(want), "\"t_ns\":%llu,", vals[i]);
+		CHECK(strstr(line, want));
+		snprintf(want, sizeof(want), "\"pstart_ns\":%llu,", vals[i]);
+		CHECK(strstr(line, want));
+		snprintf(want, sizeof(want), "\"cookie\":%llu,", vals[i]);
+		CHECK(strstr(line, want));
+		CHECK(strstr(line, "\"pid\":4294967295,"));
+	}
+}
+
 TESTS(output_tests) = {
+	{"output: numbers at 8-digit chunk boundaries", json_numbers_at_chunk_boundaries},
 	{"output: text line of a transition", text_state_line},
 	{"output: a port not yet allocated is never port 0", text_pending_port_is_not_zero},
 	{"output: IPv6 as [addr]:port, v4-mapped shown as such", text_ipv6_and_mapped},
