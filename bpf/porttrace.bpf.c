@@ -517,8 +517,14 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	rec->sk.cookie = info && info->cookie ? info->cookie : bpf_get_socket_cookie(sk);
 	fill_sock_direct(&rec->sk, sk, inet, family);
 	rec->sk._pad = 0;
-	flags |= fill_range(&rec->sk, sk, sk->__sk_common.skc_net.net, true,
-			    newstate == TCP_LISTEN);
+	/* The range matters where this record also becomes a port event
+	 * (listen, release, time-wait) or lends its socket to connect()'s
+	 * alloc record; nothing shows it on a plain transition. */
+	if (newstate == TCP_CLOSE || newstate == TCP_LISTEN || newstate == TCP_SYN_SENT)
+		flags |= fill_range(&rec->sk, sk, sk->__sk_common.skc_net.net, true,
+				    newstate == TCP_LISTEN);
+	else
+		rec->sk.range_lo = rec->sk.range_hi = 0;
 	if (!lport)
 		flags |= PT_F_PORT_PENDING;
 	rec->oldstate = oldstate;
