@@ -36,7 +36,6 @@
 #define IPPROTO_UDP	17
 
 #define EAGAIN		11
-#define EADDRINUSE	98
 #define EADDRNOTAVAIL	99
 #define ECONNRESET	104
 #define ETIMEDOUT	110
@@ -399,6 +398,10 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	__u32 flags = 0;
 	__u8 opts = 0;
 
+	/* Failures come from syscall exits only: nothing here to store or
+	 * send, and the storage of listeners and children costs the most. */
+	if (targ_failures)
+		return 0;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	if (targ_proto && targ_proto != IPPROTO_TCP)
@@ -458,8 +461,6 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	lport = bpf_ntohs(inet->inet_sport);
 	rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (!port_wanted(lport, rport))
-		return 0;
-	if (targ_failures)
 		return 0;
 
 	/* Options matter where a port is taken for listening or given back. */
@@ -569,7 +570,8 @@ static __always_inline int post_bind(struct bpf_sock *ctx, bool v6)
 	struct sk_info *info;
 	struct pt_sock *b;
 
-	if (!ctx->src_port)
+	/* What is stored here serves releases, which failures mode omits. */
+	if (targ_failures || !ctx->src_port)
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!info)
@@ -628,7 +630,7 @@ int handle_sock_release(struct bpf_sock *ctx)
 	__u16 proto = ctx->protocol;
 	__u16 family = ctx->family;
 
-	if (!proto_wanted(proto) || !family_wanted(family))
+	if (targ_failures || !proto_wanted(proto) || !family_wanted(family))
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, 0);
 	if (proto == IPPROTO_TCP) {
@@ -640,15 +642,13 @@ int handle_sock_release(struct bpf_sock *ctx)
 		if (!(info->flags & SKI_BOUND) || ctx->state != TCP_CLOSE)
 			return 1;
 	}
-	if (targ_failures)
-		return 1;
 	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
 		return 1;
 	if (info && (info->flags & SKI_BOUND)) {
 		struct pt_sock *b = &info->bound;
 
 		if (!port_wanted(b->lport, 0) ||
-		    (targ_ephemeral && (b->lport < b->range_lo || b->lport > b->range_hi)))
+		    (targ_ephemeral && !in_range(b)))
 			return 1;
 	}
 
@@ -766,6 +766,22 @@ static __always_inline bool call_end(struct call *out)
 	return true;
 }
 
+/* The fields every port record of a syscall exit ends with; sends it. */
+static __always_inline void finish_port(struct pt_rec_port *rec, const struct call *c, __u8 kind,
+					int err, __u32 flags, __u8 opts)
+{
+	rec->kind = kind;
+	rec->reason = PT_REASON_NONE;
+	rec->opts = opts;
+	rec->_pad = 0;
+	rec->req_port = c->req_port;
+	rec->_pad2 = 0;
+	rec->err = err;
+	rec->flags = flags | PT_F_OWNER_KNOWN;
+	rec->latency_ns = rec->hdr.ts_ns - c->ts;
+	submit(rec);
+}
+
 /* Emit a port record for a socket the current task just acted on. */
 static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 flags)
 {
@@ -801,38 +817,25 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 	}
 	flags |= fill_range(&rec->sk, sk, BPF_CORE_READ(sk, __sk_common.skc_net.net), false, true);
 	/* A failure with no port yet (autobind found none) passes. */
-	if (targ_ephemeral && rec->sk.lport && !in_range(&rec->sk)) {
+	if ((targ_ephemeral && rec->sk.lport && !in_range(&rec->sk)) ||
+	    !port_wanted(rec->sk.lport, rec->sk.rport)) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		return;
 	}
-	if (!port_wanted(rec->sk.lport, rec->sk.rport) &&
-	    !(kind == PT_PORT_BIND_FAIL && port_wanted(c->req_port, 0))) {
-		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
-		return;
-	}
-	rec->kind = kind;
-	rec->reason = PT_REASON_NONE;
-	rec->opts = c->opts | sock_opts(sk);
-	rec->_pad = 0;
-	rec->req_port = c->req_port;
-	rec->_pad2 = 0;
-	rec->err = err;
-	rec->flags = flags | PT_F_OWNER_KNOWN;
-	rec->latency_ns = bpf_ktime_get_ns() - c->ts;
-	submit(rec);
+	finish_port(rec, c, kind, err, flags, c->opts | sock_opts(sk));
 }
 
 /* emit_port() for a TCP connect() whose state hook left a snapshot: only
- * the port, chosen since, is read anew. */
+ * the port, chosen since, is read anew, and the filters run before the
+ * ring is touched. */
 static __always_inline void emit_snap(struct call *c, __u16 sport, __u8 kind, __u32 flags)
 {
 	struct pt_rec_port *rec;
 
 	if (targ_failures)
 		return;
-	if (targ_ephemeral && (sport < c->sock.range_lo || sport > c->sock.range_hi))
-		return;
-	if (!port_wanted(sport, c->sock.rport))
+	c->sock.lport = sport;
+	if ((targ_ephemeral && !in_range(&c->sock)) || !port_wanted(sport, c->sock.rport))
 		return;
 	rec = reserve(sizeof(*rec));
 	if (!rec)
@@ -840,18 +843,9 @@ static __always_inline void emit_snap(struct call *c, __u16 sport, __u8 kind, __
 	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
 	rec->owner = c->owner;
 	rec->sk = c->sock;
-	rec->sk.lport = sport;
-	rec->kind = kind;
-	rec->reason = PT_REASON_NONE;
-	rec->opts = c->opts | c->snap_opts;
-	rec->_pad = 0;
-	rec->req_port = c->req_port;
-	rec->_pad2 = 0;
-	rec->err = 0;
-	rec->flags = flags | c->snap_flags | reserved_flag((struct net *)c->snap_net, sport) |
-		     PT_F_OWNER_KNOWN;
-	rec->latency_ns = bpf_ktime_get_ns() - c->ts;
-	submit(rec);
+	finish_port(rec, c, kind, 0,
+		    flags | c->snap_flags | reserved_flag((struct net *)c->snap_net, sport),
+		    c->snap_opts);
 }
 
 SEC("tracepoint/syscalls/sys_enter_connect")

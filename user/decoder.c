@@ -25,9 +25,9 @@ struct sock_seen {
 
 struct decoder {
 	struct socktab *socks;
-	/* Owner of each TCP socket from its connect() or listen() to its
-	 * CLOSE: the kernel names it only in the record of that call, so
-	 * that it need not store it for every socket. */
+	/* Owner of each TCP socket from its connect() to its CLOSE: the
+	 * kernel names it only in the record of that call, so that it need
+	 * not store it for every socket. */
 	struct socktab *owners;
 	struct tw_queue tw;
 	unsigned long long bad;
@@ -125,19 +125,19 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 			ev.owner = *o;
 			flags |= PT_F_OWNER_KNOWN;
 		}
-	} else if (r->oldstate == 7 /* TCP_CLOSE */ &&
-		   (r->newstate == 2 /* TCP_SYN_SENT */ || r->newstate == 10 /* TCP_LISTEN */)) {
+	} else if (r->oldstate == TCP_CLOSE && r->newstate == TCP_SYN_SENT) {
+		/* Listeners keep theirs in socket storage. */
 		socktab__put(d->owners, r->sk.cookie, &ev.owner);
 	}
-	if (r->newstate == 7 /* TCP_CLOSE */)
+	if (r->newstate == TCP_CLOSE)
 		socktab__take(d->owners, r->sk.cookie, NULL);
 	if (r->flags & PT_F_FOLDED_SYNRECV) {
 		/* The child's birth, sent along with its next transition. */
 		struct pt_event born = ev;
 
 		born.ts_ns = r->folded_ns;
-		born.oldstate = 10;	/* TCP_LISTEN */
-		born.newstate = 3;	/* TCP_SYN_RECV */
+		born.oldstate = TCP_LISTEN;
+		born.newstate = TCP_SYN_RECV;
 		born.flags = flags & ~(PT_F_FOLDED_SYNRECV | PT_F_RELEASE | PT_F_TIMEWAIT);
 		err = fn(ctx, &born);
 		if (err)
@@ -173,7 +173,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		ev.kind = PT_PORT_RELEASE;
 		return fn(ctx, &ev);
 	}
-	if (r->newstate == 10 /* TCP_LISTEN */) {
+	if (r->newstate == TCP_LISTEN) {
 		ev.kind = PT_PORT_LISTEN;
 		ev.reason = PT_REASON_NONE;
 		return fn(ctx, &ev);

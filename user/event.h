@@ -10,6 +10,22 @@
 #include <stdbool.h>
 #include "porttrace.h"
 
+/* Kernel TCP_* numbers (include/net/tcp_states.h), as records carry them. */
+enum {
+	TCP_ESTABLISHED = 1,
+	TCP_SYN_SENT,
+	TCP_SYN_RECV,
+	TCP_FIN_WAIT1,
+	TCP_FIN_WAIT2,
+	TCP_TIME_WAIT,
+	TCP_CLOSE,
+	TCP_CLOSE_WAIT,
+	TCP_LAST_ACK,
+	TCP_LISTEN,
+	TCP_CLOSING,
+	TCP_NEW_SYN_RECV,
+};
+
 enum pt_ev_type {
 	PT_EV_STATE = 1,	/* TCP transition: oldstate -> newstate */
 	PT_EV_PORT,		/* port fact: kind */
@@ -37,6 +53,16 @@ struct pt_event {
 
 /* Every consumer has this shape; returning non-zero stops the pipeline. */
 typedef int (*pt_event_fn)(void *ctx, const struct pt_event *ev);
+
+/* sockdiag reads start times from /proc in 10 ms ticks; the kernel hooks
+ * have them to the nanosecond. Within this much, it is the same process. */
+#define PT_START_SLACK_NS (20ULL * 1000000)
+
+/* Whether two start times (0: unknown) name the same process. */
+static inline bool pt_owner_same_start(__u64 a, __u64 b)
+{
+	return !a || !b || (a > b ? a - b : b - a) <= PT_START_SLACK_NS;
+}
 
 static inline bool pt_event_port_known(const struct pt_event *ev)
 {

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include "exhaustion.h"
+#include "array.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
@@ -30,22 +31,6 @@
 #include "socktab.h"
 
 #define NS_PER_S 1000000000ULL
-
-/* Kernel TCP_* numbers (include/net/tcp_states.h). */
-enum {
-	TCP_ESTABLISHED = 1,
-	TCP_SYN_SENT,
-	TCP_SYN_RECV,
-	TCP_FIN_WAIT1,
-	TCP_FIN_WAIT2,
-	TCP_TIME_WAIT,
-	TCP_CLOSE,
-	TCP_CLOSE_WAIT,
-	TCP_LAST_ACK,
-	TCP_LISTEN,
-	TCP_CLOSING,
-	TCP_NEW_SYN_RECV,
-};
 
 #define RATE_WINDOW 10		/* seconds of event time behind rates and forecasts */
 #define RATE_SLOTS 16
@@ -64,8 +49,6 @@ enum {
 #define SNAP_PROCS 8		/* processes per pool in a record */
 #define REPORT_PROCS 5
 #define DEST_LEN (2 * INET6_ADDRSTRLEN + 16)	/* "laddr > [raddr]:port" */
-/* sockdiag reads start times in 10 ms ticks; the hooks to the ns. */
-#define START_SLACK_NS (20ULL * 1000000)
 
 struct hist {
 	unsigned long long count;
@@ -78,25 +61,15 @@ struct rate {
 	__u32 up[RATE_SLOTS], down[RATE_SLOTS];
 };
 
-struct latwin {
-	__u64 idx;		/* window number since the first event */
-	unsigned long long n;
-	__u64 p50, p90, p99;
-};
-
 struct xproc {
 	__u32 pid;
 	__u64 start_ns;
 	char comm[PT_TASK_COMM_LEN];
-	unsigned int held;	/* counted ports, now */
-	unsigned long long allocs, failures;
-	__u64 first_fail_ns, last_fail_ns;
 };
 
 struct xfail {
 	struct xproc *proc;	/* NULL: every process past MAX_FAIL_PROCS */
 	unsigned long long n;
-	__u64 first_ns, last_ns;
 };
 
 struct xpool;
@@ -116,7 +89,7 @@ struct xdest {
 	__u64 peak_ns;
 	bool warned;
 	struct rate rate;
-	unsigned long long allocs, releases;
+	unsigned long long allocs;
 	unsigned long long failures;
 	__u64 first_fail_ns, last_fail_ns;
 	int fail_err;
@@ -124,7 +97,7 @@ struct xdest {
 	unsigned int nfails;
 	struct hist *lat, *win;	/* whole run; current window */
 	__u64 win_idx;
-	struct latwin wins[LAT_WINDOWS];
+	__u64 win_p99[LAT_WINDOWS];	/* of the last closed windows */
 	unsigned long long nwins;
 	size_t row;		/* scratch: its row in the figures */
 	unsigned int sc_due[EXH_STATES];	/* scratch: counted, but past their end */
@@ -232,21 +205,6 @@ struct exhaustion {
 
 /* ---- small tools ---- */
 
-static void *grow(void *v, size_t *cap, size_t need, size_t size)
-{
-	size_t c = *cap ? *cap : 16;
-	void *n;
-
-	if (need <= *cap)
-		return v;
-	while (c < need)
-		c *= 2;
-	n = realloc(v, c * size);
-	if (n)
-		*cap = c;
-	return n;
-}
-
 static unsigned int hist_bucket(__u64 v)
 {
 	int exp;
@@ -332,11 +290,6 @@ static void rate_get(const struct exhaustion *e, const struct rate *r, __u64 now
 	*down = d / span;
 }
 
-static bool same_start(__u64 a, __u64 b)
-{
-	return !a || !b || (a > b ? a - b : b - a) <= START_SLACK_NS;
-}
-
 static int state_of(unsigned int tcp_state)
 {
 	switch (tcp_state) {
@@ -356,7 +309,7 @@ static int state_of(unsigned int tcp_state)
 
 static void due_push(struct exhaustion *e, __u64 ts, __u64 cookie)
 {
-	struct due *d = grow(e->due, &e->cap_due, e->ndue + 1, sizeof(*d));
+	struct due *d = array__grow(e->due, &e->cap_due, e->ndue + 1, sizeof(*d));
 	size_t i;
 
 	if (!d)
@@ -451,7 +404,7 @@ static struct xns *ns_get(struct exhaustion *e, __u32 inode)
 
 	if (slot)
 		return *slot;
-	v = grow(e->nsv, &e->cap_nsv, e->nns + 1, sizeof(*v));
+	v = array__grow(e->nsv, &e->cap_nsv, e->nns + 1, sizeof(*v));
 	ns = calloc(1, sizeof(*ns));
 	if (!v || !ns) {
 		free(ns);
@@ -478,7 +431,7 @@ static struct xpool *pool_get(struct exhaustion *e, __u32 netns, __u8 proto)
 		return NULL;
 	if (ns->pools[i])
 		return ns->pools[i];
-	v = grow(e->pools, &e->cap_pools, e->npools + 1, sizeof(*v));
+	v = array__grow(e->pools, &e->cap_pools, e->npools + 1, sizeof(*v));
 	p = calloc(1, sizeof(*p));
 	if (!v || !p) {
 		free(p);
@@ -540,7 +493,7 @@ static struct xdest *dest_get(struct exhaustion *e, struct xpool *p, const struc
 			return d;
 	if (e->next_dest_id >= MAX_DESTS)
 		return &p->any;
-	v = grow(p->dests, &p->cap_dests, p->ndests + 1, sizeof(*v));
+	v = array__grow(p->dests, &p->cap_dests, p->ndests + 1, sizeof(*v));
 	d = calloc(1, sizeof(*d));
 	if (!v || !d) {
 		free(d);
@@ -569,11 +522,11 @@ static struct xproc *proc_of(struct exhaustion *e, const struct pt_event *ev)
 	if (!(ev->flags & PT_F_OWNER_KNOWN) || !ev->owner.pid)
 		return NULL;
 	slot = socktab__get(e->by_pid, ev->owner.pid);
-	if (slot && same_start((*slot)->start_ns, ev->owner.start_ns))
+	if (slot && pt_owner_same_start((*slot)->start_ns, ev->owner.start_ns))
 		return *slot;
 	if (e->nprocs >= MAX_PROCS)
 		return NULL;
-	v = grow(e->procs, &e->cap_procs, e->nprocs + 1, sizeof(*v));
+	v = array__grow(e->procs, &e->cap_procs, e->nprocs + 1, sizeof(*v));
 	p = calloc(1, sizeof(*p));
 	if (!v || !p) {
 		free(p);
@@ -682,8 +635,6 @@ static void sock_apply(struct xsock *s, int dir)
 	struct xpool *p = s->pool;
 	__u32 *refs, one = 1;
 
-	if (s->proc)
-		s->proc->held += dir;
 	if (s->cls == XC_DEST) {
 		s->dest->own += dir;
 		s->dest->state[s->state] += dir;
@@ -729,8 +680,6 @@ static void sock_end(struct exhaustion *e, struct xsock *s, unsigned int shared_
 			s->noted = true;
 			d->allocs++;
 			rate_add(&d->rate, ts, true);
-			if (s->proc)
-				s->proc->allocs++;
 		}
 	}
 	if (s->cls == XC_DEST)
@@ -787,10 +736,8 @@ static void sock_free(struct exhaustion *e, struct xsock *s, __u64 ts)
 	unsigned int shared = sock_begin(s);
 	struct xsock **idx;
 
-	if (was && (s->noted || s->seeded)) {
-		d->releases++;
+	if (was && (s->noted || s->seeded))
 		rate_add(&d->rate, ts, false);
-	}
 	if (s->cls == XC_DEST && s->lport && (idx = socktab__get(e->port_idx, port_key(s))) &&
 	    *idx == s)
 		socktab__take(e->port_idx, port_key(s), NULL);
@@ -921,25 +868,12 @@ static void failure(struct xdest *d, struct xproc *proc, const struct pt_event *
 		f = &d->fails[MAX_FAIL_PROCS - 1];
 		f->proc = NULL;	/* the last slot folds the rest */
 	}
-	if (!f->n++)
-		f->first_ns = ev->ts_ns;
-	f->last_ns = ev->ts_ns;
-	if (proc) {
-		if (!proc->failures++)
-			proc->first_fail_ns = ev->ts_ns;
-		proc->last_fail_ns = ev->ts_ns;
-	}
+	f->n++;
 }
 
 static void latwin_close(struct xdest *d)
 {
-	struct latwin *w = &d->wins[d->nwins++ % LAT_WINDOWS];
-
-	w->idx = d->win_idx;
-	w->n = d->win->count;
-	w->p50 = hist_pct(d->win, 50);
-	w->p90 = hist_pct(d->win, 90);
-	w->p99 = hist_pct(d->win, 99);
+	d->win_p99[d->nwins++ % LAT_WINDOWS] = hist_pct(d->win, 99);
 	memset(d->win, 0, sizeof(*d->win));
 }
 
@@ -1325,10 +1259,10 @@ static int check_event(void *ctx, const struct pt_event *ev)
 	if (!classify_existing(c->listen, ev, &cls, &state) || !pt_event_in_range(ev) ||
 	    (ev->flags & PT_F_RESERVED))
 		return 0;
-	cookies = grow(c->cookies, &c->cap, c->n + 1, sizeof(*cookies));
+	cookies = array__grow(c->cookies, &c->cap, c->n + 1, sizeof(*cookies));
 	if (cookies)
 		c->cookies = cookies;
-	pools = grow(c->pools, &c->cap_pools, c->n + 1, sizeof(*pools));
+	pools = array__grow(c->pools, &c->cap_pools, c->n + 1, sizeof(*pools));
 	if (pools)
 		c->pools = pools;
 	if (!cookies || !pools || !socktab__put(c->held, sk->cookie, &one))
@@ -1416,7 +1350,6 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns)
 			}
 		}
 	}
-	e->chk.reachable = true;
 	for (size_t i = 0; i < c.n; i++) {
 		struct xsock *s = sock_get(e, c.cookies[i]);
 		struct pool_check *pc = c.pools[i] ? &c.pools[i]->chk : &e->chk;
@@ -1538,7 +1471,7 @@ static struct pair *pool_pairs(const struct xpool *p, __u64 now, size_t *n)
 	for (struct xsock *s = p->socks; s; s = s->next) {
 		if (!counted_at(s, now))
 			continue;
-		nv = grow(v, &cap, *n + 1, sizeof(*v));
+		nv = array__grow(v, &cap, *n + 1, sizeof(*v));
 		if (!nv) {
 			free(v);
 			*n = 0;
@@ -1719,10 +1652,10 @@ struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size
 			continue;
 		for (size_t j = 0; j < p->ndests; j++)
 			want += dest_shown(p->dests[j]);
-		nv = grow(v, &cap, total + want, sizeof(*v));
+		nv = array__grow(v, &cap, total + want, sizeof(*v));
 		if (nv)
 			v = nv;
-		nrd = grow(rd, &cap_rd, want, sizeof(*rd));
+		nrd = array__grow(rd, &cap_rd, want, sizeof(*rd));
 		if (nrd)
 			rd = nrd;
 		if (!nv || !nrd)
@@ -1786,7 +1719,7 @@ static int share_cmp(const void *a, const void *b)
 static bool share_add(struct share **v, size_t *n, size_t *cap, const struct xproc *proc,
 		      unsigned int held, unsigned long long failures)
 {
-	struct share *nv = grow(*v, cap, *n + 1, sizeof(**v));
+	struct share *nv = array__grow(*v, cap, *n + 1, sizeof(**v));
 
 	if (!nv)
 		return false;
@@ -2137,7 +2070,7 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 
 			fprintf(f, "; p99 by %gs window:", e->o.interval_s);
 			for (; k < d->nwins; k++)
-				fprintf(f, " %s", names__duration(d->wins[k % LAT_WINDOWS].p99, a,
+				fprintf(f, " %s", names__duration(d->win_p99[k % LAT_WINDOWS], a,
 								  sizeof(a)));
 			if (d->win && d->win->count)
 				fprintf(f, " %s (now)",

@@ -67,7 +67,6 @@ void output__free(struct output *o)
 
 void output__set_fd(struct output *o, int fd)
 {
-	output__flush(o);
 	o->fd = fd;
 }
 

@@ -48,7 +48,8 @@ void output__header(struct output *o, const struct run_info *info);
 void output__trailer(struct output *o, const struct run_stats *st);
 /* Write out what is buffered; 0 or -errno (already reported). */
 int output__flush(struct output *o);
-/* Point the stream at a new fd (log reopen after rotation). */
+/* Point the stream at a new fd (log reopen after rotation); flush first,
+ * while the old fd is still open. */
 void output__set_fd(struct output *o, int fd);
 
 unsigned long long output__written(const struct output *o);

@@ -32,8 +32,10 @@ static volatile sig_atomic_t reopen_requested;
 static void on_stop(int sig)
 {
 	/* A second Ctrl-C means "now": the default action ends the process. */
-	if (stop_requested)
+	if (stop_requested) {
 		signal(sig, SIG_DFL);
+		raise(sig);
+	}
 	stop_requested = 1;
 }
 
@@ -61,21 +63,6 @@ __u64 run__now_ns(clockid_t clk)
 
 	clock_gettime(clk, &ts);
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-static void read_range(__u16 *lo, __u16 *hi)
-{
-	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
-	unsigned int a, b;
-
-	*lo = *hi = 0;
-	if (!f)
-		return;
-	if (fscanf(f, "%u %u", &a, &b) == 2 && a <= 65535 && b <= 65535) {
-		*lo = a;
-		*hi = b;
-	}
-	fclose(f);
 }
 
 /* Every consumer of the live stream, in the order they see an event. */
@@ -137,9 +124,12 @@ static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
 		p_warn("checking counts against the socket table: %s", strerror(-n));
 		warned = true;
 	}
+	/* Text and CSV streams carry no records: build none. */
+	if (!p->snapshots)
+		return;
 	n = final ? exhaustion__json(p->ex, now, true, buf, sizeof(buf), NULL)
 		  : exhaustion__snapshot(p->ex, now, buf, sizeof(buf));
-	if (n > 0 && p->snapshots)
+	if (n > 0)
 		output__raw(p->out, buf, n);
 }
 
@@ -232,7 +222,7 @@ int run__main(int argc, char **argv)
 		p_err("out of memory");
 		goto cleanup;
 	}
-	read_range(&info.range_lo, &info.range_hi);
+	sockdiag__own_range(&info.range_lo, &info.range_hi);
 
 	out = output__new(log ? logfile__fd(log) : STDOUT_FILENO,
 			  log ? logfile__path(log) : "standard output", opts.format, start);

@@ -27,10 +27,10 @@
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include "log.h"
+#include "run.h"
 #include "sockdiag.h"
 #include "socktab.h"
 
-#define TCP_CLOSE 7
 #define DIAG_TIMER_TW 3		/* idiag_timer of a time-wait socket */
 #define RECV_BUF (64 * 1024)
 #define MAX_NETNS 65536
@@ -64,14 +64,6 @@ struct dump_ctx {
 	__u32 seq;
 };
 
-static __u64 clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 static bool all_digits(const char *s)
 {
 	if (!*s)
@@ -84,7 +76,7 @@ static bool all_digits(const char *s)
 
 /* ---- the sysctls, as the calling thread's namespace has them ---- */
 
-static void read_range(__u16 *lo, __u16 *hi)
+void sockdiag__own_range(__u16 *lo, __u16 *hi)
 {
 	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
 	unsigned int a, b;
@@ -139,7 +131,7 @@ static void *ns_enter(void *arg)
 		j->err = -errno;
 		return NULL;
 	}
-	read_range(&j->range_lo, &j->range_hi);
+	sockdiag__own_range(&j->range_lo, &j->range_hi);
 	read_reserved(j->reserved);
 	return NULL;
 }
@@ -500,8 +492,8 @@ int sockdiag__dump(unsigned int flags, pt_event_fn fn, void *ctx)
 	err = ns_list(&ns, &n);
 	if (err)
 		goto cleanup;
-	c.now_ns = clock_ns(CLOCK_MONOTONIC);
-	c.boot_offset_ns = clock_ns(CLOCK_BOOTTIME) - c.now_ns;
+	c.now_ns = run__now_ns(CLOCK_MONOTONIC);
+	c.boot_offset_ns = run__now_ns(CLOCK_BOOTTIME) - c.now_ns;
 	for (size_t i = 0; i < n && !err; i++)
 		err = dump_ns(&c, &ns[i], job);
 cleanup:

@@ -44,6 +44,9 @@ int sockdiag__snapshot(pt_event_fn fn, void *ctx);
  * enough to count). sockdiag__snapshot() is SOCKDIAG_OWNERS. */
 int sockdiag__dump(unsigned int flags, pt_event_fn fn, void *ctx);
 
+/* The ephemeral range of the calling thread's namespace; 0-0 when unreadable. */
+void sockdiag__own_range(__u16 *lo, __u16 *hi);
+
 /*
  * The ephemeral range and the reserved ports (one bit per port, 65536 bits;
  * may be NULL) of the namespace with inode number netns, as its sysctls say

@@ -7,17 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "array.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
 #include "options.h"
+#include "output.h"
 #include "socktab.h"
 #include "timeline.h"
 
 #define TL_STATES 8
-/* sockdiag reads start times from /proc in 10 ms ticks; the kernel hooks
- * have them to the nanosecond. Within this much, it is the same process. */
-#define START_SLACK_NS (20ULL * 1000000)
 #define MAX_FAIL_KINDS 8
 
 enum tl_how {
@@ -99,21 +98,6 @@ struct timeline {
 	int err;			/* out of memory while ingesting */
 };
 
-static void *grow(void *arr, size_t *cap, size_t need, size_t elem)
-{
-	size_t n = *cap ? *cap : 16;
-	void *p;
-
-	if (need <= *cap)
-		return arr;
-	while (n < need)
-		n *= 2;
-	p = realloc(arr, n * elem);
-	if (p)
-		*cap = n;
-	return p;
-}
-
 struct timeline *timeline__new(const struct timeline_opts *o)
 {
 	struct timeline *t = calloc(1, sizeof(*t));
@@ -171,41 +155,41 @@ static bool wanted(const struct timeline *t, __u32 pid, const char *comm)
 	return by_pid && by_comm;
 }
 
-static bool same_start(__u64 a, __u64 b)
-{
-	return !a || !b || (a > b ? a - b : b - a) <= START_SLACK_NS;
-}
-
 /* The timeline of the process that owns ev; a reused pid starts anew. */
 static struct tl_proc *proc_of(struct timeline *t, const struct pt_event *ev)
 {
-	struct tl_proc **slot, *p;
+	struct tl_proc **slot, **procs, *p;
 
 	if (!(ev->flags & PT_F_OWNER_KNOWN) || !ev->owner.pid)
 		return NULL;
 	slot = socktab__get(t->by_pid, ev->owner.pid);
-	if (slot && same_start((*slot)->start_ns, ev->owner.start_ns)) {
+	if (slot && pt_owner_same_start((*slot)->start_ns, ev->owner.start_ns)) {
 		p = *slot;
 		if (!p->start_ns)
 			p->start_ns = ev->owner.start_ns;
 		return p->selected ? p : NULL;
 	}
 	p = calloc(1, sizeof(*p));
-	t->procs = grow(t->procs, &t->cap_procs, t->nprocs + 1, sizeof(*t->procs));
-	if (!p || !t->procs) {
+	procs = array__grow(t->procs, &t->cap_procs, t->nprocs + 1, sizeof(*t->procs));
+	if (!p || !procs) {
 		free(p);
 		t->err = -ENOMEM;
 		return NULL;
 	}
+	t->procs = procs;
 	p->pid = ev->owner.pid;
 	p->start_ns = ev->owner.start_ns;
 	memcpy(p->comm, ev->owner.comm, sizeof(p->comm));
 	p->cgroup = ev->owner.cgroup_id;
 	p->first_ns = p->last_ns = ev->ts_ns;
 	p->selected = wanted(t, p->pid, p->comm);
-	p->first = calloc(t->half, sizeof(*p->first));
-	p->recent = calloc(t->half, sizeof(*p->recent));
-	if (!p->first || !p->recent) {
+	/* A process the filters leave out is remembered only so that its
+	 * events are recognised: it keeps no ports. */
+	if (p->selected) {
+		p->first = calloc(t->half, sizeof(*p->first));
+		p->recent = calloc(t->half, sizeof(*p->recent));
+	}
+	if (p->selected && (!p->first || !p->recent)) {
 		proc_free(p);
 		t->err = -ENOMEM;
 		return NULL;
@@ -260,12 +244,15 @@ static struct tl_port *port_new(struct timeline *t, struct tl_proc *p, const str
 		port->in_first = true;
 		p->first[p->nfirst++] = port;
 	} else if (how != HOW_FAILED) {
-		p->open = grow(p->open, &p->cap_open, p->nopen + 1, sizeof(*p->open));
-		if (!p->open) {
+		struct tl_port **open = array__grow(p->open, &p->cap_open, p->nopen + 1,
+						   sizeof(*p->open));
+
+		if (!open) {
 			free(port);
 			t->err = -ENOMEM;
 			return NULL;
 		}
+		p->open = open;
 		p->open[p->nopen++] = port;
 	}
 	return port;
@@ -322,6 +309,7 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 	struct tl_port *port = ref->port;
 	struct tl_proc *p = ref->proc;
 	__u64 held = ev->ts_ns > port->taken_ns ? ev->ts_ns - port->taken_ns : 0;
+	__u32 *holds;
 
 	port->released = true;
 	port->released_ns = ev->ts_ns;
@@ -330,11 +318,13 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 	p->held--;
 	if (held > p->longest_ns)
 		p->longest_ns = held;
-	p->holds_us = grow(p->holds_us, &p->cap_holds, p->nholds + 1, sizeof(*p->holds_us));
-	if (p->holds_us)
+	holds = array__grow(p->holds_us, &p->cap_holds, p->nholds + 1, sizeof(*p->holds_us));
+	if (holds) {
+		p->holds_us = holds;
 		p->holds_us[p->nholds++] = held / 1000 > UINT32_MAX ? UINT32_MAX : held / 1000;
-	else
+	} else {
 		t->err = -ENOMEM;
+	}
 	socktab__take(t->by_cookie, port->cookie, NULL);
 	port_retire(t, p, port);
 }
@@ -667,22 +657,6 @@ static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u6
 	free(v);
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = *s;
-
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static void print_port_json(FILE *f, const struct tl_port *port)
 {
 	char a[INET6_ADDRSTRLEN], e[16];
@@ -724,13 +698,13 @@ static void print_port_json(FILE *f, const struct tl_port *port)
 
 static void print_proc_json(const struct timeline *t, FILE *f, struct tl_proc *p)
 {
-	char e[16];
+	char e[16], comm[6 * PT_TASK_COMM_LEN + 3];
 	struct tl_port **v;
 	size_t n;
 
-	fprintf(f, "{\"type\":\"timeline\",\"pid\":%u,\"pstart_ns\":%llu,\"comm\":", p->pid,
-		(unsigned long long)p->start_ns);
-	json_str(f, p->comm);
+	output__json_str(comm, p->comm, PT_TASK_COMM_LEN);
+	fprintf(f, "{\"type\":\"timeline\",\"pid\":%u,\"pstart_ns\":%llu,\"comm\":%s", p->pid,
+		(unsigned long long)p->start_ns, comm);
 	fprintf(f, ",\"cgroup\":%llu,\"first_ns\":%llu,\"last_ns\":%llu,\"taken\":%lu,\"held\":%lu,"
 		   "\"peak\":%lu,\"peak_ns\":%llu,\"longest_ns\":%llu,\"median_ns\":%llu,"
 		   "\"time_wait\":%lu,\"folded\":%lu,\"failures\":{",

@@ -254,12 +254,12 @@ t_lifecycle() {
 	[ -z "$_bad" ] || { WHY="client-side event with another pid: $_bad"; return 1; }
 	_bad=$(jsel $L lport=5001 rport=$CPORT pid!=$SRV | head -n 1)
 	[ -z "$_bad" ] || { WHY="server-side event with another pid: $_bad"; return 1; }
-	if [ "$_ck" != 0 ] && [ "$_sk" != 0 ]; then
-		_bad=$(jsel $L cookie=$_ck pid!=$CLI | head -n 1)
-		[ -z "$_bad" ] || { WHY="event of the client socket with another pid: $_bad"; return 1; }
-		_bad=$(jsel $L cookie=$_sk pid!=$SRV | head -n 1)
-		[ -z "$_bad" ] || { WHY="event of the accepted socket with another pid: $_bad"; return 1; }
-	fi
+	[ -n "$_ck" ] && [ "$_ck" != 0 ] && [ -n "$_sk" ] && [ "$_sk" != 0 ] ||
+		{ WHY="socket cookie missing or 0 (client '$_ck', accepted '$_sk')"; return 1; }
+	_bad=$(jsel $L cookie=$_ck pid!=$CLI | head -n 1)
+	[ -z "$_bad" ] || { WHY="event of the client socket with another pid: $_bad"; return 1; }
+	_bad=$(jsel $L cookie=$_sk pid!=$SRV | head -n 1)
+	[ -z "$_bad" ] || { WHY="event of the accepted socket with another pid: $_bad"; return 1; }
 	info "client pid $CLI port $CPORT ($(count $L cookie=$_ck) events)," \
 		"server pid $SRV port 5001 ($(count $L cookie=$_sk) events on the accepted socket)"
 	return 0

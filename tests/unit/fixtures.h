@@ -28,12 +28,4 @@ struct pt_event ev_port(__u64 ts, struct pt_owner o, struct pt_sock sk, __u8 kin
 /* Format one event (or header when ev is NULL) as fmt; returns a static buffer. */
 const char *format_event(const struct pt_event *ev, enum output_format fmt, __u64 base_ns);
 
-#define TCP_ESTABLISHED 1
-#define TCP_SYN_SENT 2
-#define TCP_SYN_RECV 3
-#define TCP_FIN_WAIT1 4
-#define TCP_FIN_WAIT2 5
-#define TCP_CLOSE 7
-#define TCP_LISTEN 10
-
 #endif /* PT_FIXTURES_H */
