@@ -473,11 +473,18 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	 * application still holds the socket: then it is given back when the
 	 * application closes it, in cgroup/sock_release. A child shares its
 	 * listener's port and gives back nothing.
+	 *
+	 * An orphan with TCP_LINGER2 < 0 closes from FIN_WAIT2 at once, with
+	 * no time-wait socket. The socket is already unhashed when this
+	 * tracepoint fires, so other closes that make none (tcp_max_tw_buckets
+	 * reached, data after close() in FIN_WAIT1) look the same from here:
+	 * the --exhaustion check finds those time-wait sockets gone.
 	 */
 	if (newstate == TCP_CLOSE && lport && !(info && (info->flags & SKI_CHILD)) &&
 	    (!(opts & PT_OPT_BOUND_PORT) || (info && (info->flags & SKI_APP_CLOSED)))) {
 		if ((oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
-		     oldstate == TCP_CLOSING) && !sk->sk_err)
+		     oldstate == TCP_CLOSING) && !sk->sk_err &&
+		    !(oldstate == TCP_FIN_WAIT2 && tp->linger2 < 0))
 			flags |= PT_F_TIMEWAIT;
 		else
 			flags |= PT_F_RELEASE;

@@ -3,7 +3,8 @@
 (autobind) and their failures, releases, and what a port means."""
 import pytest
 
-from conftest import (FAMILIES, RANGE, connection, fmt_events, in_range, one, run_once, select,
+from conftest import (FAMILIES, RANGE, connection, fmt_events, in_range, one, run, run_once,
+                      select,
                       start_server, state_cookie, transitions)
 
 AUTOBIND = 64  # PT_F_AUTOBIND
@@ -317,6 +318,36 @@ def test_active_close_leaves_the_port_in_time_wait(porttrace, netns, workload):
     # Held for 60 s: no release during the test.
     assert not select(mine, event="release"), fmt_events(mine)
 
+
+NO_FIN_WAIT2 = r'''
+a = listener("127.0.0.1", 8080)
+c = socket.socket()
+# TCP_LINGER2 < 0: once its FIN is acknowledged, the orphan closes at once
+# from FIN_WAIT2, with no error and no time-wait socket.
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, -1)
+c.connect(("127.0.0.1", 8080))
+s = a.accept()[0]
+cport = port(c)
+c.close()
+time.sleep(0.2)
+report(cport=cport, done=True)
+'''
+
+
+def test_close_from_fin_wait2_without_time_wait_releases(porttrace, netns, workload):
+    """FIN_WAIT2 -> CLOSE is a time-wait hand-over only when the kernel made
+    a time-wait socket; here it made none, and ss shows none."""
+    pt = porttrace()
+    _, (info,) = run_once(workload, netns, NO_FIN_WAIT2)
+    tw = run(netns.cmd("ss", "-Htan", "state", "time-wait"))
+    evs = pt.stop().events(netns)
+    assert tw.returncode == 0 and tw.stdout.strip() == "", tw.stdout
+    cookie = state_cookie(evs, old="CLOSE", new="SYN_SENT")
+    mine = [e for e in evs if e["cookie"] == cookie]
+    assert transitions(evs, cookie)[-2:] == [("FIN_WAIT1", "FIN_WAIT2"), ("FIN_WAIT2", "CLOSE")]
+    release = one(mine, type="port", event="release")
+    assert (release["lport"], release["reason"]) == (info["cport"], "close"), fmt_events(mine)
+    assert not select(mine, event="time-wait"), fmt_events(mine)
 
 def test_linger_zero_close_releases_at_once_with_rst(porttrace, netns, workload):
     pt = porttrace()
