@@ -54,6 +54,9 @@ enum pt_reason {
 	PT_REASON_EXIT,		/* released while its process was exiting */
 	PT_REASON_TW_EXPIRED,	/* time-wait period over (computed, user space) */
 	PT_REASON_NO_PORT,	/* connect() found no free port: nothing was sent */
+	PT_REASON_TW_GONE,	/* time-wait socket gone before its time, as a
+				 * check found (user space): a RST in
+				 * TIME-WAIT killed it, or none was made */
 	PT_REASON_MAX,
 };
 

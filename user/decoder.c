@@ -30,6 +30,9 @@ struct decoder {
 	 * not store it for every socket. */
 	struct socktab *owners;
 	struct tw_queue tw;
+	/* Time-wait sockets found gone before their expiry was due: the
+	 * queued release of each is dropped when it comes up. */
+	struct socktab *tw_gone;
 	unsigned long long bad;
 };
 
@@ -41,7 +44,8 @@ struct decoder *decoder__new(void)
 		return NULL;
 	d->socks = socktab__new(SOCKTAB_MAX, sizeof(struct sock_seen));
 	d->owners = socktab__new(SOCKTAB_MAX, sizeof(struct pt_owner));
-	if (!d->socks || !d->owners) {
+	d->tw_gone = socktab__new(SOCKTAB_MAX, 1);
+	if (!d->socks || !d->owners || !d->tw_gone) {
 		decoder__free(d);
 		return NULL;
 	}
@@ -54,6 +58,7 @@ void decoder__free(struct decoder *d)
 		return;
 	socktab__free(d->socks);
 	socktab__free(d->owners);
+	socktab__free(d->tw_gone);
 	free(d->tw.ev);
 	free(d);
 }
@@ -93,11 +98,25 @@ int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx)
 
 		q->head = (q->head + 1) % q->cap;
 		q->len--;
+		if (socktab__take(d->tw_gone, ev.sk.cookie, NULL))
+			continue;
 		err = fn(ctx, &ev);
 		if (err)
 			return err;
 	}
 	return 0;
+}
+
+void decoder__tw_gone(struct decoder *d, __u64 cookie)
+{
+	__u8 one = 1;
+
+	for (size_t i = 0; i < d->tw.len; i++) {
+		if (d->tw.ev[(d->tw.head + i) % d->tw.cap].sk.cookie == cookie) {
+			socktab__put(d->tw_gone, cookie, &one);
+			return;
+		}
+	}
 }
 
 static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struct pt_owner *o,

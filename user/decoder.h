@@ -29,6 +29,10 @@ int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn
  * its port back through a release record this completes. */
 void decoder__remember(struct decoder *d, const struct pt_event *ev);
 
+/* The time-wait socket cookie is gone before its time (a check found it
+ * so, and said so with an event of its own): its queued release is dropped. */
+void decoder__tw_gone(struct decoder *d, __u64 cookie);
+
 /* Emit the time-wait expiries due at now_ns (CLOCK_MONOTONIC). */
 int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx);
 

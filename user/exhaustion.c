@@ -120,6 +120,7 @@ struct pool_check {
 	unsigned long kernel, events;	/* ports counted by each */
 	unsigned long missing, extra;	/* in the kernel only, in the events only */
 	unsigned long persistent;	/* different at the check before, too */
+	unsigned long tw_gone;	/* time-wait sockets found gone early */
 };
 
 struct xpool {
@@ -198,6 +199,7 @@ struct exhaustion {
 	bool checked;
 	__u64 check_ns;
 	struct pool_check chk;		/* the last check, all reachable pools */
+	unsigned long long tw_gone;	/* found by every check so far */
 	unsigned long check_unreachable;	/* ports counted in namespaces it could not read */
 	bool check_persistent_said;	/* warned; again only after it agreed once */
 	struct socktab *mismatch;	/* cookies that differed at the last check */
@@ -1286,6 +1288,87 @@ static void check_add(struct pool_check *a, const struct pool_check *b)
 	a->missing += b->missing;
 	a->extra += b->extra;
 	a->persistent += b->persistent;
+	a->tw_gone += b->tw_gone;
+}
+
+/* The release of a time-wait socket the kernel no longer has. */
+static void tw_gone_event(const struct xsock *s, __u64 ts, struct pt_event *ev)
+{
+	const struct xdest *d = s->dest;
+	const struct xns *ns = s->pool->ns;
+
+	memset(ev, 0, sizeof(*ev));
+	ev->type = PT_EV_PORT;
+	ev->kind = PT_PORT_RELEASE;
+	ev->reason = PT_REASON_TW_GONE;
+	ev->flags = PT_F_COMPUTED;
+	ev->ts_ns = ts;
+	ev->sk.cookie = s->cookie;
+	ev->sk.netns = ns->inode;
+	ev->sk.family = d->family;
+	ev->sk.proto = s->pool->proto;
+	ev->sk.lport = s->lport;
+	ev->sk.rport = d->rport;
+	ev->sk.range_lo = ns->lo;
+	ev->sk.range_hi = ns->hi;
+	memcpy(ev->sk.laddr, d->laddr, sizeof(ev->sk.laddr));
+	memcpy(ev->sk.raddr, d->raddr, sizeof(ev->sk.raddr));
+}
+
+/*
+ * Time-wait sockets of pool p counted from events but not in the dump
+ * (held): a dump can pass over a socket, so each is looked up on its own,
+ * and those the kernel has not are given back through gone().
+ */
+static int tw_reconcile(struct xpool *p, struct socktab *held, __u64 now_ns,
+			pt_event_fn gone, void *ctx)
+{
+	struct pt_event *evs = NULL, *grown;
+	struct pt_sock *sks = NULL;
+	__u64 *found = NULL;
+	size_t n = 0, cap = 0;
+	int err = 0;
+
+	for (struct xsock *s = p->socks; s; s = s->next) {
+		if (s->state != EXH_TIME_WAIT || s->cls != XC_DEST || !s->lport ||
+		    !counted_at(s, now_ns) || socktab__get(held, s->cookie))
+			continue;
+		grown = array__grow(evs, &cap, n + 1, sizeof(*evs));
+		if (!grown) {
+			err = -ENOMEM;
+			goto out;
+		}
+		evs = grown;
+		tw_gone_event(s, now_ns, &evs[n++]);
+	}
+	if (!n)
+		goto out;
+	sks = malloc(n * sizeof(*sks));
+	found = malloc(n * sizeof(*found));
+	if (!sks || !found) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		sks[i] = evs[i].sk;
+	err = sockdiag__lookup(p->ns->inode, sks, n, found);
+	/*
+	 * Still there: the dump passed over it. Another socket on its
+	 * addresses: a connect() took it over (tcp_tw_reuse) since the
+	 * events were read, and its own event will say so. Nothing there:
+	 * gone. The events free the sockets: none is looked at after this.
+	 */
+	for (size_t i = 0; !err && i < n; i++) {
+		if (found[i])
+			continue;
+		p->chk.tw_gone++;
+		err = gone(ctx, &evs[i]);
+	}
+out:
+	free(found);
+	free(sks);
+	free(evs);
+	return err;
 }
 
 /*
@@ -1293,7 +1376,7 @@ static void check_add(struct pool_check *a, const struct pool_check *b)
  * cancel out. A socket taken or given back while the dump runs differs
  * once; one that still differs at the next check is "persistent".
  */
-int exhaustion__check(struct exhaustion *e, __u64 now_ns)
+int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void *ctx)
 {
 	struct check_ctx c = {.e = e};
 	struct socktab *now_diff = NULL, *reach = NULL;
@@ -1335,6 +1418,9 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns)
 
 		memset(&p->chk, 0, sizeof(p->chk));
 		p->chk.reachable = socktab__get(reach, p->ns->inode) != NULL;
+		if (p->chk.reachable && p->proto == IPPROTO_TCP &&
+		    (err = tw_reconcile(p, c.held, now_ns, gone, ctx)))
+			goto cleanup;
 		for (struct xsock *s = p->socks; s; s = s->next) {
 			if (!counted_at(s, now_ns))
 				continue;
@@ -1363,6 +1449,7 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns)
 	}
 	for (size_t i = 0; i < e->npools; i++)
 		check_add(&e->chk, &e->pools[i]->chk);
+	e->tw_gone += e->chk.tw_gone;
 	socktab__free(e->mismatch);
 	e->mismatch = now_diff;
 	now_diff = NULL;
@@ -1837,9 +1924,9 @@ static void jw_procs(struct jw *w, const struct exhaustion_proc *v, size_t n)
 static void jw_check(struct jw *w, const struct pool_check *c)
 {
 	jw_put(w, "\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,\"extra\":%lu,\"persistent\":%lu,"
-		  "\"agrees\":%s",
+		  "\"agrees\":%s,\"tw_gone\":%lu",
 	       c->kernel, c->events, c->missing, c->extra, c->persistent,
-	       c->persistent ? "false" : "true");
+	       c->persistent ? "false" : "true", c->tw_gone);
 }
 
 static void jw_row(struct jw *w, const struct exhaustion_row *r)
@@ -1890,7 +1977,10 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
  *    "check": {"t_ns", "kernel", "events": ports counted by each,
  *              "missing": in the kernel only, "extra": in the events only,
  *              "persistent": of these, also different at the check before,
- *              "agrees": persistent == 0}      (live runs, after a check)
+ *              "agrees": persistent == 0,
+ *              "tw_gone": time-wait sockets gone before their time with
+ *              no event (a RST in TIME-WAIT, or none was made), that this
+ *              check found and gave back}      (live runs, after a check)
  *    "pools": [{"netns", "proto", "range": [lo, hi], "capacity" (range
  *        minus reserved), "reserved", "shared" (ports held by bind/listen
  *        and UDP, against every destination),
@@ -2190,6 +2280,9 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 		if (e->check_unreachable)
 			fprintf(f, "  (%lu ports counted in namespaces it cannot read any more)\n",
 				e->check_unreachable);
+		if (e->tw_gone)
+			fprintf(f, "  time-wait sockets gone before their time with no event (a RST in TIME-WAIT), found by the checks and given back: %llu\n",
+				e->tw_gone);
 	}
 	if (e->untracked)
 		fprintf(f, "\n%llu sockets were not followed (memory limits); figures are low.\n",

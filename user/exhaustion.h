@@ -59,8 +59,15 @@ int exhaustion__event(void *e, const struct pt_event *ev);
  * Runs at most once per interval (0 when not due, 1 when done, -errno).
  * Sockets are compared by cookie; a difference that is still there at the
  * next check is "persistent", the rest was in flight.
+ *
+ * A time-wait socket gone before its time has no event of its own: a RST
+ * received in TIME-WAIT kills it (net.ipv4.tcp_rfc1337=0), and a close the
+ * hooks took for a hand-over may have made none (tcp_max_tw_buckets). One
+ * the table lacks, and a lookup of its own confirms gone, is given back with
+ * a release event (reason PT_REASON_TW_GONE, at now_ns) passed to gone(ctx),
+ * which must bring it back here through exhaustion__event().
  */
-int exhaustion__check(struct exhaustion *e, __u64 now_ns);
+int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void *ctx);
 
 /*
  * One JSON Lines snapshot record ({"type":"exhaustion",...}\n) of the

@@ -38,6 +38,7 @@ static const char *const reasons[] = {
 	[PT_REASON_EXIT] = "process-exit",
 	[PT_REASON_TW_EXPIRED] = "time-wait-expired",
 	[PT_REASON_NO_PORT] = "no-free-port",
+	[PT_REASON_TW_GONE] = "time-wait-gone",
 };
 
 static const char *const opt_names[] = {

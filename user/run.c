@@ -107,6 +107,16 @@ static int pipeline__existing(void *ctx, const struct pt_event *ev)
 	return pipeline__event(p, ev);
 }
 
+/* A check found a time-wait socket gone early: every consumer hears it, and
+ * the decoder drops the expiry it had queued. */
+static int on_tw_gone(void *ctx, const struct pt_event *ev)
+{
+	struct pipeline *p = ctx;
+
+	decoder__tw_gone(p->dec, ev->sk.cookie);
+	return pipeline__event(p, ev);
+}
+
 #define SNAPSHOT_MAX (60 * 1024)	/* the log reader takes lines up to 64 KiB */
 
 /* --exhaustion: when due, a check against the socket table and a snapshot
@@ -119,7 +129,7 @@ static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
 
 	if (!p->ex)
 		return;
-	n = final ? 0 : exhaustion__check(p->ex, now);
+	n = final ? 0 : exhaustion__check(p->ex, now, on_tw_gone, p);
 	if (n < 0 && !warned) {
 		p_warn("checking counts against the socket table: %s", strerror(-n));
 		warned = true;

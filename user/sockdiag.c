@@ -573,3 +573,91 @@ int sockdiag__netns_ports(__u32 netns, __u16 *lo, __u16 *hi, __u64 *reserved)
 	free(j);
 	return err;
 }
+
+/*
+ * The socket on sk's addresses and ports now, asked for on its own (not a
+ * dump): its cookie in *found, 0 when there is none; 0 or -errno.
+ */
+static int lookup_one(int sock, __u32 seq, const struct pt_sock *sk, char *buf, __u64 *found)
+{
+	struct {
+		struct nlmsghdr nlh;
+		struct inet_diag_req_v2 r;
+	} req = {
+		.nlh = {
+			.nlmsg_len = sizeof(req),
+			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			.nlmsg_flags = NLM_F_REQUEST,
+			.nlmsg_seq = seq,
+		},
+		.r = {
+			.sdiag_family = sk->family,
+			.sdiag_protocol = sk->proto,
+			.idiag_states = ~0u,
+			.id = {
+				.idiag_sport = htons(sk->lport),
+				.idiag_dport = htons(sk->rport),
+				.idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE},
+			},
+		},
+	};
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	size_t alen = sk->family == AF_INET ? 4 : 16;
+
+	memcpy(req.r.id.idiag_src, sk->laddr, alen);
+	memcpy(req.r.id.idiag_dst, sk->raddr, alen);
+	if (sendto(sock, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = recv(sock, buf, RECV_BUF, 0);
+		struct nlmsghdr *h;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_seq != seq)
+				continue;
+			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
+			    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
+				const struct inet_diag_msg *m = NLMSG_DATA(h);
+
+				*found = m->id.idiag_cookie[0] | (__u64)m->id.idiag_cookie[1] << 32;
+				return 0;
+			}
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+
+				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
+					return -EIO;
+				*found = 0;
+				return e->error == -ENOENT ? 0 : e->error ? e->error : -EIO;
+			}
+		}
+	}
+}
+
+int sockdiag__lookup(__u32 netns, const struct pt_sock *socks, size_t n, __u64 *found)
+{
+	struct ns_job *j = malloc(sizeof(*j));
+	char path[PATH_MAX], *buf = malloc(RECV_BUF);
+	int err;
+
+	if (!j || !buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	j->sock = -1;
+	err = ns_find(netns, path, sizeof(path));
+	if (!err)
+		err = ns_open(path, j);
+	for (size_t i = 0; !err && i < n; i++)
+		err = lookup_one(j->sock, (__u32)i + 1, &socks[i], buf, &found[i]);
+	if (j->sock >= 0)
+		close(j->sock);
+out:
+	free(buf);
+	free(j);
+	return err;
+}

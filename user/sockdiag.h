@@ -54,6 +54,16 @@ void sockdiag__own_range(__u16 *lo, __u16 *hi);
  */
 int sockdiag__netns_ports(__u32 netns, __u16 *lo, __u16 *hi, __u64 *reserved);
 
+/*
+ * The socket the kernel has now on the addresses and ports of each of these
+ * n sockets of namespace netns: its cookie in found[i], 0 when there is none.
+ * Asked for one by one: unlike a dump, which can pass over a socket that
+ * moves while it runs, the answer is exact. A socket bound to a device
+ * (SO_BINDTODEVICE) is not found this way. 0, -ENOENT when no process or
+ * mount leads to netns, or -errno.
+ */
+int sockdiag__lookup(__u32 netns, const struct pt_sock *socks, size_t n, __u64 *found);
+
 /* The inode numbers of the namespaces a dump walks now: *v to be freed.
  * A namespace not among them (deleted, or held only by an open file) has
  * a socket table no dump can read. 0 or -errno. */

@@ -444,6 +444,20 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
+/* What a check found gone early goes where the records go. */
+struct sink {
+	struct decoder *dec;
+	struct exhaustion *e;
+};
+
+static int on_tw_gone(void *ctx, const struct pt_event *ev)
+{
+	struct sink *s = ctx;
+
+	decoder__tw_gone(s->dec, ev->sk.cookie);
+	return exhaustion__event(s->e, ev);
+}
+
 int top__main(int argc, char **argv)
 {
 	static const struct argp argp = {
@@ -464,6 +478,7 @@ int top__main(int argc, char **argv)
 	struct exhaustion *e = NULL;
 	struct decoder *dec = NULL;
 	struct tracer *tr = NULL;
+	struct sink sink;
 	__u64 start, deadline = 0, next_frame;
 	int rows = 24, err, ret = 1;
 	bool tty;
@@ -487,6 +502,7 @@ int top__main(int argc, char **argv)
 		p_err("out of memory");
 		goto cleanup;
 	}
+	sink = (struct sink){.dec = dec, .e = e};
 	start = run__now_ns(CLOCK_MONOTONIC);
 	exhaustion__set_base(e, start);
 	tr = tracer__new(&topts, dec, exhaustion__event, e);
@@ -516,7 +532,7 @@ int top__main(int argc, char **argv)
 		}
 		now = run__now_ns(CLOCK_MONOTONIC);
 		decoder__tick(dec, now, exhaustion__event, e);
-		exhaustion__check(e, now);
+		exhaustion__check(e, now, on_tw_gone, &sink);
 		if (tty && (k = read_keys())) {
 			if (k < 0)
 				break;

@@ -91,7 +91,7 @@ class Tracer:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        pytest.fail(f"no {what} after {after_ns}; records: {json.dumps(self.records()[-2:])[:3000]}")
+        pytest.fail(f"{what}: none after {after_ns}; records: {json.dumps(self.records()[-2:])[:3000]}")
 
     def stop(self):
         if self.returncode is None:
@@ -399,6 +399,71 @@ def test_occupancy_equals_ss_under_load(tracer, netns):
     assert (checks[-1]["kernel"], checks[-1]["events"]) == (tw + 30, tw + 30), checks[-1]
     assert pt.tally()[1:] == (0, 0)
 
+
+KILL_TW = PRELUDE + r'''
+a = serve(8080)
+c = connect(8080)
+s = a.accept()[0]
+port = c.getsockname()[1]
+c.close()
+wait_eof(s)
+s.close()
+a.close()
+time.sleep(0.2)
+report(port=port)
+step()
+report(t=now())
+# A SYN to the time-wait socket from the port it talked to: it answers with
+# an ACK this socket does not expect, and the RST that ACK earns kills it
+# (net.ipv4.tcp_rfc1337 is 0). Nothing traced says so.
+k = socket.socket()
+k.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+k.bind(("127.0.0.1", 8080))
+k.setblocking(False)
+k.connect_ex(("127.0.0.1", port))
+time.sleep(0.3)
+k.close()
+report(done=True)
+step()
+'''
+
+
+def test_time_wait_killed_by_rst_is_given_back(tracer, netns, workload):
+    """A RST received in TIME-WAIT kills the socket and no hook sees it: the
+    next check finds it gone, gives its port back with a release event
+    (time-wait-gone) that the log keeps, and a read-back agrees."""
+    pt = tracer()
+    w = workload(netns, KILL_TW)
+    port = w.expect()["port"]
+    assert ss_count(netns, "time-wait", "127.0.0.1:8080") == 1
+    before = pt.snapshot(mono_ns(), "a snapshot with the time-wait socket",
+                         lambda r: any(q["netns"] == netns.inode for q in r["pools"]))
+    assert dest(pool(before, netns), 8080)["time_wait"] == 1
+    w.go()
+    t0 = w.expect()["t"]
+    w.expect()
+    assert ss_count(netns, "time-wait", "127.0.0.1:8080") == 0
+    after = pt.snapshot(t0, "a check that found the time-wait socket gone",
+                        lambda r: r.get("check", {}).get("t_ns", 0) > t0 and r["check"]["tw_gone"])
+    w.go()
+    assert w.finish() == 0, w.stderr()
+    pt.stop()
+
+    p = pool(after, netns)
+    assert (dest(p, 8080)["time_wait"], dest(p, 8080)["own"]) == (0, 0), p
+    assert p["check"]["tw_gone"] == 1 and p["check"]["agrees"], p["check"]
+    ports = [json.loads(l) for l in pt._lines() if l.startswith('{"type":"port"')]
+    tw = [e for e in ports if e["event"] == "time-wait" and e["lport"] == port and e["rport"] == 8080]
+    assert len(tw) == 1, tw
+    ends = [e for e in ports if e["cookie"] == tw[0]["cookie"] and e["event"] == "release"]
+    assert [(e["reason"], bool(e["flags"] & 128), e["lport"], e["raddr"], e["rport"]) for e in ends] == \
+        [("time-wait-gone", True, port, "127.0.0.1", 8080)], ends
+    assert t0 < ends[0]["t_ns"] == after["check"]["t_ns"]
+    assert "found by the checks and given back: 1" in pt.report(), pt.report()
+    # The release is in the log: reading it back gives the port back too.
+    r = run([PORTTRACE, "exhaustion", "--interval", "1", "--format", "json", pt.path])
+    assert r.returncode == 0, r.stderr
+    assert dest(pool(json.loads(r.stdout), netns), 8080)["time_wait"] == 0
 
 OFFLINE = PRELUDE + r'''
 a = serve(8080)

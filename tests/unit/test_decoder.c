@@ -47,6 +47,30 @@ static void timewait_expires_computed(void)
 	decoder__free(d);
 }
 
+/* A check found the time-wait socket gone: its expiry is dropped, the
+ * others' still come. */
+static void timewait_gone_drops_its_expiry(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state a = rec_state(1000, client(), sock4(8, IPPROTO_TCP, "127.0.0.1", 40002,
+								     "127.0.0.1", 80),
+					  TCP_FIN_WAIT2, TCP_CLOSE, PT_F_TIMEWAIT);
+	struct pt_rec_state b = rec_state(2000, client(), sock4(9, IPPROTO_TCP, "127.0.0.1", 40003,
+								     "127.0.0.1", 80),
+					  TCP_FIN_WAIT2, TCP_CLOSE, PT_F_TIMEWAIT);
+
+	decoder__record(d, &a, sizeof(a), collect_event, &c);
+	decoder__record(d, &b, sizeof(b), collect_event, &c);
+	CHECK(c.n == 4);
+	decoder__tw_gone(d, 8);
+	decoder__tw_gone(d, 77);	/* no such time-wait socket: nothing */
+	decoder__tick(d, 2000 + PT_TIMEWAIT_NS, collect_event, &c);
+	CHECK(c.n == 5);
+	CHECK(c.ev[4].kind == PT_PORT_RELEASE && c.ev[4].sk.cookie == 9);
+	decoder__free(d);
+}
+
 static void listen_is_derived(void)
 {
 	struct decoder *d = decoder__new();
@@ -139,6 +163,8 @@ TESTS(decoder_tests) = {
 	{"decoder: a child's folded birth comes out first, in time", child_birth_unfolds_first},
 	{"decoder: transition that releases unfolds into two events", state_with_release_unfolds},
 	{"decoder: time-wait hold ends 60 s later, computed", timewait_expires_computed},
+	{"decoder: a time-wait socket found gone has its expiry dropped",
+	 timewait_gone_drops_its_expiry},
 	{"decoder: CLOSE->LISTEN yields a listen event", listen_is_derived},
 	{"decoder: sizes and types are checked before use", sizes_and_types_checked},
 	{"decoder: UDP release completed from the alloc of the same cookie",
