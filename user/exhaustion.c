@@ -1330,7 +1330,7 @@ static int tw_reconcile(struct xpool *p, struct socktab *held, __u64 now_ns,
 	int err = 0;
 
 	for (struct xsock *s = p->socks; s; s = s->next) {
-		if (s->state != EXH_TIME_WAIT || s->cls != XC_DEST || !s->lport ||
+		if (s->state != EXH_TIME_WAIT || s->cls != XC_DEST || !s->dest || !s->lport ||
 		    !counted_at(s, now_ns) || socktab__get(held, s->cookie))
 			continue;
 		grown = array__grow(evs, &cap, n + 1, sizeof(*evs));
