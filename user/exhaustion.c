@@ -1291,28 +1291,23 @@ static void check_add(struct pool_check *a, const struct pool_check *b)
 	a->tw_gone += b->tw_gone;
 }
 
-/* The release of a time-wait socket the kernel no longer has. */
-static void tw_gone_event(const struct xsock *s, __u64 ts, struct pt_event *ev)
+/* What the kernel would say of time-wait socket s: where to look it up. */
+static void tw_sock(const struct xsock *s, struct pt_sock *sk)
 {
 	const struct xdest *d = s->dest;
 	const struct xns *ns = s->pool->ns;
 
-	memset(ev, 0, sizeof(*ev));
-	ev->type = PT_EV_PORT;
-	ev->kind = PT_PORT_RELEASE;
-	ev->reason = PT_REASON_TW_GONE;
-	ev->flags = PT_F_COMPUTED;
-	ev->ts_ns = ts;
-	ev->sk.cookie = s->cookie;
-	ev->sk.netns = ns->inode;
-	ev->sk.family = d->family;
-	ev->sk.proto = s->pool->proto;
-	ev->sk.lport = s->lport;
-	ev->sk.rport = d->rport;
-	ev->sk.range_lo = ns->lo;
-	ev->sk.range_hi = ns->hi;
-	memcpy(ev->sk.laddr, d->laddr, sizeof(ev->sk.laddr));
-	memcpy(ev->sk.raddr, d->raddr, sizeof(ev->sk.raddr));
+	memset(sk, 0, sizeof(*sk));
+	sk->cookie = s->cookie;
+	sk->netns = ns->inode;
+	sk->family = d->family;
+	sk->proto = s->pool->proto;
+	sk->lport = s->lport;
+	sk->rport = d->rport;
+	sk->range_lo = ns->lo;
+	sk->range_hi = ns->hi;
+	memcpy(sk->laddr, d->laddr, sizeof(sk->laddr));
+	memcpy(sk->raddr, d->raddr, sizeof(sk->raddr));
 }
 
 /*
@@ -1323,8 +1318,7 @@ static void tw_gone_event(const struct xsock *s, __u64 ts, struct pt_event *ev)
 static int tw_reconcile(struct xpool *p, struct socktab *held, __u64 now_ns,
 			pt_event_fn gone, void *ctx)
 {
-	struct pt_event *evs = NULL, *grown;
-	struct pt_sock *sks = NULL;
+	struct pt_sock *sks = NULL, *grown;
 	__u64 *found = NULL;
 	size_t n = 0, cap = 0;
 	int err = 0;
@@ -1333,24 +1327,21 @@ static int tw_reconcile(struct xpool *p, struct socktab *held, __u64 now_ns,
 		if (s->state != EXH_TIME_WAIT || s->cls != XC_DEST || !s->dest || !s->lport ||
 		    !counted_at(s, now_ns) || socktab__get(held, s->cookie))
 			continue;
-		grown = array__grow(evs, &cap, n + 1, sizeof(*evs));
+		grown = array__grow(sks, &cap, n + 1, sizeof(*sks));
 		if (!grown) {
 			err = -ENOMEM;
 			goto out;
 		}
-		evs = grown;
-		tw_gone_event(s, now_ns, &evs[n++]);
+		sks = grown;
+		tw_sock(s, &sks[n++]);
 	}
 	if (!n)
 		goto out;
-	sks = malloc(n * sizeof(*sks));
 	found = malloc(n * sizeof(*found));
-	if (!sks || !found) {
+	if (!found) {
 		err = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		sks[i] = evs[i].sk;
 	err = sockdiag__lookup(p->ns->inode, sks, n, found);
 	/*
 	 * Still there: the dump passed over it. Another socket on its
@@ -1359,15 +1350,23 @@ static int tw_reconcile(struct xpool *p, struct socktab *held, __u64 now_ns,
 	 * gone. The events free the sockets: none is looked at after this.
 	 */
 	for (size_t i = 0; !err && i < n; i++) {
+		struct pt_event ev = {
+			.type = PT_EV_PORT,
+			.kind = PT_PORT_RELEASE,
+			.reason = PT_REASON_TW_GONE,
+			.flags = PT_F_COMPUTED,
+			.ts_ns = now_ns,
+			.sk = sks[i],
+		};
+
 		if (found[i])
 			continue;
 		p->chk.tw_gone++;
-		err = gone(ctx, &evs[i]);
+		err = gone(ctx, &ev);
 	}
 out:
 	free(found);
 	free(sks);
-	free(evs);
 	return err;
 }
 

@@ -339,9 +339,21 @@ static bool owner_of(struct dump_ctx *c, __u32 inode, struct pt_owner *o)
 
 /* ---- the dumps ---- */
 
-static int deliver(struct dump_ctx *c, const struct ns_ref *ns, const struct ns_job *j, __u8 proto,
-		   const struct inet_diag_msg *m)
+/* One table of a dump: one protocol of one family of one namespace. */
+struct table {
+	struct dump_ctx *c;
+	const struct ns_ref *ns;
+	const struct ns_job *j;
+	__u8 proto;
+};
+
+static int deliver(void *ctx, const struct inet_diag_msg *m)
 {
+	const struct table *t = ctx;
+	struct dump_ctx *c = t->c;
+	const struct ns_ref *ns = t->ns;
+	const struct ns_job *j = t->j;
+	__u8 proto = t->proto;
 	struct pt_event ev = {.type = PT_EV_PORT, .kind = PT_PORT_EXISTING};
 	size_t alen = m->idiag_family == AF_INET ? 4 : 16;
 
@@ -366,9 +378,14 @@ static int deliver(struct dump_ctx *c, const struct ns_ref *ns, const struct ns_
 	return c->fn(c->ctx, &ev);
 }
 
-/* One protocol of one family of one namespace; fn's result, 0 or -errno. */
-static int dump_one(struct dump_ctx *c, const struct ns_ref *ns, const struct ns_job *j, __u8 family,
-		    __u8 proto)
+/*
+ * Send request r (NLM_F_DUMP in flags for a dump) on sock and hand each
+ * socket the kernel answers with to msg(), until the dump is done or, for
+ * a request of one socket, after its answer. msg's result, 0, or -errno
+ * (-ENOENT: no such socket, or no such table).
+ */
+static int diag_ask(int sock, char *buf, __u32 seq, __u16 flags, const struct inet_diag_req_v2 *r,
+		    int (*msg)(void *ctx, const struct inet_diag_msg *m), void *ctx)
 {
 	struct {
 		struct nlmsghdr nlh;
@@ -377,21 +394,17 @@ static int dump_one(struct dump_ctx *c, const struct ns_ref *ns, const struct ns
 		.nlh = {
 			.nlmsg_len = sizeof(req),
 			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
-			.nlmsg_seq = ++c->seq,
+			.nlmsg_flags = NLM_F_REQUEST | flags,
+			.nlmsg_seq = seq,
 		},
-		.r = {
-			.sdiag_family = family,
-			.sdiag_protocol = proto,
-			.idiag_states = ~0u,	/* TIME_WAIT and SYN_RECV too */
-		},
+		.r = *r,
 	};
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 
-	if (sendto(j->sock, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+	if (sendto(sock, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
 		return -errno;
 	for (;;) {
-		ssize_t n = recv(j->sock, c->buf, RECV_BUF, 0);
+		ssize_t n = recv(sock, buf, RECV_BUF, 0);
 		struct nlmsghdr *h;
 
 		if (n < 0 && errno == EINTR)
@@ -400,10 +413,10 @@ static int dump_one(struct dump_ctx *c, const struct ns_ref *ns, const struct ns
 			return -errno;
 		if (n == 0)
 			return -EIO;
-		for (h = (struct nlmsghdr *)c->buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
 			int err;
 
-			if (h->nlmsg_seq != c->seq)
+			if (h->nlmsg_seq != seq)
 				continue;
 			if (h->nlmsg_type == NLMSG_DONE) {
 				/* A dump that failed half-way says so here. */
@@ -422,11 +435,25 @@ static int dump_one(struct dump_ctx *c, const struct ns_ref *ns, const struct ns
 			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
 			    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
 				continue;
-			err = deliver(c, ns, j, proto, NLMSG_DATA(h));
-			if (err)
+			err = msg(ctx, NLMSG_DATA(h));
+			if (err || !(flags & NLM_F_DUMP))
 				return err;
 		}
 	}
+}
+
+/* One protocol of one family of one namespace; fn's result, 0 or -errno. */
+static int dump_one(struct dump_ctx *c, const struct ns_ref *ns, const struct ns_job *j, __u8 family,
+		    __u8 proto)
+{
+	struct inet_diag_req_v2 r = {
+		.sdiag_family = family,
+		.sdiag_protocol = proto,
+		.idiag_states = ~0u,	/* TIME_WAIT and SYN_RECV too */
+	};
+	struct table t = {.c = c, .ns = ns, .j = j, .proto = proto};
+
+	return diag_ask(j->sock, c->buf, ++c->seq, NLM_F_DUMP, &r, deliver, &t);
 }
 
 static int dump_ns(struct dump_ctx *c, const struct ns_ref *ns, struct ns_job *j)
@@ -574,68 +601,36 @@ int sockdiag__netns_ports(__u32 netns, __u16 *lo, __u16 *hi, __u64 *reserved)
 	return err;
 }
 
+static int take_cookie(void *ctx, const struct inet_diag_msg *m)
+{
+	*(__u64 *)ctx = m->id.idiag_cookie[0] | (__u64)m->id.idiag_cookie[1] << 32;
+	return 0;
+}
+
 /*
  * The socket on sk's addresses and ports now, asked for on its own (not a
  * dump): its cookie in *found, 0 when there is none; 0 or -errno.
  */
 static int lookup_one(int sock, __u32 seq, const struct pt_sock *sk, char *buf, __u64 *found)
 {
-	struct {
-		struct nlmsghdr nlh;
-		struct inet_diag_req_v2 r;
-	} req = {
-		.nlh = {
-			.nlmsg_len = sizeof(req),
-			.nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			.nlmsg_flags = NLM_F_REQUEST,
-			.nlmsg_seq = seq,
-		},
-		.r = {
-			.sdiag_family = sk->family,
-			.sdiag_protocol = sk->proto,
-			.idiag_states = ~0u,
-			.id = {
-				.idiag_sport = htons(sk->lport),
-				.idiag_dport = htons(sk->rport),
-				.idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE},
-			},
+	struct inet_diag_req_v2 r = {
+		.sdiag_family = sk->family,
+		.sdiag_protocol = sk->proto,
+		.idiag_states = ~0u,
+		.id = {
+			.idiag_sport = htons(sk->lport),
+			.idiag_dport = htons(sk->rport),
+			.idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE},
 		},
 	};
-	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
 	size_t alen = sk->family == AF_INET ? 4 : 16;
+	int err;
 
-	memcpy(req.r.id.idiag_src, sk->laddr, alen);
-	memcpy(req.r.id.idiag_dst, sk->raddr, alen);
-	if (sendto(sock, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
-		return -errno;
-	for (;;) {
-		ssize_t n = recv(sock, buf, RECV_BUF, 0);
-		struct nlmsghdr *h;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_seq != seq)
-				continue;
-			if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
-			    h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
-				const struct inet_diag_msg *m = NLMSG_DATA(h);
-
-				*found = m->id.idiag_cookie[0] | (__u64)m->id.idiag_cookie[1] << 32;
-				return 0;
-			}
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-
-				if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*e)))
-					return -EIO;
-				*found = 0;
-				return e->error == -ENOENT ? 0 : e->error ? e->error : -EIO;
-			}
-		}
-	}
+	memcpy(r.id.idiag_src, sk->laddr, alen);
+	memcpy(r.id.idiag_dst, sk->raddr, alen);
+	*found = 0;
+	err = diag_ask(sock, buf, seq, 0, &r, take_cookie, found);
+	return err == -ENOENT ? 0 : err;
 }
 
 int sockdiag__lookup(__u32 netns, const struct pt_sock *socks, size_t n, __u64 *found)

@@ -315,6 +315,16 @@ def wait_eof(s):
     s.settimeout(10)
     while s.recv(4096):
         pass
+
+def udp_autobind():
+    """A UDP socket whose first sendto() asks the kernel for a port; the
+    socket and the errno name that sendto() got (None: a port)."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.sendto(b"x", ("127.0.0.1", 9999))
+        return u, None
+    except OSError as e:
+        return u, errname(e.errno)
 '''
 
 

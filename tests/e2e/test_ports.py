@@ -242,12 +242,7 @@ for i in range(RANGE[1] - RANGE[0] + 1):
     u.sendto(b"x", ("127.0.0.1", 9999))
     held.append(u)
     ports.append(port(u))
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-try:
-    u.sendto(b"x", ("127.0.0.1", 9999))
-    err = None
-except OSError as e:
-    err = errname(e.errno)
+u, err = udp_autobind()
 report(ports=ports, err=err, done=True)
 '''
 
