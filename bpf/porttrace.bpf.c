@@ -11,9 +11,11 @@
  *    read it, see the same identity, and remembers the owner.
  *  - cgroup/post_bind{4,6}: the port an explicit bind() was granted, kept in
  *    socket storage until cgroup/sock_release gives it back.
- *  - syscalls:sys_{enter,exit}_{connect,bind,sendto,sendmsg}: what the caller
- *    asked for and what the kernel answered (errno), including the port an
- *    autobind picked, read from the fd when the call returns.
+ *  - cgroup/connect{4,6}: a connect() begins, with its socket and the
+ *    destination asked for, read with plain loads.
+ *  - syscalls:sys_exit_connect, sys_{enter,exit}_{bind,sendto,sendmsg}: what
+ *    the caller asked for and what the kernel answered (errno), including the
+ *    port an autobind picked, read from the socket when the call returns.
  *
  * Ownership: transitions driven by packets run in softirq, where "current"
  * is whoever happened to be on the CPU. The owner is therefore written into
@@ -855,11 +857,53 @@ static __always_inline void emit_snap(struct call *c, __u16 sport, __u8 kind, __
 		    c->snap_opts);
 }
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int handle_enter_connect(struct trace_event_raw_sys_enter *ctx)
+/*
+ * connect() of an inet socket begins. The cgroup hook runs in the caller's
+ * context once the address is checked, for TCP and UDP alike, and hands over
+ * the socket and the address as plain loads: sys_enter_connect had to walk
+ * the fd table and copy the address from user memory with a dozen probe
+ * reads, the dearest part of a traced connection. AF_UNSPEC (a disconnect)
+ * never reaches it.
+ */
+static __always_inline int connect_begin(struct bpf_sock_addr *ctx, bool v6)
 {
-	call_begin(ctx->args[0], (const void *)ctx->args[1], false);
-	return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct bpf_sock *sk = ctx->sk;
+	struct call c = {};
+
+	if (!sk || !pid_wanted(id >> 32) || !family_wanted(sk->family) ||
+	    !proto_wanted(sk->protocol))
+		return 1;
+	c.ts = bpf_ktime_get_ns();
+	c.sk = (__u64)sk;
+	c.sport = sk->src_port;
+	c.rport = bpf_ntohs((__u16)ctx->user_port);
+	c.family = ctx->user_family;
+	if (v6) {
+		__u32 *a = (void *)c.addr;
+
+		a[0] = ctx->user_ip6[0];
+		a[1] = ctx->user_ip6[1];
+		a[2] = ctx->user_ip6[2];
+		a[3] = ctx->user_ip6[3];
+	} else {
+		*(__u32 *)c.addr = ctx->user_ip4;
+	}
+	bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int handle_connect4(struct bpf_sock_addr *ctx)
+{
+	return connect_begin(ctx, false);
+}
+
+SEC("cgroup/connect6")
+int handle_connect6(struct bpf_sock_addr *ctx)
+{
+	return connect_begin(ctx, true);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")

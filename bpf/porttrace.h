@@ -131,7 +131,7 @@ struct pt_rec_port {
 	__u16 _pad2;
 	__s32 err;		/* positive errno, 0 on success */
 	__u32 flags;		/* PT_F_* */
-	__u64 latency_ns;	/* connect(): syscall entry to return */
+	__u64 latency_ns;	/* connect(): cgroup connect hook to return */
 };
 
 #endif /* PORTTRACE_H */

@@ -147,6 +147,7 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 	skel->rodata->wakeup_bytes = (__u64)o->ring_mb * 1024 * 1024 / 16;
 	bpf_map__set_max_entries(skel->maps.events, o->ring_mb * 1024 * 1024);
 
+	/* The connect hooks open calls that only sys_exit_connect closes. */
 	if (!syscalls) {
 		for (int i = 0; i < s->prog_cnt; i++) {
 			struct bpf_program *p = *s->progs[i].prog;
@@ -154,6 +155,8 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 			if (bpf_program__type(p) == BPF_PROG_TYPE_TRACEPOINT)
 				bpf_program__set_autoload(p, false);
 		}
+		bpf_program__set_autoload(skel->progs.handle_connect4, false);
+		bpf_program__set_autoload(skel->progs.handle_connect6, false);
 	}
 }
 
@@ -188,20 +191,40 @@ static int fill_filters(struct tracer *t, const struct tracer_opts *o)
 	return 0;
 }
 
+struct cg_hook {
+	struct bpf_program *prog;
+	struct bpf_link **link;
+	const char *name;
+};
+
+static int attach_cgroup(struct tracer *t, const struct cg_hook *cg, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		*cg[i].link = bpf_program__attach_cgroup(cg[i].prog, t->cgroup_fd);
+		if (!*cg[i].link) {
+			p_err("attaching %s: %s", cg[i].name, strerror(errno));
+			return -errno;
+		}
+		note_hook(t, cg[i].name);
+	}
+	return 0;
+}
+
 static int attach_all(struct tracer *t, bool syscalls)
 {
 	struct porttrace_bpf *skel = t->skel;
-	struct {
-		struct bpf_program *prog;
-		struct bpf_link **link;
-		const char *name;
-	} cg[] = {
+	const struct cg_hook cg[] = {
 		{skel->progs.handle_sock_create, &skel->links.handle_sock_create, "cgroup/sock_create"},
 		{skel->progs.handle_post_bind4, &skel->links.handle_post_bind4, "cgroup/post_bind4"},
 		{skel->progs.handle_post_bind6, &skel->links.handle_post_bind6, "cgroup/post_bind6"},
 		{skel->progs.handle_sock_release, &skel->links.handle_sock_release, "cgroup/sock_release"},
 	};
+	const struct cg_hook connect[] = {
+		{skel->progs.handle_connect4, &skel->links.handle_connect4, "cgroup/connect4"},
+		{skel->progs.handle_connect6, &skel->links.handle_connect6, "cgroup/connect6"},
+	};
 	struct bpf_object_skeleton *s = skel->skeleton;
+	int err;
 
 	skel->links.handle_set_state = bpf_program__attach(skel->progs.handle_set_state);
 	if (!skel->links.handle_set_state) {
@@ -215,17 +238,12 @@ static int attach_all(struct tracer *t, bool syscalls)
 		p_err("no cgroup v2 hierarchy mounted: the socket hooks need one (mount -t cgroup2 none /sys/fs/cgroup)");
 		return -ENOENT;
 	}
-	for (size_t i = 0; i < sizeof(cg) / sizeof(cg[0]); i++) {
-		*cg[i].link = bpf_program__attach_cgroup(cg[i].prog, t->cgroup_fd);
-		if (!*cg[i].link) {
-			p_err("attaching %s: %s", cg[i].name, strerror(errno));
-			return -errno;
-		}
-		note_hook(t, cg[i].name);
-	}
-
-	if (!syscalls)
-		return 0;
+	err = attach_cgroup(t, cg, sizeof(cg) / sizeof(cg[0]));
+	if (err || !syscalls)
+		return err;
+	err = attach_cgroup(t, connect, sizeof(connect) / sizeof(connect[0]));
+	if (err)
+		return err;
 	for (int i = 0; i < s->prog_cnt; i++) {
 		struct bpf_program *p = *s->progs[i].prog;
 

@@ -92,8 +92,10 @@ def test_bind_to_privileged_port_without_privileges_fails(porttrace, netns, work
 CONNECT = r'''
 c = socket.socket(family_of(ADDR), socket.SOCK_STREAM)
 c.setblocking(BLOCKING)
+t0 = time.monotonic_ns()
 err = errname(c.connect_ex((ADDR, PORT)))
-report(err=err, port=port(c), done=True)
+took = time.monotonic_ns() - t0
+report(err=err, port=port(c), took=took, done=True)
 c.close()
 '''
 
@@ -117,6 +119,8 @@ def test_tcp_connect_autobind(porttrace, netns, workload, addr, family, blocking
     assert (alloc["ephemeral"], alloc["range"]) == (True, list(RANGE))
     assert alloc["flags"] & AUTOBIND
     assert alloc["cookie"] == state_cookie(evs, old="CLOSE", new="SYN_SENT")
+    # Measured inside the call: more than nothing, less than the caller saw.
+    assert 0 < alloc["latency_ns"] < res["took"], fmt_events(evs)
 
 
 UDP_AUTOBIND = r'''
@@ -127,8 +131,10 @@ if HOW == "sendto":
 elif HOW == "sendmsg":
     u.sendmsg([b"x"], [], 0, dst)
 else:
+    t0 = time.monotonic_ns()
     u.connect(dst)
-report(port=port(u), done=True)
+    took = time.monotonic_ns() - t0
+report(port=port(u), took=took if HOW == "connect" else None, done=True)
 u.close()
 '''
 
@@ -144,6 +150,8 @@ def test_udp_autobind(porttrace, netns, workload, addr, family, how):
     assert (alloc["pid"], alloc["proto"], alloc["family"], alloc["lport"], alloc["raddr"], alloc["rport"], alloc["err"]) == (
         pid, "udp", family, res["port"], addr, 9999, None), fmt_events(evs)
     assert alloc["flags"] & AUTOBIND
+    if how == "connect":
+        assert 0 < alloc["latency_ns"] < res["took"], fmt_events(evs)
     release = one(evs, type="port", event="release")
     assert (release["cookie"], release["pid"], release["lport"], release["reason"]) == (
         alloc["cookie"], pid, res["port"], "socket-closed"), fmt_events(evs)
