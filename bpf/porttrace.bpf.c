@@ -914,8 +914,10 @@ int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	int ret = ctx->ret;
 	__u16 sport;
 
-	if (!call_end(&c) || c.family == 0)
-		return 0;	/* AF_UNSPEC: a UDP disconnect */
+	/* Only the connect hooks open a connect() call, and a disconnect
+	 * (AF_UNSPEC) never reaches them. */
+	if (!call_end(&c))
+		return 0;
 	sk = (struct sock *)c.sk;
 	sport = sk_sport(sk);
 	/* The port is set once inet_hash_connect() or the UDP autobind has

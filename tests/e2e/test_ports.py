@@ -157,6 +157,33 @@ def test_udp_autobind(porttrace, netns, workload, addr, family, how):
         alloc["cookie"], pid, res["port"], "socket-closed"), fmt_events(evs)
 
 
+UDP_DISCONNECT = r'''
+import ctypes
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.connect(("127.0.0.1", 9999))
+first = port(u)
+unspec = ctypes.create_string_buffer(16)  # sa_family 0: AF_UNSPEC
+rc = ctypes.CDLL(None, use_errno=True).connect(u.fileno(), unspec, 16)
+u.connect(("127.0.0.1", 9998))
+report(rc=rc, first=first, port=port(u), done=True)
+u.close()
+'''
+
+
+def test_udp_disconnect_is_not_a_connect(porttrace, netns, workload):
+    pt = porttrace()
+    pid, (res,) = run_once(workload, netns, UDP_DISCONNECT)
+    evs = pt.stop().events(netns)
+    assert res["rc"] == 0
+    # The disconnect gave the autobound port back, so the second connect()
+    # autobinds again: two allocs, and the disconnect itself is no event.
+    allocs = select(evs, type="port", event="alloc")
+    assert [(a["pid"], a["lport"], a["rport"]) for a in allocs] == [
+        (pid, res["first"], 9999), (pid, res["port"], 9998)], fmt_events(evs)
+    assert allocs[0]["cookie"] == allocs[1]["cookie"]
+    assert not select(evs, event="connect"), fmt_events(evs)
+
+
 # ---- exhaustion ------------------------------------------------------------
 
 SERVERS = r'''
