@@ -405,6 +405,33 @@ unsigned long long tracer__lost(struct tracer *t)
 	return sum;
 }
 
+/*
+ * A tracing program that fires again on a CPU where it is still running
+ * (a softirq's transition landing on a connect() or close() in progress) is
+ * not run the second time: the kernel only counts it in the program's
+ * recursion_misses. Cgroup programs have no such guard, so only attached
+ * tracing programs are asked.
+ */
+unsigned long long tracer__missed(struct tracer *t)
+{
+	const struct bpf_object_skeleton *s = t->skel->skeleton;
+	unsigned long long sum = 0;
+
+	for (int i = 0; i < s->prog_cnt; i++) {
+		struct bpf_program *p = *s->progs[i].prog;
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		enum bpf_prog_type type = bpf_program__type(p);
+
+		if (!*s->progs[i].link ||
+		    (type != BPF_PROG_TYPE_TRACING && type != BPF_PROG_TYPE_TRACEPOINT))
+			continue;
+		if (!bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len))
+			sum += info.recursion_misses;
+	}
+	return sum;
+}
+
 const char *tracer__hooks(const struct tracer *t)
 {
 	return t->hooks;

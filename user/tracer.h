@@ -43,6 +43,10 @@ int tracer__poll(struct tracer *t, int timeout_ms);
 /* Records the kernel could not queue, since load. */
 unsigned long long tracer__lost(struct tracer *t);
 
+/* Hook runs the kernel skipped since load, each one a record never made:
+ * a few syscalls, so callers ask on a timer, not per poll. */
+unsigned long long tracer__missed(struct tracer *t);
+
 /* Space-separated names of the hooks attached. */
 const char *tracer__hooks(const struct tracer *t);
 
