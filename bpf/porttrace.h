@@ -57,6 +57,9 @@ enum pt_reason {
 	PT_REASON_TW_GONE,	/* time-wait socket gone before its time, as a
 				 * check found (user space): a RST in
 				 * TIME-WAIT killed it, or none was made */
+	PT_REASON_DISCONNECT,	/* UDP connect(AF_UNSPEC) gave an autobound port
+				 * back; found at the socket's next port (user
+				 * space), as no hook sees the disconnect */
 	PT_REASON_MAX,
 };
 

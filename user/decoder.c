@@ -228,7 +228,31 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 
 	if (held_until_release(r) && ev.sk.lport) {
 		struct sock_seen seen = {.sk = ev.sk, .owner = ev.owner};
+		struct sock_seen *had = socktab__get(d->socks, ev.sk.cookie);
 
+		/*
+		 * A UDP socket gets a port from bind() or autobind only when it
+		 * has none, so one it held before went back in between: by a
+		 * disconnect, connect(AF_UNSPEC), which no hook here sees. Say
+		 * so before the new port, at the time it became known.
+		 */
+		if (had && r->sk.proto == IPPROTO_UDP) {
+			struct pt_event rel = ev;
+			int err;
+
+			rel.sk = had->sk;
+			rel.owner = had->owner;
+			rel.kind = PT_PORT_RELEASE;
+			rel.reason = PT_REASON_DISCONNECT;
+			rel.opts = 0;
+			rel.req_port = 0;
+			rel.err = 0;
+			rel.latency_ns = 0;
+			rel.flags = PT_F_COMPUTED | (had->owner.pid ? PT_F_OWNER_KNOWN : 0);
+			err = fn(ctx, &rel);
+			if (err)
+				return err;
+		}
 		socktab__put(d->socks, ev.sk.cookie, &seen);
 		/* A bound UDP socket receives on its port from now on. */
 		if (r->kind == PT_PORT_BIND && r->sk.proto == IPPROTO_UDP) {

@@ -39,6 +39,7 @@ static const char *const reasons[] = {
 	[PT_REASON_TW_EXPIRED] = "time-wait-expired",
 	[PT_REASON_NO_PORT] = "no-free-port",
 	[PT_REASON_TW_GONE] = "time-wait-gone",
+	[PT_REASON_DISCONNECT] = "disconnect",
 };
 
 static const char *const opt_names[] = {

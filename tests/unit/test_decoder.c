@@ -158,7 +158,37 @@ static void udp_bind_listens(void)
 	decoder__free(d);
 }
 
+/* A UDP socket takes a new port only when it has none: the one it held
+ * went back by a disconnect, told before the new one. A TCP socket's
+ * later bind is no such sign. */
+static void udp_new_port_releases_the_old(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_port a = rec_port(1, client(), sock4(41, IPPROTO_UDP, "127.0.0.1", 40010,
+							 "127.0.0.1", 53), PT_PORT_ALLOC, 0);
+	struct pt_rec_port b = rec_port(9, client(), sock4(41, IPPROTO_UDP, "127.0.0.1", 40011,
+							 "127.0.0.1", 54), PT_PORT_ALLOC, 0);
+	struct pt_rec_port t = rec_port(10, client(), sock4(42, IPPROTO_TCP, "127.0.0.1", 40012,
+							  "0.0.0.0", 0), PT_PORT_BIND, 0);
+
+	decoder__record(d, &a, sizeof(a), collect_event, &c);
+	decoder__record(d, &b, sizeof(b), collect_event, &c);
+	CHECK(c.n == 3);
+	CHECK(c.ev[1].kind == PT_PORT_RELEASE && c.ev[1].reason == PT_REASON_DISCONNECT);
+	CHECK(c.ev[1].sk.lport == 40010 && c.ev[1].sk.rport == 53 && c.ev[1].sk.cookie == 41);
+	CHECK(c.ev[1].ts_ns == 9 && (c.ev[1].flags & PT_F_COMPUTED));
+	CHECK(c.ev[1].owner.pid == 100 && (c.ev[1].flags & PT_F_OWNER_KNOWN));
+	CHECK(c.ev[2].kind == PT_PORT_ALLOC && c.ev[2].sk.lport == 40011);
+	decoder__record(d, &t, sizeof(t), collect_event, &c);
+	decoder__record(d, &t, sizeof(t), collect_event, &c);
+	CHECK(c.n == 5 && c.ev[3].kind == PT_PORT_BIND && c.ev[4].kind == PT_PORT_BIND);
+	decoder__free(d);
+}
+
 TESTS(decoder_tests) = {
+	{"decoder: a UDP socket's new port tells the release of its old one",
+	 udp_new_port_releases_the_old},
 	{"decoder: a bound UDP socket also listens", udp_bind_listens},
 	{"decoder: a child's folded birth comes out first, in time", child_birth_unfolds_first},
 	{"decoder: transition that releases unfolds into two events", state_with_release_unfolds},
