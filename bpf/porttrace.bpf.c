@@ -186,17 +186,23 @@ static __always_inline bool proto_wanted(__u16 proto)
 	return !targ_proto || targ_proto == proto;
 }
 
+/* A record that will never be made: the ring was full, or what it needed
+ * could not be kept (a full call map, storage the kernel would not give). */
+static __always_inline void count_lost(void)
+{
+	__u32 zero = 0;
+	__u64 *cnt = bpf_map_lookup_elem(&lost, &zero);
+
+	if (cnt)
+		(*cnt)++;
+}
+
 static __always_inline void *reserve(__u64 size)
 {
 	void *rec = bpf_ringbuf_reserve(&events, size, 0);
 
-	if (!rec) {
-		__u32 zero = 0;
-		__u64 *cnt = bpf_map_lookup_elem(&lost, &zero);
-
-		if (cnt)
-			(*cnt)++;
-	}
+	if (!rec)
+		count_lost();
 	return rec;
 }
 
@@ -448,8 +454,10 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		__u64 cookie = bpf_get_socket_cookie(sk);
 
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (!info)
+		if (!info) {
+			count_lost();
 			return 0;
+		}
 		info->flags = (info->flags & ~SKI_BOUND) | SKI_CHILD;
 		info->cookie = cookie == info->cookie ? (__u64)sk : cookie;
 		info->synrecv_ns = bpf_ktime_get_ns();
@@ -583,8 +591,11 @@ static __always_inline int post_bind(struct bpf_sock *ctx, bool v6)
 	if (targ_failures || !ctx->src_port)
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!info)
+	if (!info) {
+		/* The release of this port could not be told. */
+		count_lost();
 		return 1;
+	}
 	/* The binder owns it until a connect() or listen() says otherwise:
 	 * sock_release names it when it gives the port back. */
 	if (!info->owner.pid)
@@ -759,7 +770,9 @@ static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbo
 	c.ts = bpf_ktime_get_ns();
 	c.sk = (__u64)sk;
 	read_sockaddr(uaddr, &c);
-	bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
+	/* Full: more threads inside these calls than the map holds. */
+	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
+		count_lost();
 	return;
 }
 
@@ -890,7 +903,9 @@ static __always_inline int connect_begin(struct bpf_sock_addr *ctx, bool v6)
 	} else {
 		*(__u32 *)c.addr = ctx->user_ip4;
 	}
-	bpf_map_update_elem(&calls, &tid, &c, BPF_ANY);
+	/* Full: more threads inside these calls than the map holds. */
+	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
+		count_lost();
 	return 1;
 }
 
