@@ -558,7 +558,7 @@ static char *text_event(char *p, const struct pt_event *ev, __u64 base_ns)
 	if (ev->type == PT_EV_LOST) {
 		p = PUT_LIT(p, "LOST ");
 		p = put_u64(p, ev->lost);
-		p = PUT_LIT(p, " records (ring buffer full), ");
+		p = PUT_LIT(p, " records in the kernel, ");
 		p = put_u64(p, ev->lost_total);
 		return PUT_LIT(p, " in all\n");
 	}

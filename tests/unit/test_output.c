@@ -35,6 +35,17 @@ static void text_ipv6_and_mapped(void)
 	CHECK(strstr(format_event(&mapped, OUTPUT_TEXT, 0), "[::ffff:127.0.0.1]:80"));
 }
 
+/* A loss may be a full ring, a skipped hook run or state not kept: the
+ * line says where, not which. */
+static void text_lost_line(void)
+{
+	struct pt_event ev = {.type = PT_EV_LOST, .ts_ns = 2500000, .lost = 3, .lost_total = 10};
+
+	CHECK_STR(format_event(&ev, OUTPUT_TEXT, 0),
+		  "0.002500   LOST 3 records in the kernel, 10 in all\n");
+	CHECK(strstr(format_event(&ev, OUTPUT_JSON, 0), "\"lost\":3,\"lost_total\":10"));
+}
+
 static void unknown_owner_is_not_current(void)
 {
 	struct pt_event ev = ev_state(5, owner_of(0, 0, ""), sock4(1, 6, "127.0.0.1", 80, "127.0.0.1", 5), 1, 8);
@@ -112,6 +123,7 @@ static void json_numbers_at_chunk_boundaries(void)
 }
 
 TESTS(output_tests) = {
+	{"output: a lost line says how many and where", text_lost_line},
 	{"output: numbers at 8-digit chunk boundaries", json_numbers_at_chunk_boundaries},
 	{"output: text line of a transition", text_state_line},
 	{"output: a port not yet allocated is never port 0", text_pending_port_is_not_zero},
