@@ -56,8 +56,8 @@ const volatile bool targ_pid_filter = false;
 const volatile bool targ_port_filter = false;
 const volatile bool targ_ephemeral = false;
 const volatile bool targ_failures = false;
-/* Wake the reader only once this much is queued; user space also polls on a
- * short timer, so no record waits longer than that timer. */
+/* Wake the reader only once a CPU has submitted this much; user space also
+ * polls on a short timer, so no record waits longer than that timer. */
 const volatile __u64 wakeup_bytes = 64 * 1024;
 
 struct {
@@ -72,6 +72,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+/* Bytes submitted on this CPU since it last woke the reader; see submit(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} unwoken SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -206,11 +214,26 @@ static __always_inline void *reserve(__u64 size)
 	return rec;
 }
 
+/*
+ * Wake the reader once this CPU has submitted wakeup_bytes since it last
+ * did. Asking the ring how much is queued instead reads the consumer
+ * position, which the reader writes as it goes: a cache miss on every
+ * record, about 40 ns of the state program's 550 (bpf_stats, interleaved
+ * runs of both).
+ */
 static __always_inline void submit(void *rec)
 {
-	__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 *unwoken_bytes = bpf_map_lookup_elem(&unwoken, &(__u32){0});
+	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	bpf_ringbuf_submit(rec, queued >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	if (unwoken_bytes) {
+		*unwoken_bytes += ((struct pt_hdr *)rec)->size;
+		if (*unwoken_bytes >= wakeup_bytes) {
+			*unwoken_bytes = 0;
+			flags = BPF_RB_FORCE_WAKEUP;
+		}
+	}
+	bpf_ringbuf_submit(rec, flags);
 }
 
 static __always_inline void fill_hdr(struct pt_hdr *h, __u16 type, __u16 size)

@@ -135,6 +135,7 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 {
 	struct bpf_object_skeleton *s = t->skel->skeleton;
 	struct porttrace_bpf *skel = t->skel;
+	__u64 wake;
 
 	skel->rodata->targ_family = o->family;
 	skel->rodata->targ_proto = o->proto;
@@ -142,9 +143,11 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 	skel->rodata->targ_port_filter = o->n_ports > 0;
 	skel->rodata->targ_ephemeral = o->ephemeral;
 	skel->rodata->targ_failures = o->failures;
-	/* Wake the reader when a sixteenth of the ring is queued; the poll
-	 * timer bounds the delay when traffic is light. */
-	skel->rodata->wakeup_bytes = (__u64)o->ring_mb * 1024 * 1024 / 16;
+	/* Wake the reader by the time a sixteenth of the ring is queued, when
+	 * every CPU has submitted its share of that (a page at least); the
+	 * poll timer bounds the delay when traffic is light. */
+	wake = (__u64)o->ring_mb * 1024 * 1024 / 16 / (t->ncpus > 0 ? t->ncpus : 1);
+	skel->rodata->wakeup_bytes = wake > 4096 ? wake : 4096;
 	bpf_map__set_max_entries(skel->maps.events, o->ring_mb * 1024 * 1024);
 
 	/* The connect hooks open calls that only sys_exit_connect closes. */
