@@ -223,7 +223,8 @@ static __always_inline void *reserve(__u64 size)
  */
 static __always_inline void submit(void *rec)
 {
-	__u64 *unwoken_bytes = bpf_map_lookup_elem(&unwoken, &(__u32){0});
+	__u32 zero = 0;
+	__u64 *unwoken_bytes = bpf_map_lookup_elem(&unwoken, &zero);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
 	if (unwoken_bytes) {
@@ -767,6 +768,14 @@ static __always_inline __u8 read_sockaddr(const void *uaddr, struct call *c)
 	return family;
 }
 
+/* Keep a call until its exit hook; a full map (more threads inside these
+ * calls than it holds) loses that call's record. */
+static __always_inline void call_store(__u32 tid, const struct call *c)
+{
+	if (bpf_map_update_elem(&calls, &tid, c, BPF_ANY))
+		count_lost();
+}
+
 /* Remember an inet socket call in flight; NULL sk means "not interesting". */
 static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbound_udp)
 {
@@ -793,10 +802,7 @@ static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbo
 	c.ts = bpf_ktime_get_ns();
 	c.sk = (__u64)sk;
 	read_sockaddr(uaddr, &c);
-	/* Full: more threads inside these calls than the map holds. */
-	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
-		count_lost();
-	return;
+	call_store(tid, &c);
 }
 
 static __always_inline bool call_end(struct call *out)
@@ -926,9 +932,7 @@ static __always_inline int connect_begin(struct bpf_sock_addr *ctx, bool v6)
 	} else {
 		*(__u32 *)c.addr = ctx->user_ip4;
 	}
-	/* Full: more threads inside these calls than the map holds. */
-	if (bpf_map_update_elem(&calls, &tid, &c, BPF_ANY))
-		count_lost();
+	call_store(tid, &c);
 	return 1;
 }
 
@@ -973,8 +977,7 @@ int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 		else
 			emit_port(&c, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC, 0,
 				  c.sport ? 0 : PT_F_AUTOBIND);
-	}
-	else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
+	} else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
 		emit_port(&c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
 	return 0;
 }

@@ -237,19 +237,18 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 		 * so before the new port, at the time it became known.
 		 */
 		if (had && r->sk.proto == IPPROTO_UDP) {
-			struct pt_event rel = ev;
-			int err;
+			struct pt_event rel = {
+				.type = PT_EV_PORT,
+				.cpu = ev.cpu,
+				.ts_ns = ev.ts_ns,
+				.owner = had->owner,
+				.sk = had->sk,
+				.kind = PT_PORT_RELEASE,
+				.reason = PT_REASON_DISCONNECT,
+				.flags = PT_F_COMPUTED | (had->owner.pid ? PT_F_OWNER_KNOWN : 0),
+			};
+			int err = fn(ctx, &rel);
 
-			rel.sk = had->sk;
-			rel.owner = had->owner;
-			rel.kind = PT_PORT_RELEASE;
-			rel.reason = PT_REASON_DISCONNECT;
-			rel.opts = 0;
-			rel.req_port = 0;
-			rel.err = 0;
-			rel.latency_ns = 0;
-			rel.flags = PT_F_COMPUTED | (had->owner.pid ? PT_F_OWNER_KNOWN : 0);
-			err = fn(ctx, &rel);
 			if (err)
 				return err;
 		}

@@ -25,7 +25,6 @@
 
 #define POLL_MS 100		/* the longest a record waits in the ring */
 #define FLUSH_NS 1000000000ULL	/* kill -9 loses at most this much */
-#define MISSED_NS 100000000ULL	/* how often to ask for skipped hook runs */
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reopen_requested;
@@ -144,33 +143,19 @@ static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
 		output__raw(p->out, buf, n);
 }
 
-/* What the kernel lost so far, as told in lost events. */
-struct lost_seen {
-	unsigned long long total;
-	unsigned long long missed;	/* skipped hook runs, as last asked */
-	__u64 missed_ns;		/* when that was */
-};
-
-/* The kernel counts what it could not queue and which hook runs it
- * skipped; turn a change into an event, in order with the records around
- * it. Skipped runs are asked for on a timer, and always at the end. */
-static int report_lost(struct tracer *t, struct pipeline *p, struct lost_seen *seen, __u64 now,
-		       bool final)
+/* The kernel counts what it lost; turn a change into an event, in order
+ * with the records around it. The last count is exact. */
+static int report_lost(struct tracer *t, struct pipeline *p, unsigned long long *seen, bool final)
 {
+	unsigned long long total = tracer__lost(t, final);
 	struct pt_event ev = {.type = PT_EV_LOST};
-	unsigned long long total;
 
-	if (final || now - seen->missed_ns >= MISSED_NS) {
-		seen->missed = tracer__missed(t);
-		seen->missed_ns = now;
-	}
-	total = tracer__lost(t) + seen->missed;
-	if (total == seen->total)
+	if (total == *seen)
 		return 0;
-	ev.ts_ns = now;
-	ev.lost = total - seen->total;
+	ev.ts_ns = run__now_ns(CLOCK_MONOTONIC);
+	ev.lost = total - *seen;
 	ev.lost_total = total;
-	seen->total = total;
+	*seen = total;
 	return pipeline__event(p, &ev);
 }
 
@@ -214,7 +199,7 @@ int run__main(int argc, char **argv)
 	struct run_info info = {.version = PT_VERSION};
 	struct run_stats stats = {};
 	struct utsname uts;
-	struct lost_seen lost_seen = {};
+	unsigned long long lost_seen = 0;
 	__u64 start, deadline = 0, last_flush;
 	int err = 0, ret = 1;
 
@@ -311,7 +296,7 @@ int run__main(int argc, char **argv)
 		err = 0;
 		now = run__now_ns(CLOCK_MONOTONIC);
 		decoder__tick(dec, now, pipeline__event, &pipe);
-		report_lost(tr, &pipe, &lost_seen, now, false);
+		report_lost(tr, &pipe, &lost_seen, false);
 		exhaustion_tick(&pipe, now, false);
 		if (reopen_requested)
 			handle_reopen(log, out, &info);
@@ -326,9 +311,9 @@ int run__main(int argc, char **argv)
 
 	/* Drain what the kernel queued before the hooks went away. */
 	tracer__poll(tr, 0);
-	report_lost(tr, &pipe, &lost_seen, run__now_ns(CLOCK_MONOTONIC), true);
+	report_lost(tr, &pipe, &lost_seen, true);
 	exhaustion_tick(&pipe, 0, true);
-	stats.lost = lost_seen.total;
+	stats.lost = lost_seen;
 	stats.bad = decoder__bad_records(dec);
 	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
 	output__trailer(out, &stats);

@@ -547,7 +547,7 @@ int top__main(int argc, char **argv)
 				f.cols = BATCH_COLS;
 			if (f.cols < MIN_COLS)
 				f.cols = MIN_COLS;
-			draw(&f, e, tracer__lost(tr) + tracer__missed(tr), now, rows, !tty);
+			draw(&f, e, tracer__lost(tr, true), now, rows, !tty);
 			show(&f);
 			next_frame = now + FRAME_NS;
 		}
@@ -556,7 +556,7 @@ int top__main(int argc, char **argv)
 		/* The last frame, with everything the kernel queued. */
 		tracer__poll(tr, 0);
 		f.cols = BATCH_COLS;
-		draw(&f, e, tracer__lost(tr) + tracer__missed(tr), run__now_ns(CLOCK_MONOTONIC), rows, true);
+		draw(&f, e, tracer__lost(tr, true), run__now_ns(CLOCK_MONOTONIC), rows, true);
 		show(&f);
 	}
 	ret = 0;

@@ -15,6 +15,7 @@
 #include <bpf/libbpf.h>
 #include "log.h"
 #include "porttrace.skel.h"
+#include "run.h"
 #include "tracer.h"
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -32,7 +33,11 @@ struct tracer {
 	char *raw;		/* raw records waiting for a write */
 	size_t raw_len;
 	char hooks[512];
+	unsigned long long skipped;	/* hook runs skipped, as last asked */
+	__u64 skipped_ns;		/* when that was */
 };
+
+#define SKIPPED_ASK_NS 100000000ULL	/* 100 ms */
 
 #define RAW_BUF (1 << 20)
 
@@ -394,20 +399,6 @@ int tracer__poll(struct tracer *t, int timeout_ms)
 	return n;
 }
 
-unsigned long long tracer__lost(struct tracer *t)
-{
-	unsigned long long sum = 0;
-	__u64 vals[t->ncpus > 0 ? t->ncpus : 1];
-	__u32 zero = 0;
-
-	if (t->ncpus <= 0 || bpf_map__lookup_elem(t->skel->maps.lost, &zero, sizeof(zero), vals,
-						  sizeof(vals), 0))
-		return 0;
-	for (int i = 0; i < t->ncpus; i++)
-		sum += vals[i];
-	return sum;
-}
-
 /*
  * A tracing program that fires again on a CPU where it is still running
  * (a softirq's transition landing on a connect() or close() in progress) is
@@ -415,7 +406,7 @@ unsigned long long tracer__lost(struct tracer *t)
  * recursion_misses. Cgroup programs have no such guard, so only attached
  * tracing programs are asked.
  */
-unsigned long long tracer__missed(struct tracer *t)
+static unsigned long long skipped_runs(struct tracer *t)
 {
 	const struct bpf_object_skeleton *s = t->skel->skeleton;
 	unsigned long long sum = 0;
@@ -433,6 +424,25 @@ unsigned long long tracer__missed(struct tracer *t)
 			sum += info.recursion_misses;
 	}
 	return sum;
+}
+
+unsigned long long tracer__lost(struct tracer *t, bool fresh)
+{
+	unsigned long long sum = 0;
+	__u64 vals[t->ncpus > 0 ? t->ncpus : 1];
+	__u32 zero = 0;
+	__u64 now_ns = run__now_ns(CLOCK_MONOTONIC);
+
+	if (fresh || now_ns - t->skipped_ns >= SKIPPED_ASK_NS) {
+		t->skipped = skipped_runs(t);
+		t->skipped_ns = now_ns;
+	}
+	if (t->ncpus > 0 && !bpf_map__lookup_elem(t->skel->maps.lost, &zero, sizeof(zero), vals,
+						  sizeof(vals), 0)) {
+		for (int i = 0; i < t->ncpus; i++)
+			sum += vals[i];
+	}
+	return sum + t->skipped;
 }
 
 const char *tracer__hooks(const struct tracer *t)

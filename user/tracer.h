@@ -40,12 +40,12 @@ void tracer__free(struct tracer *t);
  * number of records, or a negative errno (-EINTR is not an error). */
 int tracer__poll(struct tracer *t, int timeout_ms);
 
-/* Records the kernel could not queue, since load. */
-unsigned long long tracer__lost(struct tracer *t);
-
-/* Hook runs the kernel skipped since load, each one a record never made:
- * a few syscalls, so callers ask on a timer, not per poll. */
-unsigned long long tracer__missed(struct tracer *t);
+/*
+ * Records the kernel lost since load: those the ring could not take or that
+ * could not be made, and hook runs it skipped. Asking for skipped runs takes
+ * a syscall per program, so unless fresh they are as of the last 100 ms.
+ */
+unsigned long long tracer__lost(struct tracer *t, bool fresh);
 
 /* Space-separated names of the hooks attached. */
 const char *tracer__hooks(const struct tracer *t);
