@@ -468,24 +468,38 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		}
 	} else if (oldstate == TCP_LISTEN && newstate == TCP_SYN_RECV) {
 		/*
-		 * A new child, its storage cloned from the listener. Until
-		 * Linux 6.x fixed the order in inet_csk_clone_lock(), this
-		 * transition fired before the child had its peer's port, and
-		 * the child still carried the listener's cookie. Both are
-		 * settled by its next transition, which follows in the same
-		 * softirq: remember the time and send one record then.
+		 * A new child, its storage cloned from a listener porttrace saw
+		 * start: the owner it names comes with it. Until Linux 6.x fixed
+		 * the order in inet_csk_clone_lock(), this transition fired
+		 * before the child had its peer's port, and the child still
+		 * carried the listener's cookie. Both are settled by its next
+		 * transition, which follows in the same softirq: remember the
+		 * time and send one record then.
+		 *
+		 * A child of a listener older than tracing has no storage and
+		 * nobody to name. Making storage for it only to fold this
+		 * record (an allocation, and an RCU free when it goes) cost
+		 * three times what sending the record does (bpf_stats, a
+		 * connection storm): it is sent as it is, and user space knows
+		 * the child by it. Unless its peer's port is still 0, the old
+		 * order: then its cookie needs storage, as above.
 		 */
-		__u64 cookie = bpf_get_socket_cookie(sk);
+		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
+		if (info || !sk->__sk_common.skc_dport) {
+			__u64 cookie = bpf_get_socket_cookie(sk);
 
-		info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-		if (!info) {
-			count_lost();
+			if (!info)
+				info = bpf_sk_storage_get(&sk_infos, sk, 0,
+							  BPF_SK_STORAGE_GET_F_CREATE);
+			if (!info) {
+				count_lost();
+				return 0;
+			}
+			info->flags = (info->flags & ~SKI_BOUND) | SKI_CHILD;
+			info->cookie = cookie == info->cookie ? (__u64)sk : cookie;
+			info->synrecv_ns = bpf_ktime_get_ns();
 			return 0;
 		}
-		info->flags = (info->flags & ~SKI_BOUND) | SKI_CHILD;
-		info->cookie = cookie == info->cookie ? (__u64)sk : cookie;
-		info->synrecv_ns = bpf_ktime_get_ns();
-		return 0;
 	} else {
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
 	}
@@ -506,7 +520,8 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	 * with no error set), or bind() pinned it (SOCK_BINDPORT_LOCK) and the
 	 * application still holds the socket: then it is given back when the
 	 * application closes it, in cgroup/sock_release. A child shares its
-	 * listener's port and gives back nothing.
+	 * listener's port and gives back nothing (one without storage is
+	 * told by user space, which saw its LISTEN -> SYN_RECV).
 	 *
 	 * An orphan with TCP_LINGER2 < 0 closes from FIN_WAIT2 at once, with
 	 * no time-wait socket. The socket is already unhashed when this

@@ -29,6 +29,10 @@ struct decoder {
 	 * kernel names it only in the record of that call, so that it need
 	 * not store it for every socket. */
 	struct socktab *owners;
+	/* Children sent with their own LISTEN -> SYN_RECV (those of
+	 * listeners older than tracing), until their CLOSE: the kernel could
+	 * not mark them, and the port of one gives back nothing. */
+	struct socktab *children;
 	struct tw_queue tw;
 	/* Time-wait sockets found gone before their expiry was due: the
 	 * queued release of each is dropped when it comes up. */
@@ -44,8 +48,9 @@ struct decoder *decoder__new(void)
 		return NULL;
 	d->socks = socktab__new(SOCKTAB_MAX, sizeof(struct sock_seen));
 	d->owners = socktab__new(SOCKTAB_MAX, sizeof(struct pt_owner));
+	d->children = socktab__new(SOCKTAB_MAX, 1);
 	d->tw_gone = socktab__new(SOCKTAB_MAX, 1);
-	if (!d->socks || !d->owners || !d->tw_gone) {
+	if (!d->socks || !d->owners || !d->children || !d->tw_gone) {
 		decoder__free(d);
 		return NULL;
 	}
@@ -58,6 +63,7 @@ void decoder__free(struct decoder *d)
 		return;
 	socktab__free(d->socks);
 	socktab__free(d->owners);
+	socktab__free(d->children);
 	socktab__free(d->tw_gone);
 	free(d->tw.ev);
 	free(d);
@@ -133,7 +139,8 @@ static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struc
 static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_event_fn fn, void *ctx)
 {
 	struct pt_event ev = {.type = PT_EV_STATE};
-	__u32 flags = r->flags;
+	__u32 flags = r->flags, port_flags = r->flags;
+	__u8 one = 1;
 	int err;
 
 	copy_common(&ev, &r->hdr, &r->owner, &r->sk);
@@ -148,8 +155,13 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		/* Listeners keep theirs in socket storage. */
 		socktab__put(d->owners, r->sk.cookie, &ev.owner);
 	}
-	if (r->newstate == TCP_CLOSE)
+	if (r->oldstate == TCP_LISTEN && r->newstate == TCP_SYN_RECV)
+		socktab__put(d->children, r->sk.cookie, &one);
+	if (r->newstate == TCP_CLOSE) {
 		socktab__take(d->owners, r->sk.cookie, NULL);
+		if (socktab__take(d->children, r->sk.cookie, NULL))
+			port_flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
+	}
 	if (r->flags & PT_F_FOLDED_SYNRECV) {
 		/* The child's birth, sent along with its next transition. */
 		struct pt_event born = ev;
@@ -166,18 +178,19 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	ev.newstate = r->newstate;
 	ev.reason = r->reason < PT_REASON_MAX ? r->reason : PT_REASON_NONE;
 	ev.opts = r->opts;
-	ev.flags = flags & ~PT_F_FOLDED_SYNRECV;
+	ev.flags = (flags & ~(PT_F_FOLDED_SYNRECV | PT_F_RELEASE | PT_F_TIMEWAIT)) |
+		   (port_flags & (PT_F_RELEASE | PT_F_TIMEWAIT));
 	err = fn(ctx, &ev);
 	if (err)
 		return err;
 
 	ev.type = PT_EV_PORT;
 	ev.flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
-	if (r->flags & (PT_F_RELEASE | PT_F_TIMEWAIT)) {
+	if (port_flags & (PT_F_RELEASE | PT_F_TIMEWAIT)) {
 		/* bind(addr, 0) then connect(): given back at CLOSE. */
 		socktab__take(d->socks, r->sk.cookie, NULL);
 	}
-	if (r->flags & PT_F_TIMEWAIT) {
+	if (port_flags & PT_F_TIMEWAIT) {
 		ev.kind = PT_PORT_TIMEWAIT;
 		err = fn(ctx, &ev);
 		if (err)
@@ -188,7 +201,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		ev.flags |= PT_F_COMPUTED;
 		return tw_push(&d->tw, &ev);
 	}
-	if (r->flags & PT_F_RELEASE) {
+	if (port_flags & PT_F_RELEASE) {
 		ev.kind = PT_PORT_RELEASE;
 		return fn(ctx, &ev);
 	}

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 """TCP state transitions of both ends of a connection, with the right
 ports and the right owner on every event."""
-from conftest import FAMILIES, connection, fmt_events, one, run_once, select, start_server, state_cookie, transitions
+from conftest import (FAMILIES, SERVER, connection, fmt_events, one, run_once, scenario, select, start_server,
+                      state_cookie, transitions)
 
 ACTIVE_OPEN_CLOSE = [
     ("CLOSE", "SYN_SENT"),
@@ -122,6 +123,28 @@ def test_owner_of_sockets_older_than_the_trace_is_null_not_zero(porttrace, netns
         else:
             assert e["pid"] is None, fmt_events([e])
             assert e["comm"] is None and "tid" not in e, e
+
+
+def test_child_of_an_older_autobound_listener_gives_no_port_back(porttrace, netns, workload):
+    """A listener that predates porttrace, on a port listen() picked
+    itself: the kernel keeps nothing for its children, whose sockets carry
+    no bind() lock, so only the child's own LISTEN -> SYN_RECV tells that
+    its close gives nothing back. The port goes back once, when the
+    listener closes."""
+    code = scenario(SERVER, ADDR=None, PORT=None, CLOSE_FIRST=False).replace(
+        "s = listener(ADDR, PORT)", "s = socket.socket()\ns.listen()")
+    server = workload(netns, code)
+    sport = server.expect()["port"]
+    pt = porttrace()
+    connection(workload, netns, port=sport, server=server)
+    evs = pt.stop().events(netns)
+
+    child = state_cookie(evs, old="LISTEN", new="SYN_RECV")
+    assert transitions(evs, child) == PASSIVE_OPEN_CLOSE, fmt_events(evs)
+    lcookie = state_cookie(evs, old="LISTEN", new="CLOSE")
+    released = select(evs, type="port", event="release", lport=sport)
+    assert [e["cookie"] for e in released] == [lcookie], fmt_events(evs)
+    assert not select(evs, type="port", event="time-wait", lport=sport), fmt_events(evs)
 
 
 FORKED_CONNECT = r'''

@@ -144,6 +144,41 @@ static void child_birth_unfolds_first(void)
 	decoder__free(d);
 }
 
+/* A child of a listener older than tracing comes with its own LISTEN ->
+ * SYN_RECV, and the kernel, keeping nothing for it, cannot tell that its
+ * CLOSE gives no port back: the decoder does, for that cookie only. */
+static void unfolded_child_releases_nothing(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_owner nobody = {};
+	struct pt_sock child = sock4(22, IPPROTO_TCP, "127.0.0.1", 40100, "127.0.0.1", 40001);
+	struct pt_sock other = sock4(23, IPPROTO_TCP, "127.0.0.1", 40002, "127.0.0.1", 9000);
+	struct pt_rec_state born = rec_state(10, nobody, child, TCP_LISTEN, TCP_SYN_RECV, 0);
+	struct pt_rec_state est = rec_state(11, nobody, child, TCP_SYN_RECV, TCP_ESTABLISHED, 0);
+	struct pt_rec_state end = rec_state(20, nobody, child, TCP_ESTABLISHED, TCP_CLOSE,
+					    PT_F_RELEASE);
+	struct pt_rec_state again = rec_state(30, nobody, child, TCP_ESTABLISHED, TCP_CLOSE,
+					      PT_F_RELEASE);
+	struct pt_rec_state client_end = rec_state(40, nobody, other, TCP_ESTABLISHED, TCP_CLOSE,
+						   PT_F_RELEASE);
+
+	decoder__record(d, &born, sizeof(born), collect_event, &c);
+	decoder__record(d, &est, sizeof(est), collect_event, &c);
+	decoder__record(d, &end, sizeof(end), collect_event, &c);
+	CHECK(c.n == 3);
+	CHECK(c.ev[0].oldstate == TCP_LISTEN && c.ev[0].newstate == TCP_SYN_RECV);
+	CHECK(c.ev[2].type == PT_EV_STATE && c.ev[2].newstate == TCP_CLOSE);
+	CHECK(!(c.ev[2].flags & (PT_F_RELEASE | PT_F_TIMEWAIT)));
+	/* Forgotten at its CLOSE: a cookie seen again is not taken for it. */
+	decoder__record(d, &again, sizeof(again), collect_event, &c);
+	decoder__record(d, &client_end, sizeof(client_end), collect_event, &c);
+	CHECK(c.n == 7);
+	CHECK(c.ev[4].type == PT_EV_PORT && c.ev[4].kind == PT_PORT_RELEASE && c.ev[4].sk.cookie == 22);
+	CHECK(c.ev[6].type == PT_EV_PORT && c.ev[6].kind == PT_PORT_RELEASE && c.ev[6].sk.cookie == 23);
+	decoder__free(d);
+}
+
 static void udp_bind_listens(void)
 {
 	struct decoder *d = decoder__new();
@@ -191,6 +226,7 @@ TESTS(decoder_tests) = {
 	 udp_new_port_releases_the_old},
 	{"decoder: a bound UDP socket also listens", udp_bind_listens},
 	{"decoder: a child's folded birth comes out first, in time", child_birth_unfolds_first},
+	{"decoder: a child sent with its own birth gives no port back", unfolded_child_releases_nothing},
 	{"decoder: transition that releases unfolds into two events", state_with_release_unfolds},
 	{"decoder: time-wait hold ends 60 s later, computed", timewait_expires_computed},
 	{"decoder: a time-wait socket found gone has its expiry dropped",
