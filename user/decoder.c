@@ -113,16 +113,18 @@ int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx)
 	return 0;
 }
 
+/*
+ * Marked, not looked for: searching the queue (a minute of time-wait
+ * sockets) for each one found gone made a check quadratic when the kernel
+ * makes none at all (tcp_max_tw_buckets). A mark whose expiry is not queued
+ * (a time-wait socket older than tracing) is never taken; there are at most
+ * as many as were found at start-up.
+ */
 void decoder__tw_gone(struct decoder *d, __u64 cookie)
 {
 	__u8 one = 1;
 
-	for (size_t i = 0; i < d->tw.len; i++) {
-		if (d->tw.ev[(d->tw.head + i) % d->tw.cap].sk.cookie == cookie) {
-			socktab__put(d->tw_gone, cookie, &one);
-			return;
-		}
-	}
+	socktab__put(d->tw_gone, cookie, &one);
 }
 
 static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struct pt_owner *o,
@@ -139,7 +141,7 @@ static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struc
 static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_event_fn fn, void *ctx)
 {
 	struct pt_event ev = {.type = PT_EV_STATE};
-	__u32 flags = r->flags, port_flags = r->flags;
+	__u32 flags = r->flags;
 	__u8 one = 1;
 	int err;
 
@@ -160,7 +162,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	if (r->newstate == TCP_CLOSE) {
 		socktab__take(d->owners, r->sk.cookie, NULL);
 		if (socktab__take(d->children, r->sk.cookie, NULL))
-			port_flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
+			flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
 	}
 	if (r->flags & PT_F_FOLDED_SYNRECV) {
 		/* The child's birth, sent along with its next transition. */
@@ -178,19 +180,18 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	ev.newstate = r->newstate;
 	ev.reason = r->reason < PT_REASON_MAX ? r->reason : PT_REASON_NONE;
 	ev.opts = r->opts;
-	ev.flags = (flags & ~(PT_F_FOLDED_SYNRECV | PT_F_RELEASE | PT_F_TIMEWAIT)) |
-		   (port_flags & (PT_F_RELEASE | PT_F_TIMEWAIT));
+	ev.flags = flags & ~PT_F_FOLDED_SYNRECV;
 	err = fn(ctx, &ev);
 	if (err)
 		return err;
 
 	ev.type = PT_EV_PORT;
 	ev.flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
-	if (port_flags & (PT_F_RELEASE | PT_F_TIMEWAIT)) {
+	if (flags & (PT_F_RELEASE | PT_F_TIMEWAIT)) {
 		/* bind(addr, 0) then connect(): given back at CLOSE. */
 		socktab__take(d->socks, r->sk.cookie, NULL);
 	}
-	if (port_flags & PT_F_TIMEWAIT) {
+	if (flags & PT_F_TIMEWAIT) {
 		ev.kind = PT_PORT_TIMEWAIT;
 		err = fn(ctx, &ev);
 		if (err)
@@ -201,7 +202,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		ev.flags |= PT_F_COMPUTED;
 		return tw_push(&d->tw, &ev);
 	}
-	if (port_flags & PT_F_RELEASE) {
+	if (flags & PT_F_RELEASE) {
 		ev.kind = PT_PORT_RELEASE;
 		return fn(ctx, &ev);
 	}

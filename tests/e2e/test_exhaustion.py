@@ -460,6 +460,7 @@ def test_time_wait_killed_by_rst_is_given_back(tracer, netns, workload):
     assert r.returncode == 0, r.stderr
     assert dest(pool(json.loads(r.stdout), netns), 8080)["time_wait"] == 0
 
+
 OFFLINE = PRELUDE + r'''
 a = serve(8080)
 held = [connect(8080) for _ in range(10)]

@@ -3,8 +3,7 @@
 (autobind) and their failures, releases, and what a port means."""
 import pytest
 
-from conftest import (FAMILIES, RANGE, connection, fmt_events, in_range, one, run, run_once,
-                      select,
+from conftest import (FAMILIES, RANGE, connection, fmt_events, in_range, one, run, run_once, select,
                       start_server, state_cookie, transitions)
 
 AUTOBIND = 64  # PT_F_AUTOBIND
@@ -388,6 +387,7 @@ def test_close_from_fin_wait2_without_time_wait_releases(porttrace, netns, workl
     release = one(mine, type="port", event="release")
     assert (release["lport"], release["reason"]) == (info["cport"], "close"), fmt_events(mine)
     assert not select(mine, event="time-wait"), fmt_events(mine)
+
 
 def test_linger_zero_close_releases_at_once_with_rst(porttrace, netns, workload):
     pt = porttrace()
