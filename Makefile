@@ -51,7 +51,7 @@ UNIT_BIN := $(OUTPUT)/tests/unit
 .DELETE_ON_ERROR:
 .PHONY: all deps run test test-unit test-e2e test-kernels fuzz bench bench-quick install clean
 
-all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay
+all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay $(OUTPUT)/ptfloor
 
 $(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
@@ -78,7 +78,8 @@ $(OUTPUT)/portload: tools/portload.c | $(OUTPUT)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -pthread $< -o $@
 
-$(OUTPUT)/ptreplay: tools/ptreplay.c $(LIB_OBJS) | $(OUTPUT)
+# The tools that link porttrace's own modules: replay and the hooks' floor.
+$(OUTPUT)/ptreplay $(OUTPUT)/ptfloor: $(OUTPUT)/%: tools/%.c $(LIB_OBJS) | $(OUTPUT)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP $< $(LIB_OBJS) $(LDLIBS) -o $@
 

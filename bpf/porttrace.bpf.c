@@ -18,11 +18,13 @@
  *    port an autobind picked, read from the socket when the call returns.
  *
  * Ownership: transitions driven by packets run in softirq, where "current"
- * is whoever happened to be on the CPU. The owner is therefore written into
- * socket storage from hooks that run in the owner's context (socket
- * creation, connect(), listen()) and read back at every transition. The
- * storage map has BPF_F_CLONE, so a socket accepted from a listener starts
- * with the listener's owner.
+ * is whoever happened to be on the CPU. The owner is therefore read only in
+ * hooks that run in the owner's context (connect(), listen(), bind()) and
+ * travels in that record; user space carries it on to the socket's later
+ * records by cookie. Socket storage keeps what the kernel itself must know
+ * later: a listener's owner (the map has BPF_F_CLONE, so a socket accepted
+ * from it starts with that owner), a bound port until its release, and the
+ * owner the pid filter tests.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -56,6 +58,10 @@ const volatile bool targ_pid_filter = false;
 const volatile bool targ_port_filter = false;
 const volatile bool targ_ephemeral = false;
 const volatile bool targ_failures = false;
+/* Every program returns at once: what the hook points alone cost, the floor
+ * under porttrace's overhead (tools/ptfloor, make bench). Known at load
+ * time, so the verifier drops the branch and whichever side is dead. */
+const volatile bool targ_hooks_only = false;
 /* Wake the reader only once a CPU has submitted this much; user space also
  * polls on a short timer, so no record waits longer than that timer. */
 const volatile __u64 wakeup_bytes = 64 * 1024;
@@ -432,7 +438,7 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 
 	/* Failures come from syscall exits only: nothing here to store or
 	 * send, and the storage of listeners and children costs the most. */
-	if (targ_failures)
+	if (targ_hooks_only || targ_failures)
 		return 0;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
@@ -600,6 +606,8 @@ int handle_sock_create(struct bpf_sock *ctx)
 {
 	struct sk_info *info;
 
+	if (targ_hooks_only)
+		return 1;
 	if (ctx->protocol != IPPROTO_TCP && ctx->protocol != IPPROTO_UDP)
 		return 1;
 	/* The cookie is generated lazily; do it now, in a hook that may,
@@ -621,14 +629,16 @@ int handle_sock_create(struct bpf_sock *ctx)
 /* Runs in the binder's context: its namespace is the socket's. */
 static __always_inline int post_bind(struct bpf_sock *ctx, bool v6)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
-	struct net *net = BPF_CORE_READ(task, nsproxy, net_ns);
+	struct task_struct *task;
 	struct sk_info *info;
 	struct pt_sock *b;
+	struct net *net;
 
 	/* What is stored here serves releases, which failures mode omits. */
-	if (targ_failures || !ctx->src_port)
+	if (targ_hooks_only || targ_failures || !ctx->src_port)
 		return 1;
+	task = (void *)bpf_get_current_task();
+	net = BPF_CORE_READ(task, nsproxy, net_ns);
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!info) {
 		/* The release of this port could not be told. */
@@ -683,13 +693,13 @@ int handle_post_bind6(struct bpf_sock *ctx)
 SEC("cgroup/sock_release")
 int handle_sock_release(struct bpf_sock *ctx)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
+	struct task_struct *task;
 	struct pt_rec_port *rec;
 	struct sk_info *info;
 	__u16 proto = ctx->protocol;
 	__u16 family = ctx->family;
 
-	if (targ_failures || !proto_wanted(proto) || !family_wanted(family))
+	if (targ_hooks_only || targ_failures || !proto_wanted(proto) || !family_wanted(family))
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, 0);
 	if (proto == IPPROTO_TCP) {
@@ -727,6 +737,7 @@ int handle_sock_release(struct bpf_sock *ctx)
 	rec->sk.family = family;
 	rec->sk.proto = proto;
 	rec->kind = PT_PORT_RELEASE;
+	task = (void *)bpf_get_current_task();
 	rec->reason = BPF_CORE_READ(task, flags) & PF_EXITING ? PT_REASON_EXIT : PT_REASON_SOCK_CLOSE;
 	submit(rec);
 	return 1;
@@ -954,12 +965,16 @@ static __always_inline int connect_begin(struct bpf_sock_addr *ctx, bool v6)
 SEC("cgroup/connect4")
 int handle_connect4(struct bpf_sock_addr *ctx)
 {
+	if (targ_hooks_only)
+		return 1;
 	return connect_begin(ctx, false);
 }
 
 SEC("cgroup/connect6")
 int handle_connect6(struct bpf_sock_addr *ctx)
 {
+	if (targ_hooks_only)
+		return 1;
 	return connect_begin(ctx, true);
 }
 
@@ -973,7 +988,7 @@ int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 
 	/* Only the connect hooks open a connect() call, and a disconnect
 	 * (AF_UNSPEC) never reaches them. */
-	if (!call_end(&c))
+	if (targ_hooks_only || !call_end(&c))
 		return 0;
 	sk = (struct sock *)c.sk;
 	sport = sk_sport(sk);
@@ -1000,9 +1015,12 @@ int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_bind")
 int handle_enter_bind(struct trace_event_raw_sys_enter *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 tid;
 	struct call *c;
 
+	if (targ_hooks_only)
+		return 0;
+	tid = (__u32)bpf_get_current_pid_tgid();
 	call_begin(ctx->args[0], (const void *)ctx->args[1], false);
 	c = bpf_map_lookup_elem(&calls, &tid);
 	if (c) {
@@ -1020,7 +1038,7 @@ int handle_exit_bind(struct trace_event_raw_sys_exit *ctx)
 	struct call c;
 	int ret = ctx->ret;
 
-	if (!call_end(&c) || c.family == 0)
+	if (targ_hooks_only || !call_end(&c) || c.family == 0)
 		return 0;
 	if (ret == 0)
 		emit_port(&c, PT_PORT_BIND, 0, c.req_port ? 0 : PT_F_AUTOBIND);
@@ -1047,6 +1065,8 @@ static __always_inline void udp_send_exit(long ret)
 SEC("tracepoint/syscalls/sys_enter_sendto")
 int handle_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
+	if (targ_hooks_only)
+		return 0;
 	call_begin(ctx->args[0], (const void *)ctx->args[4], true);
 	return 0;
 }
@@ -1054,6 +1074,8 @@ int handle_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendto")
 int handle_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
+	if (targ_hooks_only)
+		return 0;
 	udp_send_exit(ctx->ret);
 	return 0;
 }
@@ -1064,6 +1086,8 @@ int handle_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 	struct user_msghdr msg = {};
 	const struct user_msghdr *umsg = (const void *)ctx->args[1];
 
+	if (targ_hooks_only)
+		return 0;
 	if (umsg)
 		bpf_probe_read_user(&msg, sizeof(msg), umsg);
 	call_begin(ctx->args[0], msg.msg_name, true);
@@ -1073,6 +1097,8 @@ int handle_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_sendmsg")
 int handle_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
+	if (targ_hooks_only)
+		return 0;
 	udp_send_exit(ctx->ret);
 	return 0;
 }

@@ -5,7 +5,9 @@
 Every overhead figure is a ratio of runs taken in this one invocation,
 alternating without and with porttrace (A B A B ...), so that a noisy,
 shared machine moves both sides of each pair alike. Loopback only, in a
-network namespace made here and deleted at the end.
+network namespace made here and deleted at the end. The same pairs with
+tools/ptfloor (every hook attached, every program returning at once) give
+the floor: what the hook points cost before porttrace does any work.
 
   bench.py --build DIR [--quick]
 """
@@ -69,6 +71,22 @@ class Porttrace:
         return {"events": int(words[1]), "lost": int(words[4])}
 
 
+class Floor:
+    """tools/ptfloor: porttrace's hooks attached, every program returning at once."""
+
+    def __init__(self, binary):
+        self.p = subprocess.Popen([binary], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        if not self.p.stdout.readline().startswith("attached:"):
+            raise RuntimeError(f"ptfloor failed: {self.p.communicate()[1]}")
+
+    def stop(self):
+        self.p.send_signal(signal.SIGINT)
+        err = self.p.communicate(timeout=60)[1]
+        if self.p.returncode != 0:
+            raise RuntimeError(f"ptfloor failed: {err}")
+
+
 def storm(portload, seconds, extra=()):
     out = subprocess.run(nsexec(portload, "-c", "2", "-d", str(seconds), "--close", "rst",
                                 "--json", "-q", *extra, ADDR, str(PORT)),
@@ -76,29 +94,54 @@ def storm(portload, seconds, extra=()):
     return json.loads(out)
 
 
-def overhead(args, label, extra, pairs, seconds, tmp, raw=None):
-    ratios, base, traced, per_conn, lost, cpu = [], [], [], [], 0, []
+def paired(args, label, pairs, seconds, run):
+    """A storm alone, then one beside run(i, storm), pairs times."""
+    ratios, base, traced = [], [], []
     for i in range(pairs):
         a = storm(args.portload, seconds)["rate"]
+        b = run(i, lambda: storm(args.portload, seconds))
+        base.append(a)
+        traced.append(b["rate"])
+        ratios.append(b["rate"] / a)
+    return {"label": label, "base": statistics.median(base),
+            "traced": statistics.median(traced), "ratio": statistics.median(ratios),
+            "ratios": ratios}
+
+
+def overhead(args, label, extra, pairs, seconds, tmp, raw=None):
+    per_conn, cpu = [], []
+    lost = 0
+
+    def traced(i, run_storm):
+        nonlocal lost
         log = os.path.join(tmp, f"{label}-{i}.jsonl")
         opts = list(extra)
         if raw and i == 0:
             opts += ["--record-raw", raw]
         pt = Porttrace(args.porttrace, log, opts)
-        b = storm(args.portload, seconds)
+        b = run_storm()
         cpu_s = pt.cpu_seconds()
         tally = pt.stop()
         os.unlink(log)
-        base.append(a)
-        traced.append(b["rate"])
-        ratios.append(b["rate"] / a)
         per_conn.append(tally["events"] / max(b["attempted"], 1))
         lost += tally["lost"]
         cpu.append(1000 * cpu_s / max(tally["events"], 1))
-    return {"label": label, "base": statistics.median(base),
-            "traced": statistics.median(traced), "ratio": statistics.median(ratios),
-            "ratios": ratios, "events_per_conn": statistics.median(per_conn), "lost": lost,
-            "cpu_per_1000": statistics.median(cpu)}
+        return b
+
+    r = paired(args, label, pairs, seconds, traced)
+    r.update(events_per_conn=statistics.median(per_conn), lost=lost,
+             cpu_per_1000=statistics.median(cpu))
+    return r
+
+
+def floor(args, pairs, seconds):
+    def hooks_only(i, run_storm):
+        f = Floor(args.ptfloor)
+        b = run_storm()
+        f.stop()
+        return b
+
+    return paired(args, "hooks only (ptfloor)", pairs, seconds, hooks_only)
 
 
 def decoder_throughput(args, raw):
@@ -149,6 +192,7 @@ def main():
     args.porttrace = os.path.join(args.build, "porttrace")
     args.portload = os.path.join(args.build, "portload")
     args.ptreplay = os.path.join(args.build, "ptreplay")
+    args.ptfloor = os.path.join(args.build, "ptfloor")
     pairs, seconds = (1, 1) if args.quick else (5, 5)
     conns = 20000 if args.quick else 1000000
 
@@ -169,6 +213,7 @@ def main():
                                                  capture_output=True).stdout:
                 runs.append(overhead(args, "json log + --exhaustion", ["--exhaustion"], pairs,
                                      seconds, tmp))
+            hooks = floor(args, pairs, seconds)
             dec = decoder_throughput(args, raw)
             rss = memory(args, tmp, conns)
             start = startup(args, tmp, 1 if args.quick else 3)
@@ -182,6 +227,8 @@ def main():
     for r in runs:
         rows.append((f"overhead, {r['label']}", f"{r['traced']:.0f}/{r['base']:.0f} conn/s = "
                      f"{r['ratio']:.3f}x", ">= 0.97x", r["ratio"] >= 0.97))
+    rows.append((f"floor: {hooks['label']}", f"{hooks['traced']:.0f}/{hooks['base']:.0f} conn/s = "
+                 f"{hooks['ratio']:.3f}x", "", None))
     rows.append(("events lost in the storms", str(sum(r["lost"] for r in runs)), "0",
                  all(r["lost"] == 0 for r in runs)))
     rows.append(("events written per connection", f"{runs[0]['events_per_conn']:.2f}", "", None))
@@ -203,7 +250,7 @@ def main():
     for name, value, target, ok in rows:
         met = "" if ok is None else ("yes" if ok else "NO")
         lines.append(f"| {name.ljust(width)} | {value} | {target} | {met} |")
-    for r in runs:
+    for r in runs + [hooks]:
         lines.append(f"ratios {r['label']}: " + " ".join(f"{x:.3f}" for x in r["ratios"]))
     text = "\n".join(lines)
     print(text)

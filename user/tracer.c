@@ -148,6 +148,7 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 	skel->rodata->targ_port_filter = o->n_ports > 0;
 	skel->rodata->targ_ephemeral = o->ephemeral;
 	skel->rodata->targ_failures = o->failures;
+	skel->rodata->targ_hooks_only = o->hooks_only;
 	/* Wake the reader by the time a sixteenth of the ring is queued, when
 	 * every CPU has submitted its share of that (a page at least); the
 	 * poll timer bounds the delay when traffic is light. */

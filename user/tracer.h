@@ -24,6 +24,9 @@ struct tracer_opts {
 	bool ephemeral;
 	bool failures;
 	unsigned int ring_mb;	/* power of two */
+	/* Attach every hook, but let each program return at once: what the
+	 * hook points alone cost (tools/ptfloor, for make bench). */
+	bool hooks_only;
 };
 
 struct tracer;
