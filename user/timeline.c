@@ -18,6 +18,10 @@
 
 #define TL_STATES 8
 #define MAX_FAIL_KINDS 8
+#define TCP_CLOSE 7
+/* A connect() that reached CLOSE without a port waits this long for the
+ * alloc-fail that says why, before it is counted as EADDRNOTAVAIL. */
+#define LIMBO_NS 1000000000ULL
 
 enum tl_how {
 	HOW_CONNECT = 1,	/* TCP connect() autobind */
@@ -42,9 +46,11 @@ struct tl_port {
 	__u64 taken_ns, tw_ns, released_ns;
 	__u64 latency_ns;
 	struct pt_sock sk;
+	__u64 no_port_ns;	/* a connect() closed without a port, at */
 	__s32 err;
 	__u8 how, reason, nstates, states_lost;
 	bool released, computed, pending, in_first;
+	bool counted;		/* in taken/held: its port is known */
 	__u8 state[TL_STATES];
 	__u64 state_ns[TL_STATES];
 };
@@ -87,6 +93,11 @@ struct tl_ref {
 	struct tl_proc *proc;
 };
 
+/* A connect() closed without a port, by time: its alloc-fail is due. */
+struct tl_limbo {
+	__u64 cookie, ts;
+};
+
 struct timeline {
 	struct timeline_opts o;
 	unsigned int half;		/* keep / 2 */
@@ -94,6 +105,8 @@ struct timeline {
 	size_t nprocs, cap_procs;
 	struct socktab *by_cookie;	/* cookie -> struct tl_ref */
 	struct socktab *by_pid;		/* pid -> latest struct tl_proc * */
+	struct tl_limbo *limbo;		/* a queue, oldest at limbo_head */
+	size_t limbo_head, nlimbo, cap_limbo;
 	unsigned long long lost;
 	int err;			/* out of memory while ingesting */
 };
@@ -141,6 +154,7 @@ void timeline__free(struct timeline *t)
 	free(t->procs);
 	socktab__free(t->by_cookie);
 	socktab__free(t->by_pid);
+	free(t->limbo);
 	free(t);
 }
 
@@ -283,6 +297,18 @@ static void port_retire(struct timeline *t, struct tl_proc *p, struct tl_port *p
 	p->recent[slot] = port;
 }
 
+/* A port counts as taken, and held, once it is known: a connect() that
+ * finds none took nothing. */
+static void count(struct tl_proc *p, struct tl_port *port, __u64 ts)
+{
+	port->counted = true;
+	p->taken++;
+	if (++p->held > p->peak) {
+		p->peak = p->held;
+		p->peak_ns = ts;
+	}
+}
+
 static void take(struct timeline *t, struct tl_proc *p, const struct pt_event *ev, enum tl_how how)
 {
 	struct tl_port *port = port_new(t, p, ev, how);
@@ -290,11 +316,8 @@ static void take(struct timeline *t, struct tl_proc *p, const struct pt_event *e
 
 	if (!port)
 		return;
-	p->taken++;
-	if (++p->held > p->peak) {
-		p->peak = p->held;
-		p->peak_ns = ev->ts_ns;
-	}
+	if (!port->pending)
+		count(p, port, ev->ts_ns);
 	if (ev->type == PT_EV_STATE)
 		add_state(port, ev->newstate, ev->ts_ns);
 	else if (how == HOW_EXISTING && ev->sk.proto == IPPROTO_TCP)
@@ -315,7 +338,8 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 	port->released_ns = ev->ts_ns;
 	port->reason = ev->reason;
 	port->computed = ev->flags & PT_F_COMPUTED;
-	p->held--;
+	if (port->counted)
+		p->held--;
 	if (held > p->longest_ns)
 		p->longest_ns = held;
 	holds = array__grow(p->holds_us, &p->cap_holds, p->nholds + 1, sizeof(*p->holds_us));
@@ -329,36 +353,97 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 	port_retire(t, p, port);
 }
 
-static void fail(struct timeline *t, struct tl_proc *p, const struct pt_event *ev)
+/* An allocation that failed with err at ts: counted, and port (if kept in
+ * detail) shows it. */
+static void failed(struct timeline *t, struct tl_proc *p, struct tl_port *port, int err, __u64 ts,
+		   __u64 latency_ns)
 {
-	struct tl_port *port = port_new(t, p, ev, HOW_FAILED);
 	int i;
 
 	p->failures++;
-	for (i = 0; i < p->nfail && p->fail[i].err != ev->err; i++)
+	for (i = 0; i < p->nfail && p->fail[i].err != err; i++)
 		;
 	if (i == p->nfail && p->nfail < MAX_FAIL_KINDS)
-		p->fail[p->nfail++] = (struct tl_fail){.err = ev->err, .first_ns = ev->ts_ns};
+		p->fail[p->nfail++] = (struct tl_fail){.err = err, .first_ns = ts};
 	if (i < p->nfail) {
 		p->fail[i].n++;
-		p->fail[i].last_ns = ev->ts_ns;
+		p->fail[i].last_ns = ts;
 	}
 	if (!port)
 		return;
-	port->err = ev->err;
+	port->how = HOW_FAILED;
+	port->err = err;
 	port->released = true;
-	port->released_ns = ev->ts_ns;
-	port->latency_ns = ev->latency_ns;
+	port->released_ns = ts;
+	port->latency_ns = latency_ns;
 	port_retire(t, p, port);
 }
 
-/* Fill in what an earlier record of the socket could not know yet. */
-static void learn(struct tl_port *port, const struct pt_event *ev)
+/* The connect() that ref follows failed without a port: its entry becomes
+ * the failure, instead of a port held forever beside a second entry. */
+static void connect_failed(struct timeline *t, const struct tl_ref *ref, int err, __u64 ts,
+			   __u64 latency_ns)
 {
+	__u64 cookie = ref->port->cookie;
+
+	failed(t, ref->proc, ref->port, err, ts, latency_ns);
+	socktab__take(t->by_cookie, cookie, NULL);
+}
+
+static bool connecting_without_port(const struct tl_port *port)
+{
+	return port->how == HOW_CONNECT && !port->counted;
+}
+
+static void limbo_push(struct timeline *t, struct tl_port *port, __u64 ts)
+{
+	struct tl_limbo *q;
+
+	if (t->limbo_head == t->nlimbo)
+		t->limbo_head = t->nlimbo = 0;
+	q = array__grow(t->limbo, &t->cap_limbo, t->nlimbo + 1, sizeof(*t->limbo));
+	if (!q) {
+		t->err = -ENOMEM;
+		return;
+	}
+	t->limbo = q;
+	t->limbo[t->nlimbo++] = (struct tl_limbo){port->cookie, ts};
+	port->no_port_ns = ts;
+}
+
+/* Connects closed without a port whose alloc-fail did not come by now (no
+ * tracefs, or lost): the kernel's reason, no free port, says EADDRNOTAVAIL. */
+static void limbo_run(struct timeline *t, __u64 now)
+{
+	while (t->limbo_head < t->nlimbo && t->limbo[t->limbo_head].ts + LIMBO_NS <= now) {
+		struct tl_limbo l = t->limbo[t->limbo_head++];
+		struct tl_ref *ref = socktab__get(t->by_cookie, l.cookie);
+
+		/* Unless the socket since failed, or connected anew. */
+		if (ref && connecting_without_port(ref->port) && ref->port->no_port_ns == l.ts) {
+			struct tl_ref r = *ref;
+
+			connect_failed(t, &r, EADDRNOTAVAIL, l.ts, 0);
+		}
+	}
+}
+
+static void fail(struct timeline *t, struct tl_proc *p, const struct pt_event *ev)
+{
+	failed(t, p, port_new(t, p, ev, HOW_FAILED), ev->err, ev->ts_ns, ev->latency_ns);
+}
+
+/* Fill in what an earlier record of the socket could not know yet. */
+static void learn(struct tl_ref *ref, const struct pt_event *ev)
+{
+	struct tl_port *port = ref->port;
+
 	if (port->pending && pt_event_port_known(ev)) {
 		port->sk = ev->sk;
 		port->pending = false;
 	}
+	if (!port->counted && !port->pending && port->how != HOW_FAILED)
+		count(ref->proc, port, ev->ts_ns);
 	if (!port->sk.rport && ev->sk.rport) {
 		port->sk.rport = ev->sk.rport;
 		memcpy(port->sk.raddr, ev->sk.raddr, sizeof(port->sk.raddr));
@@ -375,17 +460,14 @@ static void on_port(struct timeline *t, struct tl_proc *p, struct tl_ref *ref,
 	switch (ev->kind) {
 	case PT_PORT_ALLOC:
 	case PT_PORT_CONNECT:
-		if (ref) {
-			learn(ref->port, ev);
+		if (ref)
 			ref->port->latency_ns = ev->latency_ns;
-		} else if (p && ev->kind == PT_PORT_ALLOC) {
+		else if (p && ev->kind == PT_PORT_ALLOC) {
 			take(t, p, ev, ev->sk.proto == IPPROTO_UDP ? HOW_UDP : HOW_CONNECT);
 		}
 		break;
 	case PT_PORT_BIND:
-		if (ref)
-			learn(ref->port, ev);
-		else if (p)
+		if (!ref && p)
 			take(t, p, ev, ev->req_port ? HOW_BIND : HOW_BIND0);
 		break;
 	case PT_PORT_LISTEN:
@@ -407,8 +489,13 @@ static void on_port(struct timeline *t, struct tl_proc *p, struct tl_ref *ref,
 		if (ref)
 			release(t, ref, ev);
 		break;
-	case PT_PORT_BIND_FAIL:
 	case PT_PORT_ALLOC_FAIL:
+		if (ref && connecting_without_port(ref->port))
+			connect_failed(t, ref, ev->err, ev->ts_ns, ev->latency_ns);
+		else if (p)
+			fail(t, p, ev);
+		break;
+	case PT_PORT_BIND_FAIL:
 		if (p)
 			fail(t, p, ev);
 		break;
@@ -427,21 +514,25 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 		t->lost += ev->lost;
 		return 0;
 	}
+	limbo_run(t, ev->ts_ns);
 	p = proc_of(t, ev);
 	found = socktab__get(t->by_cookie, ev->sk.cookie);
 	/* Copied: take() and release() may move the table's entries. */
 	if (found)
 		ref = *found;
-	if (found)
+	if (found) {
 		touch(ref.proc, ev->ts_ns);
-	else if (p)
+		learn(&ref, ev);
+	} else if (p) {
 		touch(p, ev->ts_ns);
+	}
 
 	if (ev->type == PT_EV_STATE) {
 		if (found) {
-			learn(ref.port, ev);
 			add_state(ref.port, ev->newstate, ev->ts_ns);
-		} else if (p && ev->oldstate == 7 /* CLOSE */ && ev->newstate == 2 /* SYN_SENT */) {
+			if (ev->newstate == TCP_CLOSE && connecting_without_port(ref.port))
+				limbo_push(t, ref.port, ev->ts_ns);
+		} else if (p && ev->oldstate == TCP_CLOSE && ev->newstate == 2 /* SYN_SENT */) {
 			/* The port is picked right after this transition. */
 			take(t, p, ev, HOW_CONNECT);
 		}
@@ -563,7 +654,9 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 		}
 		if (port->latency_ns)
 			fprintf(f, " %s", names__duration(port->latency_ns, d, sizeof(d)));
-		if (!port->released && port->how != HOW_FAILED)
+		if (!port->released && !port->counted)
+			fprintf(f, " [no port yet at end]");
+		else if (!port->released)
 			fprintf(f, port->tw_ns ? " [TIME_WAIT at end]" : " [held at end]");
 		break;
 	case -2:
@@ -739,6 +832,8 @@ static int cmp_proc(const void *a, const void *b)
 
 void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns)
 {
+	/* The stream has ended: no alloc-fail is coming any more. */
+	limbo_run(t, UINT64_MAX);
 	if (t->err)
 		p_warn("timelines are incomplete: out of memory while building them");
 	if (t->lost && fmt == OUTPUT_TEXT)

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "check.h"
 #include "fixtures.h"
 #include "timeline.h"
@@ -175,11 +176,62 @@ static void churn_is_folded_counts_exact(void)
 	timeline__free(t);
 }
 
+/* connect() on socket c finds no free port: CLOSE -> SYN_SENT -> CLOSE
+ * without a port, then its alloc-fail unless syscalls are not traced. */
+static void no_port(struct timeline *t, struct pt_owner o, __u64 c, __u64 t0, bool alloc_fail)
+{
+	struct pt_sock sk = sock4(c, IPPROTO_TCP, "0.0.0.0", 0, "127.0.0.1", 80);
+	struct pt_event e;
+
+	e = ev_state(t0, o, sk, TCP_CLOSE, TCP_SYN_SENT);
+	timeline__event(t, &e);
+	e = ev_state(t0 + 10 * US, o, sk, TCP_SYN_SENT, TCP_CLOSE);
+	e.reason = PT_REASON_NO_PORT;
+	timeline__event(t, &e);
+	if (!alloc_fail)
+		return;
+	e = ev_port(t0 + 20 * US, o, sk, PT_PORT_ALLOC_FAIL, 0);
+	e.flags |= PT_F_PORT_PENDING | PT_F_AUTOBIND;
+	e.err = 99;
+	e.latency_ns = 20 * US;
+	timeline__event(t, &e);
+}
+
+static void connect_without_a_port_is_a_failure_not_a_hold(void)
+{
+	struct timeline_opts o = {};
+	struct timeline *t = timeline__new(&o);
+	struct pt_owner p = owner_of(14, 1, "exhaust");
+	char *out, *at;
+	int failed = 0;
+
+	no_port(t, p, 1, 100 * US, true);
+	/* No alloc-fail (no tracefs): the next event a second on says so. */
+	no_port(t, p, 2, 200 * US, false);
+	connection(t, p, 3, 40000, 2000000 * US, 0);
+	/* Nor at the end of the stream. */
+	no_port(t, p, 4, 3000000 * US, false);
+	out = render(t, OUTPUT_JSON);
+	CHECK(strstr(out, "\"taken\":1,\"held\":1,\"peak\":1"));
+	CHECK(strstr(out, "\"failures\":{\"EADDRNOTAVAIL\":3}"));
+	free(out);
+	out = render(t, OUTPUT_TEXT);
+	for (at = out; (at = strstr(at, "FAILED EADDRNOTAVAIL")); at++)
+		failed++;
+	CHECK(failed == 3);
+	CHECK(strstr(out, "FAILED EADDRNOTAVAIL 20us") || strstr(out, "FAILED EADDRNOTAVAIL 20.0us"));
+	CHECK(strstr(out, "still held 1,"));
+	free(out);
+	timeline__free(t);
+}
+
 TESTS(timeline_tests) = {
 	{"timeline: every release path, counts and median", release_paths_and_counts},
 	{"timeline: a reused pid is a new timeline", pid_reuse_is_a_new_process},
 	{"timeline: a process that never releases", never_released_is_still_held},
 	{"timeline: one socket's events from two CPUs, out of order", two_cpus_out_of_order},
 	{"timeline: churn is folded, counts stay exact", churn_is_folded_counts_exact},
+	{"timeline: a connect() without a port is a failure, not a hold",
+	 connect_without_a_port_is_a_failure_not_a_hold},
 	{},
 };
