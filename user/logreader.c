@@ -149,9 +149,16 @@ static int parse_uint(struct cur *c, unsigned long long *v)
 	return 0;
 }
 
+/*
+ * Deepest nesting skip_value() follows. porttrace writes values at most a
+ * few levels deep; a garbage line of 30000 '[' would otherwise recurse once
+ * per bracket and overflow the stack, so deeper is a malformed line.
+ */
+#define MAX_SKIP_DEPTH 16
+
 /* Skip a value of a key this reader does not know: newer writers may add
- * fields, and old readers keep working. Nesting is bounded by the line. */
-static int skip_value(struct cur *c)
+ * fields, and old readers keep working. depth: containers already open. */
+static int skip_value(struct cur *c, int depth)
 {
 	char tmp[256];
 	unsigned long long v;
@@ -163,13 +170,16 @@ static int skip_value(struct cur *c)
 		return parse_string(c, tmp, sizeof(tmp), NULL);
 	if (eat_word(c, "null") || eat_word(c, "true") || eat_word(c, "false"))
 		return 0;
+	if ((*c->p == '{' || *c->p == '[') && depth >= MAX_SKIP_DEPTH)
+		return -1;
 	if (eat(c, '{')) {
 		char key[64];
 
 		if (eat(c, '}'))
 			return 0;
 		do {
-			if (parse_string(c, key, sizeof(key), NULL) || !eat(c, ':') || skip_value(c))
+			if (parse_string(c, key, sizeof(key), NULL) || !eat(c, ':') ||
+			    skip_value(c, depth + 1))
 				return -1;
 		} while (eat(c, ','));
 		return eat(c, '}') ? 0 : -1;
@@ -178,7 +188,7 @@ static int skip_value(struct cur *c)
 		if (eat(c, ']'))
 			return 0;
 		do {
-			if (skip_value(c))
+			if (skip_value(c, depth + 1))
 				return -1;
 		} while (eat(c, ','));
 		return eat(c, ']') ? 0 : -1;
@@ -349,7 +359,7 @@ static int parse_field(struct logreader *r, struct cur *c, const char *key, stru
 	}
 #undef UINT_FIELD
 #undef KEY
-	return skip_value(c);
+	return skip_value(c, 0);
 }
 
 static int parse_addr(const char *s, __u8 family, __u8 *out)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <zlib.h>
 #include "check.h"
@@ -84,9 +85,66 @@ static void rotated_pieces_in_order(void)
 	CHECK(system(text) == 0);
 }
 
+/* A port record whose unknown field "x" is depth arrays deep, closed or not. */
+static char *nested_line(int depth, bool closed)
+{
+	char *line = malloc(2 * depth + 128), *p = line;
+
+	p += sprintf(p, "{\"type\":\"port\",\"t_ns\":1,\"family\":4,\"event\":\"bind\",\"x\":");
+	memset(p, '[', depth);
+	p += depth;
+	if (closed) {
+		*p++ = '1';
+		memset(p, ']', depth);
+		p += depth;
+		*p++ = '}';
+	}
+	*p = '\0';
+	return line;
+}
+
+static void deep_nesting_is_malformed(void)
+{
+	char dir[] = "/tmp/pt-unit-XXXXXX", path[256], cmd[300];
+	struct logreader *r = logreader__new();
+	struct collect c = {};
+	char *line;
+	FILE *f;
+
+	/* As deep as a newer writer could reasonably go: skipped, read. */
+	line = nested_line(16, true);
+	CHECK(parse(line) == 1);
+	free(line);
+	/* Deeper is garbage, not a value to follow level by level. */
+	line = nested_line(17, true);
+	CHECK(parse(line) == -EINVAL);
+	free(line);
+	/* 30000 levels in a 64 KiB line used to overflow the stack. */
+	line = nested_line(30000, false);
+	CHECK(parse(line) == -EINVAL);
+
+	/* From a file: one warning, and the lines after it are still read. */
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/log.jsonl", dir);
+	f = fopen(path, "w");
+	fputs(line_at(1), f);
+	fprintf(f, "%s\n", line);
+	fputs(line_at(2), f);
+	fclose(f);
+	free(line);
+	CHECK(logreader__read(r, path, collect_event, &c) == 0);
+	CHECK(c.n == 2 && c.ev[0].ts_ns == 1 && c.ev[1].ts_ns == 2);
+	CHECK(logreader__warnings(r) == 1);
+	logreader__free(r);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
 TESTS(logreader_tests) = {
 	{"logreader: garbage, truncated, unknown and newer lines are reported, not fatal",
 	 bad_lines_are_data},
 	{"logreader: rotated and compressed pieces read oldest first", rotated_pieces_in_order},
+	{"logreader: nesting deeper than any writer's is a malformed line, not a crash",
+	 deep_nesting_is_malformed},
 	{},
 };
