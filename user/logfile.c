@@ -179,19 +179,80 @@ static void *zip_piece(void *arg)
 	return NULL;
 }
 
+/* Whether path still names the file we write: rm (to free a full disk) or
+ * a logrotate without SIGHUP leaves us writing a file nobody can see. */
+static bool still_at_path(const struct logfile *l)
+{
+	struct stat now, ours;
+
+	if (fstat(l->fd, &ours))
+		return true;	/* cannot tell: rotate as usual */
+	return !stat(l->path, &now) && now.st_dev == ours.st_dev && now.st_ino == ours.st_ino;
+}
+
 int logfile__rotate(struct logfile *l, unsigned int keep)
 {
 	size_t len = strlen(l->path) + 32;
-	char *from = malloc(len), *to = malloc(len);
+	char *from = NULL, *to = NULL;
 	int fd, err = 0;
 
+	/* One piece is compressed at a time. */
+	zip_wait(l);
+	/*
+	 * The file we hold is no longer at path: renaming path would fail (or
+	 * take someone else's file), and it is no piece of ours to rotate.
+	 * Start path anew and leave the pieces alone: shifting them first,
+	 * as a rotation does, would drop the oldest each second while the
+	 * old file stays over the limit. What was written to the old file
+	 * went with it.
+	 */
+	if (!still_at_path(l)) {
+		fd = open_locked(l->path);
+		if (fd < 0)
+			return fd;	/* said; the current file stays in use */
+		p_warn("%s was removed or moved away while being written; starting it anew, "
+		       "rotated pieces untouched", l->path);
+		close(l->fd);
+		l->fd = fd;
+		return 0;
+	}
+	from = malloc(len);
+	to = malloc(len);
 	if (!from || !to) {
 		free(from);
 		free(to);
 		return -ENOMEM;
 	}
-	/* One piece is compressed at a time. */
-	zip_wait(l);
+	/*
+	 * A piece left as FILE.1 (compressing it could not start, or no new
+	 * file could be opened after the last rename) would be overwritten
+	 * below: move it to FILE.1.gz uncompressed, as a failed compression
+	 * does, so that it is shifted with the others.
+	 */
+	snprintf(from, len, "%s.1", l->path);
+	snprintf(to, len, "%s.1.gz", l->path);
+	if (!access(from, F_OK)) {
+		if (!access(to, F_OK)) {
+			err = -EEXIST;
+			p_err("rotating %s: both %s and %s exist; rotating nothing", l->path, from, to);
+			goto out;
+		}
+		if (rename(from, to)) {
+			err = -errno;
+			p_err("rotating %s: %s", from, strerror(errno));
+			goto out;
+		}
+	}
+	/*
+	 * The live file first: until it is renamed, nothing has changed, and
+	 * a failure here leaves every piece where it was.
+	 */
+	if (rename(l->path, from)) {
+		err = -errno;
+		p_err("rotating %s: %s", l->path, strerror(errno));
+		goto out;
+	}
+	/* Only now make room for it: FILE.N.gz -> FILE.N+1.gz. */
 	snprintf(to, len, "%s.%u.gz", l->path, keep);
 	unlink(to);
 	for (unsigned int i = keep; i > 1; i--) {
@@ -202,14 +263,10 @@ int logfile__rotate(struct logfile *l, unsigned int keep)
 	}
 	snprintf(from, len, "%s.1", l->path);
 	snprintf(to, len, "%s.1.gz", l->path);
-	if (rename(l->path, from)) {
-		err = -errno;
-		p_err("rotating %s: %s", l->path, strerror(errno));
-		goto out;
-	}
 	fd = open_locked(l->path);
 	if (fd < 0) {
-		/* Keep writing to the renamed file rather than lose events. */
+		/* Keep writing to the renamed file rather than lose events;
+		 * the next rotation starts path anew. */
 		err = fd;
 		goto out;
 	}

@@ -25,7 +25,8 @@ long long logfile__size(const struct logfile *l);
  * Rotate: FILE.N.gz -> FILE.N+1.gz (keeping keep pieces), FILE -> FILE.1.gz,
  * compressed by a background thread so that tracing never waits for zlib,
  * then a new, empty FILE. 0 or -errno (said on stderr); on failure the
- * current file stays in use.
+ * current file stays in use. When FILE is no longer the file written (removed
+ * or moved away), FILE is started anew instead and no piece moves.
  */
 int logfile__rotate(struct logfile *l, unsigned int keep);
 

@@ -498,6 +498,62 @@ def test_sighup_after_move_starts_a_new_file(porttrace, netns, server):
             os.unlink(moved)
 
 
+def test_rotation_after_the_live_file_is_removed_keeps_every_piece(tmp_path, logrun, netns, server):
+    """rm of the live file (to free a full disk) or a logrotate without
+    SIGHUP: porttrace must start the file anew, not shift (and so drop) a
+    rotated piece each second while writing to a file nobody can see."""
+    path = tmp_path / "rm.jsonl"
+    pt = logrun(path, "-P", str(SERVER_PORT), "--rotate-size", "8K", "--rotate-keep", "5")
+    gz = [f"rm.jsonl.{i}.gz" for i in range(1, 6)]
+
+    def pieces():
+        return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("rm.jsonl."))
+
+    # Tens of KiB a second: one rotation a second until the five are kept.
+    load = subprocess.Popen(netns.cmd(PORTLOAD, "-q", "-r", "40", "-d", "10", "--close", "rst",
+                                      "127.0.0.1", str(SERVER_PORT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: pieces() == gz, "five rotated pieces")
+    finally:
+        load.kill()
+        load.wait(timeout=TIMEOUT)
+    # Once quiet, the last flush and rotation check are over: the live file
+    # is under the limit, and the pieces are final.
+    time.sleep(2.5)
+    assert pieces() == gz, pieces()
+    before = {name: (tmp_path / name).read_bytes() for name in gz}
+
+    os.unlink(path)
+    # Push the unlinked file over the limit, a connection (about 2.5 KiB)
+    # at a time, so that the next file stays well under it.
+    deadline = time.monotonic() + 6
+    while not path.exists() and time.monotonic() < deadline:
+        portload(netns, "-n", "1", "--close", "rst")
+        time.sleep(0.3)
+    def check_pieces():
+        left = pieces()
+        assert left == gz, f"rotated pieces after the live file was removed: {left}\n{stderr_now(pt)}"
+        changed = [name for name in gz if (tmp_path / name).read_bytes() != before[name]]
+        assert not changed, f"rotated pieces rewritten after the live file was removed: {changed}"
+
+    check_pieces()
+    assert path.exists(), "no new live file after the old one was removed: " + stderr_now(pt)
+    wait_for(lambda: "\n" in read_text(path), "a header in the new live file")
+
+    mark = time.monotonic_ns()
+    portload(netns, "-n", "1", "--close", "rst")
+    pt.stop()
+    msgs = pt.stderr.splitlines()
+    assert len(msgs) == 2 and msgs[0].startswith("porttrace: warning: ") and str(path) in msgs[0], pt.stderr
+
+    new = complete_log(str(path))
+    assert new[0]["start_mono_ns"] == pt.header["start_mono_ns"]  # the same run
+    allocs = [r["t_ns"] for r in of_ns(new, netns, type="port", event="alloc")]
+    assert sum(t >= mark for t in allocs) == 1, allocs
+    check_pieces()
+
+
 # ---- 7. reading bad logs -----------------------------------------------------
 
 
