@@ -444,7 +444,8 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
-/* What a check found gone early goes where the records go. */
+/* What a check found gone early, and what the socket table held at start-up,
+ * go where the records go. */
 struct sink {
 	struct decoder *dec;
 	struct exhaustion *e;
@@ -455,6 +456,17 @@ static int on_tw_gone(void *ctx, const struct pt_event *ev)
 	struct sink *s = ctx;
 
 	decoder__tw_gone(s->dec, ev->sk.cookie);
+	return exhaustion__event(s->e, ev);
+}
+
+/* A socket held before top began: the decoder keeps what a UDP one holds,
+ * as its release record will carry no port and would be dropped without
+ * it, leaving the port counted held for good. */
+static int on_existing(void *ctx, const struct pt_event *ev)
+{
+	struct sink *s = ctx;
+
+	decoder__remember(s->dec, ev);
 	return exhaustion__event(s->e, ev);
 }
 
@@ -508,7 +520,7 @@ int top__main(int argc, char **argv)
 	tr = tracer__new(&topts, dec, exhaustion__event, e);
 	if (!tr)
 		goto cleanup;
-	err = sockdiag__snapshot(exhaustion__event, e);
+	err = sockdiag__snapshot(on_existing, &sink);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",
 		       strerror(-err));
