@@ -40,6 +40,12 @@
 #define IPPROTO_UDP	17
 
 #define EAGAIN		11
+#define EINTR		4
+#define EPIPE		32
+#define ENETDOWN	100
+#define ENETUNREACH	101
+#define EHOSTDOWN	112
+#define EHOSTUNREACH	113
 #define EADDRNOTAVAIL	99
 #define ECONNRESET	104
 #define ETIMEDOUT	110
@@ -127,6 +133,17 @@ struct {
 	__type(value, struct sk_info);
 } sk_infos SEC(".maps");
 
+/*
+ * Which exit hook a call is for. cgroup/connect{4,6} also run outside
+ * connect(2) (io_uring, kernel_connect(), sendmsg(MSG_FASTOPEN)): such an
+ * entry must not be taken for the next bind() or sendto() of the thread.
+ */
+enum call_kind {
+	CALL_CONNECT = 1,
+	CALL_BIND = 2,
+	CALL_SEND = 4,		/* sendto()/sendmsg() of an unbound UDP socket */
+};
+
 /* A syscall in flight, from its enter hook to its exit hook, by thread. */
 struct call {
 	__u64 ts;
@@ -141,6 +158,7 @@ struct call {
 	 * read the owner and the socket through typed pointers: the exit
 	 * hook reuses that instead of a chain of probe reads. */
 	__u8 snap;
+	__u8 kind;		/* enum call_kind */
 	__u8 snap_opts;
 	__u32 snap_flags;
 	__u64 snap_net;
@@ -148,12 +166,26 @@ struct call {
 	struct pt_sock sock;
 };
 
+/* LRU: a call whose exit never comes (a connect hook outside connect(2))
+ * is evicted, not left to fill the map. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u32);
 	__type(value, struct call);
 } calls SEC(".maps");
+
+/*
+ * Sockets that close() finds after shutdown(SHUT_WR), in FIN_WAIT1,
+ * FIN_WAIT2 or CLOSING: by socket, the thread closing it. LRU: a socket
+ * whose CLOSE comes later, from a timer, leaves its entry to be evicted.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} closing SEC(".maps");
 
 static __always_inline void fill_owner(struct pt_owner *o)
 {
@@ -364,12 +396,19 @@ static __always_inline __u8 close_reason(struct sock *sk, int oldstate, __u16 lp
 {
 	int err = sk->sk_err;
 
-	if (err == ECONNRESET)
+	/* tcp_reset() says EPIPE in CLOSE_WAIT, ECONNRESET elsewhere. */
+	if (err == ECONNRESET || err == EPIPE)
 		return PT_REASON_RST_RECV;
 	if (err == ECONNREFUSED)
 		return PT_REASON_REFUSED;
 	if (err == ETIMEDOUT)
 		return PT_REASON_TIMEOUT;
+	/* An ICMP error: at once in SYN_SENT, or as the soft error that
+	 * tcp_write_err() reports when retransmissions give up. */
+	if (err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN || err == ENETDOWN)
+		return PT_REASON_UNREACHABLE;
+	if (err)
+		return PT_REASON_ERROR;
 	/* inet_hash_connect() found no port: CLOSE -> SYN_SENT -> CLOSE
 	 * without one, and connect() returns EADDRNOTAVAIL. */
 	if (oldstate == TCP_SYN_SENT && !lport)
@@ -407,6 +446,57 @@ static __always_inline __u8 sock_opts_direct(struct sock *sk, struct inet_sock *
 	return opts;
 }
 
+static __always_inline bool sock_dead(struct sock *sk)
+{
+	return sk->__sk_common.skc_flags &
+	       (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DEAD));
+}
+
+/*
+ * Did tcp_time_wait() hand the port to a time-wait socket? It does so only
+ * from FIN_WAIT1/FIN_WAIT2/CLOSING. The socket is already unhashed when
+ * this tracepoint fires, so the other ways from there to CLOSE are told
+ * apart by what they leave behind:
+ *  - a reset, either way, or a timeout set sk_err;
+ *  - an orphan with TCP_LINGER2 < 0 closes from FIN_WAIT2 at once;
+ *  - close() with unread data, or with SO_LINGER 0, after shutdown(): the
+ *    abort runs inside close(), before close() orphans the socket, while a
+ *    time-wait that close() makes comes after. sock_release marked such a
+ *    socket in closing[] with the closing thread.
+ * What remains unseen (tcp_max_tw_buckets reached, memory pressure in
+ * close()) the --exhaustion check finds: those time-wait sockets are gone.
+ */
+static __always_inline bool took_timewait(struct sock *sk, struct tcp_sock *tp, int oldstate,
+					  bool *aborted)
+{
+	__u64 key = (__u64)sk;
+	__u32 *closer;
+
+	if (oldstate != TCP_FIN_WAIT1 && oldstate != TCP_FIN_WAIT2 && oldstate != TCP_CLOSING)
+		return false;
+	if (sk->sk_err || (oldstate == TCP_FIN_WAIT2 && tp->linger2 < 0))
+		return false;
+	closer = bpf_map_lookup_elem(&closing, &key);
+	if (closer) {
+		*aborted = *closer == (__u32)bpf_get_current_pid_tgid() && !sock_dead(sk);
+		bpf_map_delete_elem(&closing, &key);
+		if (*aborted)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Has the application let go of the socket? sock_release says so for those
+ * with storage; an orphan (SOCK_DEAD, set by close() before the socket's
+ * last transitions) says so for every socket, those bound before tracing
+ * began included.
+ */
+static __always_inline bool app_closed(struct sock *sk, const struct sk_info *info)
+{
+	return (info && (info->flags & SKI_APP_CLOSED)) || sock_dead(sk);
+}
+
 /* Hand what this record holds to the connect() in flight on this socket. */
 static __always_inline void snap_connect(struct sock *sk, struct inet_sock *inet,
 					 const struct pt_rec_state *rec, __u32 flags)
@@ -414,7 +504,7 @@ static __always_inline void snap_connect(struct sock *sk, struct inet_sock *inet
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call *c = bpf_map_lookup_elem(&calls, &tid);
 
-	if (!c || c->sk != (__u64)sk)
+	if (!c || c->sk != (__u64)sk || c->kind != CALL_CONNECT)
 		return;
 	c->owner = rec->owner;
 	c->sock = rec->sk;
@@ -432,7 +522,7 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	struct tcp_sock *tp;
 	struct sk_info *info;
 	__u16 family, lport, rport;
-	bool owner_here = false;
+	bool owner_here = false, aborted = false;
 	__u32 flags = 0;
 	__u8 opts = 0;
 
@@ -522,30 +612,26 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		opts = sock_opts_direct(sk, inet);
 	/*
 	 * At CLOSE the port goes back to the kernel, unless tcp_time_wait()
-	 * handed it to a time-wait socket (from FIN_WAIT1/FIN_WAIT2/CLOSING
-	 * with no error set), or bind() pinned it (SOCK_BINDPORT_LOCK) and the
-	 * application still holds the socket: then it is given back when the
-	 * application closes it, in cgroup/sock_release. A child shares its
-	 * listener's port and gives back nothing (one without storage is
-	 * told by user space, which saw its LISTEN -> SYN_RECV).
-	 *
-	 * An orphan with TCP_LINGER2 < 0 closes from FIN_WAIT2 at once, with
-	 * no time-wait socket. The socket is already unhashed when this
-	 * tracepoint fires, so other closes that make none (tcp_max_tw_buckets
-	 * reached, data after close() in FIN_WAIT1) look the same from here:
-	 * the --exhaustion check finds those time-wait sockets gone.
+	 * handed it to a time-wait socket, or bind() pinned it
+	 * (SOCK_BINDPORT_LOCK) and the application still holds the socket:
+	 * then it is given back when the application closes it, in
+	 * cgroup/sock_release. A child shares its listener's port and gives
+	 * back nothing (one without storage is told by user space, which saw
+	 * its LISTEN -> SYN_RECV).
 	 */
-	if (newstate == TCP_CLOSE && lport && !(info && (info->flags & SKI_CHILD)) &&
-	    (!(opts & PT_OPT_BOUND_PORT) || (info && (info->flags & SKI_APP_CLOSED)))) {
-		if ((oldstate == TCP_FIN_WAIT1 || oldstate == TCP_FIN_WAIT2 ||
-		     oldstate == TCP_CLOSING) && !sk->sk_err &&
-		    !(oldstate == TCP_FIN_WAIT2 && tp->linger2 < 0))
+	if (newstate == TCP_CLOSE && lport && !(info && (info->flags & SKI_CHILD))) {
+		if (took_timewait(sk, tp, oldstate, &aborted)) {
+			/* Bound or not: the time-wait socket holds the port
+			 * now, and sock_release must not give it back. */
 			flags |= PT_F_TIMEWAIT;
-		else
+			if (info)
+				info->flags &= ~SKI_BOUND;
+		} else if (!(opts & PT_OPT_BOUND_PORT) || app_closed(sk, info)) {
 			flags |= PT_F_RELEASE;
-		/* sock_release must not give it back a second time. */
-		if (info)
-			info->flags &= ~SKI_BOUND;
+			/* sock_release must not give it back a second time. */
+			if (info)
+				info->flags &= ~SKI_BOUND;
+		}
 	}
 	if (targ_ephemeral && lport) {
 		__u16 lo, hi;
@@ -592,7 +678,12 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		flags |= PT_F_PORT_PENDING;
 	rec->oldstate = oldstate;
 	rec->newstate = newstate;
-	rec->reason = newstate == TCP_CLOSE ? close_reason(sk, oldstate, lport) : PT_REASON_NONE;
+	if (aborted)
+		rec->reason = PT_REASON_RST_SENT;
+	else if (newstate == TCP_CLOSE)
+		rec->reason = close_reason(sk, oldstate, lport);
+	else
+		rec->reason = PT_REASON_NONE;
 	rec->opts = opts;
 	rec->flags = flags;
 	if (owner_here && newstate == TCP_SYN_SENT)
@@ -637,6 +728,8 @@ static __always_inline int post_bind(struct bpf_sock *ctx, bool v6)
 	/* What is stored here serves releases, which failures mode omits. */
 	if (targ_hooks_only || targ_failures || !ctx->src_port)
 		return 1;
+	/* As in connect_begin: sys_exit_bind reads the cookie. */
+	bpf_get_socket_cookie(ctx);
 	task = (void *)bpf_get_current_task();
 	net = BPF_CORE_READ(task, nsproxy, net_ns);
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
@@ -703,6 +796,19 @@ int handle_sock_release(struct bpf_sock *ctx)
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, 0);
 	if (proto == IPPROTO_TCP) {
+		/* A listener older than tracing: its LISTEN -> CLOSE comes
+		 * next, inside close(), before the socket is orphaned, and
+		 * must know that the application let go of a bound port. */
+		if (!info && ctx->state == TCP_LISTEN)
+			info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (ctx->state == TCP_FIN_WAIT1 || ctx->state == TCP_FIN_WAIT2 ||
+		    ctx->state == TCP_CLOSING) {
+			/* The socket's pointer: what the state program has. */
+			__u64 key = (__u64)ctx;
+			__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+			bpf_map_update_elem(&closing, &key, &tid, BPF_ANY);
+		}
 		if (!info)
 			return 1;
 		info->flags |= SKI_APP_CLOSED;
@@ -802,8 +908,8 @@ static __always_inline void call_store(__u32 tid, const struct call *c)
 		count_lost();
 }
 
-/* Remember an inet socket call in flight; NULL sk means "not interesting". */
-static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbound_udp)
+/* Remember an inet socket call in flight, for the exit hook of its kind. */
+static __always_inline void call_begin(int fd, const void *uaddr, __u8 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -823,24 +929,36 @@ static __always_inline void call_begin(int fd, const void *uaddr, bool need_unbo
 		return;
 	c.sport = sk_sport(sk);
 	/* sendto()/sendmsg() only matter when they may autobind. */
-	if (need_unbound_udp && (proto != IPPROTO_UDP || c.sport))
+	if (kind == CALL_SEND && (proto != IPPROTO_UDP || c.sport))
 		return;
 	c.ts = bpf_ktime_get_ns();
 	c.sk = (__u64)sk;
+	c.kind = kind;
 	read_sockaddr(uaddr, &c);
+	if (kind == CALL_BIND) {
+		/* What was asked for, and the options in force when asked. */
+		c.req_port = c.rport;
+		c.rport = 0;
+		c.opts = sock_opts(sk);
+	}
 	call_store(tid, &c);
 }
 
-static __always_inline bool call_end(struct call *out)
+/* The call this exit hook is for (kinds: a mask); one of another kind is
+ * dropped. */
+static __always_inline bool call_end(struct call *out, __u8 kinds)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call *c = bpf_map_lookup_elem(&calls, &tid);
+	bool mine;
 
 	if (!c)
 		return false;
-	*out = *c;
+	mine = c->kind & kinds;
+	if (mine)
+		*out = *c;
 	bpf_map_delete_elem(&calls, &tid);
-	return true;
+	return mine;
 }
 
 /* The fields every port record of a syscall exit ends with; sends it. */
@@ -905,7 +1023,8 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 /* emit_port() for a TCP connect() whose state hook left a snapshot: only
  * the port, chosen since, is read anew, and the filters run before the
  * ring is touched. */
-static __always_inline void emit_snap(struct call *c, __u16 sport, __u8 kind, __u32 flags)
+static __always_inline void emit_snap(struct call *c, __u16 sport, __u8 kind, __u32 flags,
+				      int err)
 {
 	struct pt_rec_port *rec;
 
@@ -920,7 +1039,7 @@ static __always_inline void emit_snap(struct call *c, __u16 sport, __u8 kind, __
 	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
 	rec->owner = c->owner;
 	rec->sk = c->sock;
-	finish_port(rec, c, kind, 0,
+	finish_port(rec, c, kind, err,
 		    flags | c->snap_flags | reserved_flag((struct net *)c->snap_net, sport),
 		    c->snap_opts);
 }
@@ -943,11 +1062,15 @@ static __always_inline int connect_begin(struct bpf_sock_addr *ctx, bool v6)
 	if (!sk || !pid_wanted(id >> 32) || !family_wanted(sk->family) ||
 	    !proto_wanted(sk->protocol))
 		return 1;
+	/* A socket older than tracing has no cookie until something asks;
+	 * the exit hook can only read it. */
+	bpf_get_socket_cookie(ctx);
 	c.ts = bpf_ktime_get_ns();
 	c.sk = (__u64)sk;
 	c.sport = sk->src_port;
 	c.rport = bpf_ntohs((__u16)ctx->user_port);
 	c.family = ctx->user_family;
+	c.kind = CALL_CONNECT;
 	if (v6) {
 		__u32 *a = (void *)c.addr;
 
@@ -978,57 +1101,73 @@ int handle_connect6(struct bpf_sock_addr *ctx)
 	return connect_begin(ctx, true);
 }
 
+/* What a connect() (or a TCP Fast Open send, which connects) did, once it
+ * returned ret. */
+static __always_inline void connect_exit(struct call *c, long ret)
+{
+	struct sock *sk;
+	__u16 sport;
+
+	sk = (struct sock *)c->sk;
+	sport = sk_sport(sk);
+	/* A TCP connect() that failed after its port was picked (refused,
+	 * timed out) took and gave it back inside the call: the transitions
+	 * tell that story. So does a non-blocking one whose RST came back
+	 * (over loopback) before it returned -EINPROGRESS. */
+	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE) {
+		if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
+			emit_port(c, PT_PORT_ALLOC_FAIL, -ret,
+				  PT_F_AUTOBIND | PT_F_PORT_PENDING);
+		return;
+	}
+	/*
+	 * The port is set once inet_hash_connect() or the UDP autobind has
+	 * run. What decides an alloc is that the call picked one, whatever
+	 * it returned: a blocking connect() cut short by a signal (-EINTR)
+	 * keeps its port in SYN_SENT, and a UDP connect() that autobound
+	 * before its route lookup failed keeps its port too. Its err says so.
+	 */
+	if (!c->sport && sport) {
+		int err = ret >= 0 || ret == -EINPROGRESS ? 0 : -ret;
+
+		/* ERESTARTSYS and kin: user space sees EINTR, or a restart. */
+		if (err >= 512 && err <= 516)
+			err = EINTR;
+
+		if (c->snap)
+			emit_snap(c, sport, PT_PORT_ALLOC, PT_F_AUTOBIND, err);
+		else
+			emit_port(c, PT_PORT_ALLOC, err, PT_F_AUTOBIND);
+	} else if (c->sport && (ret >= 0 || ret == -EINPROGRESS)) {
+		if (c->snap)
+			emit_snap(c, sport, PT_PORT_CONNECT, 0, 0);
+		else
+			emit_port(c, PT_PORT_CONNECT, 0, 0);
+	} else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN)) {
+		emit_port(c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
+	}
+}
+
 SEC("tracepoint/syscalls/sys_exit_connect")
 int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
-	struct sock *sk;
 	struct call c;
-	int ret = ctx->ret;
-	__u16 sport;
 
 	/* Only the connect hooks open a connect() call, and a disconnect
 	 * (AF_UNSPEC) never reaches them. */
-	if (targ_hooks_only || !call_end(&c))
+	if (targ_hooks_only || !call_end(&c, CALL_CONNECT))
 		return 0;
-	sk = (struct sock *)c.sk;
-	sport = sk_sport(sk);
-	/* The port is set once inet_hash_connect() or the UDP autobind has
-	 * run, before connect() returns, -EINPROGRESS included. */
-	/* A connect() that failed otherwise (refused, timed out) took and gave
-	 * back its port inside the call: the transitions tell that story. So
-	 * does a non-blocking one whose RST came back (over loopback) before
-	 * it returned -EINPROGRESS: the socket is already CLOSE. */
-	if ((ret == 0 || ret == -EINPROGRESS) &&
-	    !(BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
-	      BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)) {
-		if (c.snap)
-			emit_snap(&c, sport, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC,
-				  c.sport ? 0 : PT_F_AUTOBIND);
-		else
-			emit_port(&c, c.sport ? PT_PORT_CONNECT : PT_PORT_ALLOC, 0,
-				  c.sport ? 0 : PT_F_AUTOBIND);
-	} else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
-		emit_port(&c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
+	connect_exit(&c, ctx->ret);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_bind")
 int handle_enter_bind(struct trace_event_raw_sys_enter *ctx)
 {
-	__u32 tid;
-	struct call *c;
-
 	if (targ_hooks_only)
 		return 0;
-	tid = (__u32)bpf_get_current_pid_tgid();
-	call_begin(ctx->args[0], (const void *)ctx->args[1], false);
-	c = bpf_map_lookup_elem(&calls, &tid);
-	if (c) {
-		/* What was asked for, and the options in force when asked. */
-		c->req_port = c->rport;
-		c->rport = 0;
-		c->opts = sock_opts((struct sock *)c->sk);
-	}
+	call_begin(ctx->args[0], (const void *)ctx->args[1], CALL_BIND);
 	return 0;
 }
 
@@ -1038,7 +1177,7 @@ int handle_exit_bind(struct trace_event_raw_sys_exit *ctx)
 	struct call c;
 	int ret = ctx->ret;
 
-	if (targ_hooks_only || !call_end(&c) || c.family == 0)
+	if (targ_hooks_only || !call_end(&c, CALL_BIND) || c.family == 0)
 		return 0;
 	if (ret == 0)
 		emit_port(&c, PT_PORT_BIND, 0, c.req_port ? 0 : PT_F_AUTOBIND);
@@ -1053,8 +1192,13 @@ static __always_inline void udp_send_exit(long ret)
 	struct call c;
 	__u16 sport;
 
-	if (!call_end(&c))
+	/* TCP Fast Open connects inside sendto()/sendmsg(). */
+	if (!call_end(&c, CALL_SEND | CALL_CONNECT))
 		return;
+	if (c.kind == CALL_CONNECT) {
+		connect_exit(&c, ret);
+		return;
+	}
 	sport = sk_sport((struct sock *)c.sk);
 	if (sport)
 		emit_port(&c, PT_PORT_ALLOC, 0, PT_F_AUTOBIND);
@@ -1067,7 +1211,7 @@ int handle_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
 	if (targ_hooks_only)
 		return 0;
-	call_begin(ctx->args[0], (const void *)ctx->args[4], true);
+	call_begin(ctx->args[0], (const void *)ctx->args[4], CALL_SEND);
 	return 0;
 }
 
@@ -1090,7 +1234,7 @@ int handle_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	if (umsg)
 		bpf_probe_read_user(&msg, sizeof(msg), umsg);
-	call_begin(ctx->args[0], msg.msg_name, true);
+	call_begin(ctx->args[0], msg.msg_name, CALL_SEND);
 	return 0;
 }
 

@@ -60,6 +60,9 @@ enum pt_reason {
 	PT_REASON_DISCONNECT,	/* UDP connect(AF_UNSPEC) gave an autobound port
 				 * back; found at the socket's next port (user
 				 * space), as no hook sees the disconnect */
+	PT_REASON_UNREACHABLE,	/* an ICMP error ended it (host or network
+				 * unreachable), at once or when retries gave up */
+	PT_REASON_ERROR,	/* any other socket error ended it */
 	PT_REASON_MAX,
 };
 

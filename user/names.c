@@ -40,6 +40,8 @@ static const char *const reasons[] = {
 	[PT_REASON_NO_PORT] = "no-free-port",
 	[PT_REASON_TW_GONE] = "time-wait-gone",
 	[PT_REASON_DISCONNECT] = "disconnect",
+	[PT_REASON_UNREACHABLE] = "unreachable",
+	[PT_REASON_ERROR] = "error",
 };
 
 static const char *const opt_names[] = {

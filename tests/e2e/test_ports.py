@@ -548,3 +548,208 @@ def test_listen_scope_and_listeners_in_the_ephemeral_range(porttrace, netns, wor
             socks, ("wildcard", "loopback", "loopback", "wildcard"), (False, False, False, True)):
         ev = one(evs, type="port", event="listen", proto=proto, lport=p)
         assert (ev["pid"], ev["scope"], ev["ephemeral"]) == (pid, scope, eph), fmt_events([ev])
+
+
+BOUND_TIME_WAIT = r'''
+a = listener("127.0.0.1", 8080)
+c = socket.socket()
+c.bind(("127.0.0.1", 6003))
+c.connect(("127.0.0.1", 8080))
+s = a.accept()[0]
+c.shutdown(socket.SHUT_WR)   # FIN_WAIT1, then FIN_WAIT2 once acknowledged
+wait_eof(s)
+s.close()                    # the peer's FIN: time-wait, while c is still open
+time.sleep(0.2)
+c.close()
+report(done=True)
+'''
+
+
+def test_bound_port_goes_to_time_wait_while_its_socket_is_open(porttrace, netns, workload):
+    """A bound socket that closes actively hands its port to a time-wait
+    socket even while the application still holds it; its close() later
+    gives nothing back, and ss shows the time-wait socket."""
+    pt = porttrace()
+    run_once(workload, netns, BOUND_TIME_WAIT)
+    tw = run(netns.cmd("ss", "-Htan", "state", "time-wait", "sport", "= :6003"))
+    evs = pt.stop().events(netns)
+    assert tw.returncode == 0 and tw.stdout.strip(), "no time-wait socket in ss"
+    cookie = one(evs, type="port", event="bind", lport=6003)["cookie"]
+    mine = [e for e in evs if e["cookie"] == cookie]
+    one(mine, type="port", event="time-wait")
+    assert not select(mine, event="release"), fmt_events(mine)
+
+
+ABORT_FROM_FIN_WAIT = r'''
+a = listener("127.0.0.1", 8080)
+c = socket.socket()
+c.connect(("127.0.0.1", 8080))
+s = a.accept()[0]
+s.sendall(b"unread")
+c.shutdown(socket.SHUT_WR)   # FIN_WAIT1, FIN_WAIT2
+time.sleep(0.2)
+cport = port(c)
+c.close()                    # data unread: RST, no time-wait
+time.sleep(0.2)
+report(cport=cport, done=True)
+'''
+
+
+def test_close_with_unread_data_after_shutdown_releases(porttrace, netns, workload):
+    pt = porttrace()
+    _, (info,) = run_once(workload, netns, ABORT_FROM_FIN_WAIT)
+    tw = run(netns.cmd("ss", "-Htan", "state", "time-wait"))
+    evs = pt.stop().events(netns)
+    assert tw.returncode == 0 and tw.stdout.strip() == "", tw.stdout
+    cookie = state_cookie(evs, old="CLOSE", new="SYN_SENT")
+    mine = [e for e in evs if e["cookie"] == cookie]
+    end = one(mine, type="state", new="CLOSE")
+    assert end["old"] in ("FIN_WAIT1", "FIN_WAIT2"), fmt_events(mine)
+    release = one(mine, type="port", event="release")
+    assert (release["lport"], release["reason"]) == (info["cport"], "rst-sent"), fmt_events(mine)
+    assert not select(mine, event="time-wait"), fmt_events(mine)
+
+
+OLD_LISTENER = r'''
+s = listener("127.0.0.1", 8080)
+report(port=port(s))
+step()
+s.close()
+report(done=True)
+'''
+
+
+def test_listener_older_than_the_trace_releases_its_port_at_close(porttrace, netns, workload):
+    """A service restart: the listener was bound before porttrace started,
+    so no bind() was seen, and its close still gives the port back."""
+    w = workload(netns, OLD_LISTENER)
+    assert w.expect()["port"] == 8080
+    pt = porttrace()
+    w.go()
+    w.expect()
+    assert w.finish() == 0
+    evs = pt.stop().events(netns)
+    end = one(evs, type="state", old="LISTEN", new="CLOSE")
+    release = one(evs, type="port", event="release", lport=8080)
+    assert (release["cookie"], release["reason"]) == (end["cookie"], "socket-closed"), fmt_events(evs)
+
+
+RST_IN_CLOSE_WAIT = r'''
+a = listener("127.0.0.1", 8080)
+c = socket.socket()
+c.connect(("127.0.0.1", 8080))
+s = a.accept()[0]
+linger_rst(s)
+s.shutdown(socket.SHUT_WR)   # c: CLOSE_WAIT
+time.sleep(0.1)
+s.close()                    # SO_LINGER 0: RST to c in CLOSE_WAIT
+time.sleep(0.2)
+report(done=True)
+'''
+
+
+def test_reset_in_close_wait_is_a_reset_received(porttrace, netns, workload):
+    """tcp_reset() says EPIPE, not ECONNRESET, to a socket in CLOSE_WAIT."""
+    pt = porttrace()
+    run_once(workload, netns, RST_IN_CLOSE_WAIT)
+    evs = pt.stop().events(netns)
+    cookie = state_cookie(evs, old="CLOSE", new="SYN_SENT")
+    end = one(evs, type="state", cookie=cookie, new="CLOSE")
+    assert (end["old"], end["reason"]) == ("CLOSE_WAIT", "rst-received"), fmt_events(evs)
+
+
+INTERRUPTED_CONNECT = r'''
+import signal
+a = socket.socket()
+a.bind(("127.0.0.1", 8080))
+a.listen(0)
+queued = socket.create_connection(("127.0.0.1", 8080))   # the queue is full now
+def interrupt(*_):
+    raise InterruptedError
+signal.signal(signal.SIGALRM, interrupt)
+c = socket.socket()
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+try:
+    c.connect(("127.0.0.1", 8080))   # its SYN is dropped: it waits
+    err = None
+except InterruptedError:
+    err = "EINTR"
+report(err=err, port=port(c), done=True)
+'''
+
+
+def test_connect_cut_short_by_a_signal_keeps_and_reports_its_port(porttrace, netns, workload):
+    pt = porttrace()
+    pid, (res,) = run_once(workload, netns, INTERRUPTED_CONNECT)
+    evs = pt.stop().events(netns)
+    assert res["err"] == "EINTR" and res["port"]
+    alloc = one(evs, type="port", event="alloc", pid=pid, lport=res["port"])
+    assert (alloc["err"], alloc["rport"]) == ("EINTR", 8080), fmt_events([alloc])
+
+
+OLD_UDP = r'''
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+report(made=True)
+step()
+u.connect(("127.0.0.1", 9999))
+p = port(u)
+u.close()
+report(port=p, done=True)
+'''
+
+
+def test_socket_older_than_the_trace_keeps_one_cookie(porttrace, netns, workload):
+    """A socket made before porttrace has no cookie until a hook asks: its
+    alloc (read at syscall exit) and its release must still name the same
+    socket, or the port would stay held for ever."""
+    w = workload(netns, OLD_UDP)
+    w.expect()
+    pt = porttrace()
+    w.go()
+    res = w.expect()
+    assert w.finish() == 0
+    evs = pt.stop().events(netns)
+    alloc = one(evs, type="port", event="alloc", lport=res["port"])
+    release = one(evs, type="port", event="release", lport=res["port"])
+    assert alloc["cookie"] != 0 and release["cookie"] == alloc["cookie"], fmt_events(evs)
+
+
+# sendmmsg() with MSG_FASTOPEN connects through the cgroup connect hook, but
+# no hook sees it return: the call it opened must not become the next bind().
+FASTOPEN_THEN_UNIX_BIND = r'''
+import ctypes, tempfile
+class iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+a = listener("127.0.0.1", 8080)
+c = socket.socket()
+sin = ctypes.create_string_buffer(struct.pack("!HH4s8x", socket.AF_INET, 8080,
+                                              socket.inet_aton("127.0.0.1")), 16)
+sin[0:2] = struct.pack("=H", socket.AF_INET)
+data = ctypes.create_string_buffer(b"x")
+iov = iovec(ctypes.cast(data, ctypes.c_void_p), 1)
+m = mmsghdr(msghdr(ctypes.cast(sin, ctypes.c_void_p), 16, ctypes.pointer(iov), 1, None, 0, 0), 0)
+libc = ctypes.CDLL(None, use_errno=True)
+n = libc.sendmmsg(c.fileno(), ctypes.byref(m), 1, socket.MSG_FASTOPEN)
+p = port(c)
+path = tempfile.mktemp()
+x = socket.socket(socket.AF_UNIX)
+x.bind(path)
+x.close()
+os.unlink(path)
+report(n=n, errno=ctypes.get_errno(), port=p, done=True)
+'''
+
+
+def test_a_connect_no_exit_hook_sees_is_not_taken_for_a_bind(porttrace, netns, workload):
+    pt = porttrace()
+    pid, (res,) = run_once(workload, netns, FASTOPEN_THEN_UNIX_BIND)
+    evs = pt.stop().events(netns)
+    assert res["n"] == 1 and res["port"], res
+    assert not select(evs, type="port", event="bind", lport=res["port"]), fmt_events(evs)
