@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -433,9 +434,16 @@ static void warn_line(struct logreader *r, unsigned long *file_warnings, const c
 static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, void *ctx)
 {
 	unsigned long lineno = 0, file_warnings = 0;
-	gzFile gz = gzopen(path, "rb");
+	struct stat st;
+	gzFile gz;
 	int ret = 0;
 
+	/* gzopen() opens a directory, and only reading it fails. */
+	if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+		p_err("cannot read %s: %s", path, strerror(EISDIR));
+		return -EISDIR;
+	}
+	gz = gzopen(path, "rb");
 	if (!gz) {
 		p_err("cannot read %s: %s", path, strerror(errno ? errno : ENOMEM));
 		return -(errno ? errno : ENOMEM);

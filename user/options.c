@@ -169,8 +169,9 @@ static int parse_size(const char *s, unsigned long long *out)
 	if (!len || len >= sizeof(num))
 		return -EINVAL;
 	memcpy(num, s, len + 1);
-	u = strchr(units, num[len - 1] & ~0x20);
-	if (u && num[len - 1]) {
+	/* Not strchr(): it would also find the terminator, for a ' '. */
+	u = memchr(units, num[len - 1] & ~0x20, sizeof(units) - 1);
+	if (u) {
 		mult = 1ULL << (10 * (u - units + 1));
 		num[len - 1] = '\0';
 	}

@@ -116,8 +116,10 @@ def assert_one_line_error(r, *needles):
         (["-p", "0"], "'0'"),
         (["-P", "70000"], "70000"),
         (["-d", "-1"], "-1"),
+        (["-o", "/tmp/x.jsonl", "--rotate-size", "1 "], "invalid --rotate-size '1 '"),
     ],
-    ids=["unknown-option", "pid-not-a-number", "pid-zero", "port-too-big", "negative-duration"],
+    ids=["unknown-option", "pid-not-a-number", "pid-zero", "port-too-big", "negative-duration",
+         "rotate-size-trailing-space"],
 )
 def test_bad_arguments_exit_2(args, needle):
     r = run([PORTTRACE, *args])
