@@ -1105,48 +1105,41 @@ int handle_connect6(struct bpf_sock_addr *ctx)
  * returned ret. */
 static __always_inline void connect_exit(struct call *c, long ret)
 {
-	struct sock *sk;
-	__u16 sport;
+	struct sock *sk = (struct sock *)c->sk;
+	__u16 sport = sk_sport(sk);
+	__u8 kind = c->sport ? PT_PORT_CONNECT : PT_PORT_ALLOC;
+	__u32 flags = c->sport ? 0 : PT_F_AUTOBIND;
+	int err = ret >= 0 || ret == -EINPROGRESS ? 0 : -ret;
 
-	sk = (struct sock *)c->sk;
-	sport = sk_sport(sk);
+	if (!sport) {
+		if (ret == -EADDRNOTAVAIL || ret == -EAGAIN)
+			emit_port(c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
+		return;
+	}
 	/* A TCP connect() that failed after its port was picked (refused,
 	 * timed out) took and gave it back inside the call: the transitions
 	 * tell that story. So does a non-blocking one whose RST came back
 	 * (over loopback) before it returned -EINPROGRESS. */
 	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
-	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE) {
-		if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN))
-			emit_port(c, PT_PORT_ALLOC_FAIL, -ret,
-				  PT_F_AUTOBIND | PT_F_PORT_PENDING);
+	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
 		return;
-	}
 	/*
 	 * The port is set once inet_hash_connect() or the UDP autobind has
 	 * run. What decides an alloc is that the call picked one, whatever
 	 * it returned: a blocking connect() cut short by a signal (-EINTR)
 	 * keeps its port in SYN_SENT, and a UDP connect() that autobound
 	 * before its route lookup failed keeps its port too. Its err says so.
+	 * A socket that had its port already only says where it connected.
 	 */
-	if (!c->sport && sport) {
-		int err = ret >= 0 || ret == -EINPROGRESS ? 0 : -ret;
-
-		/* ERESTARTSYS and kin: user space sees EINTR, or a restart. */
-		if (err >= 512 && err <= 516)
-			err = EINTR;
-
-		if (c->snap)
-			emit_snap(c, sport, PT_PORT_ALLOC, PT_F_AUTOBIND, err);
-		else
-			emit_port(c, PT_PORT_ALLOC, err, PT_F_AUTOBIND);
-	} else if (c->sport && (ret >= 0 || ret == -EINPROGRESS)) {
-		if (c->snap)
-			emit_snap(c, sport, PT_PORT_CONNECT, 0, 0);
-		else
-			emit_port(c, PT_PORT_CONNECT, 0, 0);
-	} else if (!sport && (ret == -EADDRNOTAVAIL || ret == -EAGAIN)) {
-		emit_port(c, PT_PORT_ALLOC_FAIL, -ret, PT_F_AUTOBIND | PT_F_PORT_PENDING);
-	}
+	if (c->sport && err)
+		return;
+	/* ERESTARTSYS and kin: user space sees EINTR, or a restart. */
+	if (err >= 512 && err <= 516)
+		err = EINTR;
+	if (c->snap)
+		emit_snap(c, sport, kind, flags, err);
+	else
+		emit_port(c, kind, err, flags);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
@@ -1187,7 +1180,7 @@ int handle_exit_bind(struct trace_event_raw_sys_exit *ctx)
 }
 
 /* UDP autobind happens in sendto()/sendmsg() of an unbound socket. */
-static __always_inline void udp_send_exit(long ret)
+static __always_inline void send_exit(long ret)
 {
 	struct call c;
 	__u16 sport;
@@ -1220,7 +1213,7 @@ int handle_exit_sendto(struct trace_event_raw_sys_exit *ctx)
 {
 	if (targ_hooks_only)
 		return 0;
-	udp_send_exit(ctx->ret);
+	send_exit(ctx->ret);
 	return 0;
 }
 
@@ -1243,6 +1236,6 @@ int handle_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 {
 	if (targ_hooks_only)
 		return 0;
-	udp_send_exit(ctx->ret);
+	send_exit(ctx->ret);
 	return 0;
 }

@@ -26,6 +26,11 @@ enum {
 	TCP_NEW_SYN_RECV,
 };
 
+/* A connect() that reached CLOSE without a port waits this long for the
+ * alloc-fail that says why (its syscall exit, right behind it); none comes
+ * without tracefs, and the kernel's reason, no free port, says it then. */
+#define PT_NO_PORT_WAIT_NS 1000000000ULL
+
 enum pt_ev_type {
 	PT_EV_STATE = 1,	/* TCP transition: oldstate -> newstate */
 	PT_EV_PORT,		/* port fact: kind */

@@ -39,7 +39,6 @@
 #define HIST_MAX_EXP 40		/* latencies clamp at 2^40 ns, 18 minutes */
 #define HIST_BUCKETS ((HIST_MAX_EXP - HIST_SUB_BITS + 1) * HIST_SUB)
 #define LAT_WINDOWS 8		/* latency windows remembered per destination */
-#define LIMBO_NS NS_PER_S	/* a failed connect() waits this long for its alloc-fail */
 #define MAX_SOCKS (1u << 22)
 #define MAX_PROCS (1u << 20)
 #define MAX_DESTS (1u << 20)
@@ -1016,7 +1015,7 @@ static void on_state(struct exhaustion *e, struct xpool *p, const struct pt_even
 			shared = sock_begin(s);
 			s->cls = XC_LIMBO;
 			sock_end(e, s, shared, ev->ts_ns);
-			due_push(e, ev->ts_ns + LIMBO_NS, s->cookie);
+			due_push(e, ev->ts_ns + PT_NO_PORT_WAIT_NS, s->cookie);
 			return;
 		}
 		/* A bound port stays until the socket is closed, and

@@ -18,10 +18,6 @@
 
 #define TL_STATES 8
 #define MAX_FAIL_KINDS 8
-#define TCP_CLOSE 7
-/* A connect() that reached CLOSE without a port waits this long for the
- * alloc-fail that says why, before it is counted as EADDRNOTAVAIL. */
-#define LIMBO_NS 1000000000ULL
 
 enum tl_how {
 	HOW_CONNECT = 1,	/* TCP connect() autobind */
@@ -415,7 +411,7 @@ static void limbo_push(struct timeline *t, struct tl_port *port, __u64 ts)
  * tracefs, or lost): the kernel's reason, no free port, says EADDRNOTAVAIL. */
 static void limbo_run(struct timeline *t, __u64 now)
 {
-	while (t->limbo_head < t->nlimbo && t->limbo[t->limbo_head].ts + LIMBO_NS <= now) {
+	while (t->limbo_head < t->nlimbo && t->limbo[t->limbo_head].ts + PT_NO_PORT_WAIT_NS <= now) {
 		struct tl_limbo l = t->limbo[t->limbo_head++];
 		struct tl_ref *ref = socktab__get(t->by_cookie, l.cookie);
 
@@ -532,7 +528,7 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 			add_state(ref.port, ev->newstate, ev->ts_ns);
 			if (ev->newstate == TCP_CLOSE && connecting_without_port(ref.port))
 				limbo_push(t, ref.port, ev->ts_ns);
-		} else if (p && ev->oldstate == TCP_CLOSE && ev->newstate == 2 /* SYN_SENT */) {
+		} else if (p && ev->oldstate == TCP_CLOSE && ev->newstate == TCP_SYN_SENT) {
 			/* The port is picked right after this transition. */
 			take(t, p, ev, HOW_CONNECT);
 		}

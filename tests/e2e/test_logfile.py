@@ -531,6 +531,7 @@ def test_rotation_after_the_live_file_is_removed_keeps_every_piece(tmp_path, log
     while not path.exists() and time.monotonic() < deadline:
         portload(netns, "-n", "1", "--close", "rst")
         time.sleep(0.3)
+
     def check_pieces():
         left = pieces()
         assert left == gz, f"rotated pieces after the live file was removed: {left}\n{stderr_now(pt)}"

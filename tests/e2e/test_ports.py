@@ -373,17 +373,24 @@ report(cport=cport, done=True)
 '''
 
 
-def test_close_from_fin_wait2_without_time_wait_releases(porttrace, netns, workload):
-    """FIN_WAIT2 -> CLOSE is a time-wait hand-over only when the kernel made
-    a time-wait socket; here it made none, and ss shows none."""
+def closed_without_time_wait(porttrace, netns, workload, script):
+    """Run a script whose client closes from FIN_WAIT*, and check with ss
+    that the kernel made no time-wait socket: (its report, the client
+    socket's events)."""
     pt = porttrace()
-    _, (info,) = run_once(workload, netns, NO_FIN_WAIT2)
+    _, (info,) = run_once(workload, netns, script)
     tw = run(netns.cmd("ss", "-Htan", "state", "time-wait"))
     evs = pt.stop().events(netns)
     assert tw.returncode == 0 and tw.stdout.strip() == "", tw.stdout
     cookie = state_cookie(evs, old="CLOSE", new="SYN_SENT")
-    mine = [e for e in evs if e["cookie"] == cookie]
-    assert transitions(evs, cookie)[-2:] == [("FIN_WAIT1", "FIN_WAIT2"), ("FIN_WAIT2", "CLOSE")]
+    return info, [e for e in evs if e["cookie"] == cookie]
+
+
+def test_close_from_fin_wait2_without_time_wait_releases(porttrace, netns, workload):
+    """FIN_WAIT2 -> CLOSE is a time-wait hand-over only when the kernel made
+    a time-wait socket; here it made none, and ss shows none."""
+    info, mine = closed_without_time_wait(porttrace, netns, workload, NO_FIN_WAIT2)
+    assert transitions(mine, mine[0]["cookie"])[-2:] == [("FIN_WAIT1", "FIN_WAIT2"), ("FIN_WAIT2", "CLOSE")]
     release = one(mine, type="port", event="release")
     assert (release["lport"], release["reason"]) == (info["cport"], "close"), fmt_events(mine)
     assert not select(mine, event="time-wait"), fmt_events(mine)
@@ -596,13 +603,7 @@ report(cport=cport, done=True)
 
 
 def test_close_with_unread_data_after_shutdown_releases(porttrace, netns, workload):
-    pt = porttrace()
-    _, (info,) = run_once(workload, netns, ABORT_FROM_FIN_WAIT)
-    tw = run(netns.cmd("ss", "-Htan", "state", "time-wait"))
-    evs = pt.stop().events(netns)
-    assert tw.returncode == 0 and tw.stdout.strip() == "", tw.stdout
-    cookie = state_cookie(evs, old="CLOSE", new="SYN_SENT")
-    mine = [e for e in evs if e["cookie"] == cookie]
+    info, mine = closed_without_time_wait(porttrace, netns, workload, ABORT_FROM_FIN_WAIT)
     end = one(mine, type="state", new="CLOSE")
     assert end["old"] in ("FIN_WAIT1", "FIN_WAIT2"), fmt_events(mine)
     release = one(mine, type="port", event="release")
