@@ -12,19 +12,14 @@
  */
 #include <signal.h>
 #include <stdio.h>
-#include "decoder.h"
 #include "log.h"
+#include "pipeline.h"
 #include "tracer.h"
-
-static int no_events(void *ctx, const struct pt_event *ev)
-{
-	return 0;
-}
 
 int main(int argc, char **argv)
 {
 	struct tracer_opts opts = {.ring_mb = PT_DEFAULT_RING_MB, .hooks_only = true};
-	struct decoder *dec = NULL;
+	struct pipeline *pipe = NULL;
 	struct tracer *t = NULL;
 	int sig, ret = 1;
 	sigset_t stop;
@@ -42,12 +37,13 @@ int main(int argc, char **argv)
 
 	if (tracer__preflight())
 		goto out;
-	dec = decoder__new();
-	if (!dec) {
+	/* The pipeline with no consumer: what is left is the hooks. */
+	pipe = pipeline__new(&(struct pipeline_opts){});
+	if (!pipe) {
 		p_err("out of memory");
 		goto out;
 	}
-	t = tracer__new(&opts, dec, no_events, NULL);
+	t = tracer__new(&opts, pipeline__decoder(pipe), pipeline__event, pipe);
 	if (!t)
 		goto out;
 	printf("attached: %s\n", tracer__hooks(t));
@@ -56,6 +52,6 @@ int main(int argc, char **argv)
 	ret = 0;
 out:
 	tracer__free(t);
-	decoder__free(dec);
+	pipeline__free(pipe);
 	return ret;
 }

@@ -3,18 +3,37 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include "array.h"
 #include "decoder.h"
 #include "socktab.h"
 
-/* Enough for every socket of a busy host; past it releases of UDP and bound
- * sockets lose their addresses, never their count. */
+/* Per generation of a table; past it releases of UDP and bound sockets
+ * lose their addresses, never their count. */
 #define SOCKTAB_MAX (1u << 20)
 
-/* The expiries, oldest first: every hold lasts PT_TIMEWAIT_NS, so arrival
- * order is expiry order and a ring buffer is enough. */
-struct tw_queue {
+/*
+ * A table whose entries live while records touch them: two generations,
+ * and every PT_DECODER_AGE_NS the older one is forgotten (counted) and the
+ * current one becomes the older. A hit in the older moves the entry back.
+ * So an entry whose closing record never came costs memory for at most two
+ * ages, and no work at all until then.
+ */
+struct gentab {
+	struct socktab *cur, *old;
+	size_t val_size;
+};
+
+/* A FIFO of events due in arrival order (every wait is the same length). */
+struct ev_queue {
 	struct pt_event *ev;
 	size_t head, len, cap;
+};
+
+/* A min-heap of events by time, for waits of differing lengths. */
+struct ev_heap {
+	struct pt_event *ev;
+	size_t n, cap;
 };
 
 /* What a release record from cgroup/sock_release is completed with. */
@@ -24,21 +43,97 @@ struct sock_seen {
 };
 
 struct decoder {
-	struct socktab *socks;
+	struct gentab socks;
 	/* Owner of each TCP socket from its connect() to its CLOSE: the
 	 * kernel names it only in the record of that call, so that it need
 	 * not store it for every socket. */
-	struct socktab *owners;
+	struct gentab owners;
 	/* Children sent with their own LISTEN -> SYN_RECV (those of
 	 * listeners older than tracing), until their CLOSE: the kernel could
 	 * not mark them, and the port of one gives back nothing. */
-	struct socktab *children;
-	struct tw_queue tw;
+	struct gentab children;
 	/* Time-wait sockets found gone before their expiry was due: the
 	 * queued release of each is dropped when it comes up. */
-	struct socktab *tw_gone;
-	unsigned long long bad;
+	struct gentab tw_gone;
+	/* connect()s that closed without a port, by cookie: the alloc-fail
+	 * to send (or to complete) once their syscall exit says why. */
+	struct gentab no_port;
+	struct ev_queue tw;		/* time-wait ends, PT_TIMEWAIT_NS after */
+	struct ev_queue no_port_q;	/* the same alloc-fails, due after the wait */
+	struct ev_heap early;		/* ends of time-wait sockets found at start-up */
+	__u64 aged_at;			/* record time the tables last aged */
+	unsigned long long bad, aged;
 };
+
+static int gentab_init(struct gentab *g, size_t val_size)
+{
+	g->val_size = val_size;
+	g->cur = socktab__new(SOCKTAB_MAX, val_size);
+	g->old = socktab__new(SOCKTAB_MAX, val_size);
+	return g->cur && g->old ? 0 : -ENOMEM;
+}
+
+static void gentab_free(struct gentab *g)
+{
+	socktab__free(g->cur);
+	socktab__free(g->old);
+}
+
+static bool gentab_put(struct gentab *g, __u64 cookie, const void *val)
+{
+	socktab__take(g->old, cookie, NULL);
+	return socktab__put(g->cur, cookie, val);
+}
+
+static void *gentab_get(struct gentab *g, __u64 cookie)
+{
+	void *v = socktab__get(g->cur, cookie);
+	unsigned char buf[sizeof(struct sock_seen) + sizeof(struct pt_event)];
+
+	if (v || !socktab__take(g->old, cookie, buf))
+		return v;
+	if (!socktab__put(g->cur, cookie, buf))
+		return NULL;
+	return socktab__get(g->cur, cookie);
+}
+
+static bool gentab_take(struct gentab *g, __u64 cookie, void *out)
+{
+	return socktab__take(g->cur, cookie, out) || socktab__take(g->old, cookie, out);
+}
+
+static unsigned long long gentab_age(struct gentab *g)
+{
+	struct socktab *fresh = socktab__new(SOCKTAB_MAX, g->val_size);
+	unsigned long long n;
+
+	if (!fresh)
+		return 0;	/* tried again at the next age */
+	n = socktab__count(g->old);
+	socktab__free(g->old);
+	g->old = g->cur;
+	g->cur = fresh;
+	return n;
+}
+
+static size_t gentab_count(const struct gentab *g)
+{
+	return socktab__count(g->cur) + socktab__count(g->old);
+}
+
+/* Time moved to ts: every PT_DECODER_AGE_NS the tables age. */
+static void age(struct decoder *d, __u64 ts)
+{
+	if (!d->aged_at || ts < d->aged_at) {
+		d->aged_at = ts;
+		return;
+	}
+	if (ts - d->aged_at < PT_DECODER_AGE_NS)
+		return;
+	d->aged_at = ts;
+	d->aged += gentab_age(&d->socks) + gentab_age(&d->owners) + gentab_age(&d->children) +
+		   gentab_age(&d->tw_gone) + gentab_age(&d->no_port);
+}
 
 struct decoder *decoder__new(void)
 {
@@ -46,11 +141,9 @@ struct decoder *decoder__new(void)
 
 	if (!d)
 		return NULL;
-	d->socks = socktab__new(SOCKTAB_MAX, sizeof(struct sock_seen));
-	d->owners = socktab__new(SOCKTAB_MAX, sizeof(struct pt_owner));
-	d->children = socktab__new(SOCKTAB_MAX, 1);
-	d->tw_gone = socktab__new(SOCKTAB_MAX, 1);
-	if (!d->socks || !d->owners || !d->children || !d->tw_gone) {
+	if (gentab_init(&d->socks, sizeof(struct sock_seen)) ||
+	    gentab_init(&d->owners, sizeof(struct pt_owner)) || gentab_init(&d->children, 1) ||
+	    gentab_init(&d->tw_gone, 1) || gentab_init(&d->no_port, sizeof(struct pt_event))) {
 		decoder__free(d);
 		return NULL;
 	}
@@ -61,11 +154,14 @@ void decoder__free(struct decoder *d)
 {
 	if (!d)
 		return;
-	socktab__free(d->socks);
-	socktab__free(d->owners);
-	socktab__free(d->children);
-	socktab__free(d->tw_gone);
+	gentab_free(&d->socks);
+	gentab_free(&d->owners);
+	gentab_free(&d->children);
+	gentab_free(&d->tw_gone);
+	gentab_free(&d->no_port);
 	free(d->tw.ev);
+	free(d->no_port_q.ev);
+	free(d->early.ev);
 	free(d);
 }
 
@@ -74,7 +170,19 @@ unsigned long long decoder__bad_records(const struct decoder *d)
 	return d->bad;
 }
 
-static int tw_push(struct tw_queue *q, const struct pt_event *ev)
+unsigned long long decoder__aged(const struct decoder *d)
+{
+	return d->aged;
+}
+
+size_t decoder__entries(const struct decoder *d)
+{
+	return gentab_count(&d->socks) + gentab_count(&d->owners) + gentab_count(&d->children) +
+	       gentab_count(&d->tw_gone) + gentab_count(&d->no_port) + d->tw.len +
+	       d->no_port_q.len + d->early.n;
+}
+
+static int q_push(struct ev_queue *q, const struct pt_event *ev)
 {
 	if (q->len == q->cap) {
 		size_t cap = q->cap ? q->cap * 2 : 256;
@@ -94,37 +202,134 @@ static int tw_push(struct tw_queue *q, const struct pt_event *ev)
 	return 0;
 }
 
+static const struct pt_event *q_peek(const struct ev_queue *q)
+{
+	return q->len ? &q->ev[q->head] : NULL;
+}
+
+static struct pt_event q_pop(struct ev_queue *q)
+{
+	struct pt_event ev = q->ev[q->head];
+
+	q->head = (q->head + 1) % q->cap;
+	q->len--;
+	return ev;
+}
+
+static int heap_push(struct ev_heap *h, const struct pt_event *ev)
+{
+	struct pt_event *v = array__grow(h->ev, &h->cap, h->n + 1, sizeof(*v));
+	size_t i;
+
+	if (!v)
+		return -ENOMEM;
+	h->ev = v;
+	for (i = h->n++; i && v[(i - 1) / 2].ts_ns > ev->ts_ns; i = (i - 1) / 2)
+		v[i] = v[(i - 1) / 2];
+	v[i] = *ev;
+	return 0;
+}
+
+static struct pt_event heap_pop(struct ev_heap *h)
+{
+	struct pt_event *v = h->ev, top = v[0], last = v[--h->n];
+	size_t i = 0;
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && v[c + 1].ts_ns < v[c].ts_ns)
+			c++;
+		if (v[c].ts_ns >= last.ts_ns)
+			break;
+		v[i] = v[c];
+		i = c;
+	}
+	if (h->n)
+		v[i] = last;
+	return top;
+}
+
+/* Due at: a time-wait end at its time, a no-port alloc-fail after its wait. */
+static __u64 due_of(const struct pt_event *ev, bool no_port)
+{
+	return no_port ? ev->ts_ns + PT_NO_PORT_WAIT_NS : ev->ts_ns;
+}
+
+/* The no-port alloc-fail of cookie, if it still waits (queued at ts). */
+static int no_port_send(struct decoder *d, __u64 cookie, __u64 ts, pt_event_fn fn, void *ctx)
+{
+	struct pt_event *ev = gentab_get(&d->no_port, cookie), copy;
+
+	if (!ev || (ts && ev->ts_ns != ts))
+		return 0;
+	copy = *ev;
+	gentab_take(&d->no_port, cookie, NULL);
+	return fn(ctx, &copy);
+}
+
 int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx)
 {
-	struct tw_queue *q = &d->tw;
-
-	while (q->len && q->ev[q->head].ts_ns <= now_ns) {
-		struct pt_event ev = q->ev[q->head];
+	/* UINT64_MAX: "all that is queued", not a time to age by. */
+	if (now_ns != UINT64_MAX)
+		age(d, now_ns);
+	for (;;) {
+		const struct pt_event *tw = q_peek(&d->tw), *np = q_peek(&d->no_port_q);
+		const struct pt_event *early = d->early.n ? &d->early.ev[0] : NULL;
+		__u64 t_tw = tw ? due_of(tw, false) : UINT64_MAX;
+		__u64 t_np = np ? due_of(np, true) : UINT64_MAX;
+		__u64 t_early = early ? due_of(early, false) : UINT64_MAX;
+		struct pt_event ev;
 		int err;
 
-		q->head = (q->head + 1) % q->cap;
-		q->len--;
-		if (socktab__take(d->tw_gone, ev.sk.cookie, NULL))
-			continue;
-		err = fn(ctx, &ev);
+		if (np && t_np <= now_ns && t_np <= t_tw && t_np <= t_early) {
+			ev = q_pop(&d->no_port_q);
+			err = no_port_send(d, ev.sk.cookie, ev.ts_ns, fn, ctx);
+		} else if ((tw && t_tw <= now_ns) || (early && t_early <= now_ns)) {
+			ev = tw && (!early || t_tw <= t_early) ? q_pop(&d->tw) : heap_pop(&d->early);
+			if (gentab_take(&d->tw_gone, ev.sk.cookie, NULL))
+				continue;
+			err = fn(ctx, &ev);
+		} else {
+			return 0;
+		}
+		if (err)
+			return err;
+	}
+}
+
+int decoder__end(struct decoder *d, pt_event_fn fn, void *ctx)
+{
+	while (d->no_port_q.len) {
+		struct pt_event ev = q_pop(&d->no_port_q);
+		int err = no_port_send(d, ev.sk.cookie, ev.ts_ns, fn, ctx);
+
 		if (err)
 			return err;
 	}
 	return 0;
 }
 
+void decoder__keep(struct decoder *d, __u64 cookie)
+{
+	gentab_get(&d->socks, cookie);
+	gentab_get(&d->owners, cookie);
+	gentab_get(&d->children, cookie);
+}
+
 /*
  * Marked, not looked for: searching the queue (a minute of time-wait
  * sockets) for each one found gone made a check quadratic when the kernel
  * makes none at all (tcp_max_tw_buckets). A mark whose expiry is not queued
- * (a time-wait socket older than tracing) is never taken; there are at most
- * as many as were found at start-up.
+ * is never taken: it ages out with the tables.
  */
 void decoder__tw_gone(struct decoder *d, __u64 cookie)
 {
 	__u8 one = 1;
 
-	socktab__put(d->tw_gone, cookie, &one);
+	gentab_put(&d->tw_gone, cookie, &one);
 }
 
 static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struct pt_owner *o,
@@ -137,6 +342,49 @@ static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struc
 	ev->sk = *sk;
 }
 
+/*
+ * A connect() that reached CLOSE from SYN_SENT without a port found none
+ * (inet_hash_connect() failed; KERNEL-NOTES). Its syscall exit, right
+ * behind, says why; the alloc-fail it makes lacks the source address, which
+ * this transition still has. Without that exit (no tracefs, or lost), the
+ * kernel's one reason says it after PT_NO_PORT_WAIT_NS: EADDRNOTAVAIL.
+ */
+static int no_port_wait(struct decoder *d, const struct pt_event *close)
+{
+	struct pt_event ev = *close;
+
+	if (!ev.sk.cookie)
+		return 0;
+	ev.type = PT_EV_PORT;
+	ev.kind = PT_PORT_ALLOC_FAIL;
+	ev.oldstate = ev.newstate = 0;
+	ev.reason = PT_REASON_NONE;
+	ev.err = EADDRNOTAVAIL;
+	ev.sk.lport = 0;
+	ev.flags = (close->flags & PT_F_OWNER_KNOWN) | PT_F_AUTOBIND | PT_F_PORT_PENDING |
+		   PT_F_COMPUTED;
+	if (!gentab_put(&d->no_port, ev.sk.cookie, &ev))
+		return 0;
+	return q_push(&d->no_port_q, &ev);
+}
+
+/* The syscall exit of a connect() that found no port: it, not a computed
+ * one, says so, with the source address the transition had. */
+static void no_port_exit(struct decoder *d, struct pt_event *ev)
+{
+	static const __u8 zero[16];
+	struct pt_event wait;
+
+	if (!gentab_take(&d->no_port, ev->sk.cookie, &wait))
+		return;
+	if (!memcmp(ev->sk.laddr, zero, sizeof(zero)) && ev->sk.family == wait.sk.family)
+		memcpy(ev->sk.laddr, wait.sk.laddr, sizeof(ev->sk.laddr));
+	if (!(ev->flags & PT_F_OWNER_KNOWN) && (wait.flags & PT_F_OWNER_KNOWN)) {
+		ev->owner = wait.owner;
+		ev->flags |= PT_F_OWNER_KNOWN;
+	}
+}
+
 /* A transition can also end or hand over the port: one record, two events. */
 static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_event_fn fn, void *ctx)
 {
@@ -147,7 +395,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 
 	copy_common(&ev, &r->hdr, &r->owner, &r->sk);
 	if (!(flags & PT_F_OWNER_KNOWN)) {
-		const struct pt_owner *o = socktab__get(d->owners, r->sk.cookie);
+		const struct pt_owner *o = gentab_get(&d->owners, r->sk.cookie);
 
 		if (o) {
 			ev.owner = *o;
@@ -155,13 +403,20 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		}
 	} else if (r->oldstate == TCP_CLOSE && r->newstate == TCP_SYN_SENT) {
 		/* Listeners keep theirs in socket storage. */
-		socktab__put(d->owners, r->sk.cookie, &ev.owner);
+		gentab_put(&d->owners, r->sk.cookie, &ev.owner);
+	}
+	if (r->oldstate == TCP_CLOSE && r->newstate == TCP_SYN_SENT) {
+		/* A connect() again: the one before failed, and no syscall
+		 * exit said so (none is traced without tracefs). */
+		err = no_port_send(d, r->sk.cookie, 0, fn, ctx);
+		if (err)
+			return err;
 	}
 	if (r->oldstate == TCP_LISTEN && r->newstate == TCP_SYN_RECV)
-		socktab__put(d->children, r->sk.cookie, &one);
+		gentab_put(&d->children, r->sk.cookie, &one);
 	if (r->newstate == TCP_CLOSE) {
-		socktab__take(d->owners, r->sk.cookie, NULL);
-		if (socktab__take(d->children, r->sk.cookie, NULL))
+		gentab_take(&d->owners, r->sk.cookie, NULL);
+		if (gentab_take(&d->children, r->sk.cookie, NULL))
 			flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
 	}
 	if (r->flags & PT_F_FOLDED_SYNRECV) {
@@ -184,12 +439,18 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	err = fn(ctx, &ev);
 	if (err)
 		return err;
+	if (r->oldstate == TCP_SYN_SENT && r->newstate == TCP_CLOSE && !pt_event_port_known(&ev) &&
+	    !(flags & (PT_F_RELEASE | PT_F_TIMEWAIT))) {
+		err = no_port_wait(d, &ev);
+		if (err)
+			return err;
+	}
 
 	ev.type = PT_EV_PORT;
 	ev.flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
 	if (flags & (PT_F_RELEASE | PT_F_TIMEWAIT)) {
 		/* bind(addr, 0) then connect(): given back at CLOSE. */
-		socktab__take(d->socks, r->sk.cookie, NULL);
+		gentab_take(&d->socks, r->sk.cookie, NULL);
 	}
 	if (flags & PT_F_TIMEWAIT) {
 		ev.kind = PT_PORT_TIMEWAIT;
@@ -200,7 +461,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		ev.reason = PT_REASON_TW_EXPIRED;
 		ev.ts_ns += PT_TIMEWAIT_NS;
 		ev.flags |= PT_F_COMPUTED;
-		return tw_push(&d->tw, &ev);
+		return q_push(&d->tw, &ev);
 	}
 	if (flags & PT_F_RELEASE) {
 		ev.kind = PT_PORT_RELEASE;
@@ -240,9 +501,11 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 	ev.err = r->err;
 	ev.latency_ns = r->latency_ns;
 
+	if (r->kind == PT_PORT_ALLOC_FAIL && r->sk.proto == IPPROTO_TCP)
+		no_port_exit(d, &ev);
 	if (held_until_release(r) && ev.sk.lport) {
 		struct sock_seen seen = {.sk = ev.sk, .owner = ev.owner};
-		struct sock_seen *had = socktab__get(d->socks, ev.sk.cookie);
+		struct sock_seen *had = gentab_get(&d->socks, ev.sk.cookie);
 
 		/*
 		 * A UDP socket gets a port from bind() or autobind only when it
@@ -266,7 +529,7 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 			if (err)
 				return err;
 		}
-		socktab__put(d->socks, ev.sk.cookie, &seen);
+		gentab_put(&d->socks, ev.sk.cookie, &seen);
 		/* A bound UDP socket receives on its port from now on. */
 		if (r->kind == PT_PORT_BIND && r->sk.proto == IPPROTO_UDP) {
 			int err = fn(ctx, &ev);
@@ -278,7 +541,7 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 	} else if (r->kind == PT_PORT_RELEASE) {
 		struct sock_seen e;
 
-		if (socktab__take(d->socks, r->sk.cookie, &e)) {
+		if (gentab_take(&d->socks, r->sk.cookie, &e)) {
 			__u16 port = ev.sk.lport;
 
 			ev.sk = e.sk;
@@ -302,7 +565,22 @@ void decoder__remember(struct decoder *d, const struct pt_event *ev)
 	struct sock_seen seen = {.sk = ev->sk, .owner = ev->owner};
 
 	if (ev->sk.proto == IPPROTO_UDP && ev->sk.lport)
-		socktab__put(d->socks, ev->sk.cookie, &seen);
+		gentab_put(&d->socks, ev->sk.cookie, &seen);
+	/* No event will ever say when a time-wait socket goes: the kernel
+	 * said how long it has left. */
+	if (ev->sk.proto == IPPROTO_TCP && ev->latency_ns && ev->sk.lport) {
+		struct pt_event end = {
+			.type = PT_EV_PORT,
+			.cpu = ev->cpu,
+			.ts_ns = ev->ts_ns + ev->latency_ns,
+			.sk = ev->sk,
+			.kind = PT_PORT_RELEASE,
+			.reason = PT_REASON_TW_EXPIRED,
+			.flags = PT_F_COMPUTED | (ev->flags & PT_F_RESERVED),
+		};
+
+		heap_push(&d->early, &end);
+	}
 }
 
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
@@ -313,6 +591,7 @@ int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn
 		d->bad++;
 		return 0;
 	}
+	age(d, h->ts_ns);
 	switch (h->type) {
 	case PT_REC_STATE:
 		if (h->size != sizeof(struct pt_rec_state))

@@ -22,11 +22,13 @@
 #include <sys/socket.h>
 #include "exhaustion.h"
 #include "array.h"
+#include "hist.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
 #include "options.h"
 #include "output.h"
+#include "pipeline.h"
 #include "sockdiag.h"
 #include "socktab.h"
 
@@ -34,25 +36,19 @@
 
 #define RATE_WINDOW 10		/* seconds of event time behind rates and forecasts */
 #define RATE_SLOTS 16
-#define HIST_SUB_BITS 3		/* 8 buckets per power of two */
-#define HIST_SUB (1 << HIST_SUB_BITS)
-#define HIST_MAX_EXP 40		/* latencies clamp at 2^40 ns, 18 minutes */
-#define HIST_BUCKETS ((HIST_MAX_EXP - HIST_SUB_BITS + 1) * HIST_SUB)
 #define LAT_WINDOWS 8		/* latency windows remembered per destination */
 #define MAX_SOCKS (1u << 22)
 #define MAX_PROCS (1u << 20)
 #define MAX_DESTS (1u << 20)
 #define MAX_FAIL_PROCS 8	/* failing processes told apart per destination */
+/* A destination that held nothing this long (event time) is retired: its
+ * rates are zero by then, and its failures go into its pool's totals. */
+#define DEST_RETIRE_NS (60 * NS_PER_S)
 #define MAX_WARNINGS 64		/* warnings kept for the report; all are counted */
 #define SNAP_DESTS 32		/* destinations per pool in a periodic record */
 #define SNAP_PROCS 8		/* processes per pool in a record */
 #define REPORT_PROCS 5
 #define DEST_LEN (2 * INET6_ADDRSTRLEN + 16)	/* "laddr > [raddr]:port" */
-
-struct hist {
-	unsigned long long count;
-	__u32 n[HIST_BUCKETS];
-};
 
 /* Ups and downs of an occupancy, per second of event time. */
 struct rate {
@@ -60,10 +56,13 @@ struct rate {
 	__u32 up[RATE_SLOTS], down[RATE_SLOTS];
 };
 
+/* A process, while a socket or a destination's failures name it. */
 struct xproc {
 	__u32 pid;
 	__u64 start_ns;
 	char comm[PT_TASK_COMM_LEN];
+	unsigned int refs;
+	size_t idx;		/* in e->procs */
 };
 
 struct xfail {
@@ -94,12 +93,36 @@ struct xdest {
 	int fail_err;
 	struct xfail fails[MAX_FAIL_PROCS];
 	unsigned int nfails;
-	struct hist *lat, *win;	/* whole run; current window */
+	struct hist lat, win;	/* whole run; current window */
 	__u64 win_idx;
 	__u64 win_p99[LAT_WINDOWS];	/* of the last closed windows */
 	unsigned long long nwins;
 	size_t row;		/* scratch: its row in the figures */
-	unsigned int sc_due[EXH_STATES];	/* scratch: counted, but past their end */
+	size_t idx;		/* in pool->dests */
+	unsigned int nsocks;	/* sockets that name it: it stays while any does */
+	struct xdest *iprev, *inext;	/* e->idle: holds nothing since idle_ns */
+	__u64 idle_ns;
+	bool idle;
+	/*
+	 * The peak, without visiting every destination when the shared count
+	 * moves: own_then is what it held since the pool's shared change
+	 * own_seq, and the pool's peak stack says the most shared since.
+	 */
+	unsigned int own_then;
+	__u64 own_seq;
+	/* Among the pool's armed or warned destinations, by own count: those
+	 * a move of the shared count takes across the threshold. */
+	struct xdest *bprev, *bnext;
+	unsigned int bown;
+	bool bucketed, bwarned;
+};
+
+/* A shared count reached first at change seq_first and last at seq_last,
+ * kept while no later change went higher: a stack, strictly falling from
+ * bottom to top, so at most one entry per count. */
+struct shared_peak {
+	__u64 seq_first, ts_first, seq_last, ts_last;
+	unsigned int val;
 };
 
 struct xns {
@@ -132,12 +155,17 @@ struct xpool {
 	size_t ndests, cap_dests;
 	struct xsock *socks;	/* every socket of the pool */
 	struct pool_check chk;	/* the last check, this pool's part */
+	__u64 seq;		/* changes of the shared count */
+	struct shared_peak *peaks;
+	size_t npeaks, cap_peaks;
+	unsigned int threshold;	/* the least occupancy that warns; 0: no capacity */
+	struct socktab *armed, *warned;	/* own count -> struct xdest * list */
+	unsigned long long retired, retired_failures;	/* destinations retired */
 };
 
 enum xclass {
 	XC_DEST,	/* connect(): counts for its destination */
 	XC_SHARED,	/* bind(), listen(), UDP: counts for all */
-	XC_LIMBO,	/* a connect() that found no port; waits for its failure */
 };
 
 struct xsock {
@@ -146,20 +174,12 @@ struct xsock {
 	struct xpool *pool;
 	struct xdest *dest;
 	struct xproc *proc;
-	__u64 expire_ns;	/* a time-wait socket from the start-up snapshot */
 	__u16 lport;
 	__u8 cls;
 	__u8 state;		/* enum exhaustion_state */
 	bool counted;
 	bool noted;		/* its allocation is in the rates */
 	bool seeded;		/* found in the kernel's table at start-up */
-};
-
-/* Work at a given event time: a time-wait socket of the start-up snapshot
- * expires, a failed connect() stops waiting for its alloc-fail. */
-struct due {
-	__u64 ts;
-	__u64 cookie;
 };
 
 struct warning {
@@ -187,9 +207,10 @@ struct exhaustion {
 	size_t npools, cap_pools;
 	struct xproc **procs;
 	size_t nprocs, cap_procs;
-	struct due *due;		/* a min-heap by ts */
-	size_t ndue, cap_due;
 	__u64 next_dest_id;
+	size_t ndests;			/* alive, every pool */
+	struct xdest *idle_head, *idle_tail;	/* by idle_ns */
+	struct xproc *fresh;		/* made by this event; freed if unused */
 	__u64 first_ns, last_ns, base_ns;
 	unsigned long long events, lost, untracked;
 	struct warning warns[MAX_WARNINGS];
@@ -205,49 +226,6 @@ struct exhaustion {
 };
 
 /* ---- small tools ---- */
-
-static unsigned int hist_bucket(__u64 v)
-{
-	int exp;
-
-	if (v < HIST_SUB)
-		return v;
-	if (v >= 1ULL << HIST_MAX_EXP)
-		v = (1ULL << HIST_MAX_EXP) - 1;
-	exp = 63 - __builtin_clzll(v);
-	return (exp - HIST_SUB_BITS + 1) * HIST_SUB + ((v >> (exp - HIST_SUB_BITS)) & (HIST_SUB - 1));
-}
-
-static __u64 hist_value(unsigned int b)
-{
-	unsigned int exp, sub;
-
-	if (b < HIST_SUB)
-		return b;
-	exp = b / HIST_SUB + HIST_SUB_BITS - 1;
-	sub = b % HIST_SUB;
-	return ((__u64)(HIST_SUB + sub) << (exp - HIST_SUB_BITS)) +
-	       ((1ULL << (exp - HIST_SUB_BITS)) >> 1);
-}
-
-/* Nearest rank: the smallest value with at least pct% of samples at or
- * below it, as the midpoint of its bucket. */
-static __u64 hist_pct(const struct hist *h, unsigned int pct)
-{
-	unsigned long long rank, seen = 0;
-
-	if (!h || !h->count)
-		return 0;
-	rank = (h->count * pct + 99) / 100;
-	if (!rank)
-		rank = 1;
-	for (unsigned int b = 0; b < HIST_BUCKETS; b++) {
-		seen += h->n[b];
-		if (seen >= rank)
-			return hist_value(b);
-	}
-	return hist_value(HIST_BUCKETS - 1);
-}
 
 static void rate_add(struct rate *r, __u64 ts, bool up)
 {
@@ -304,47 +282,6 @@ static int state_of(unsigned int tcp_state)
 	default:
 		return EXH_CLOSING;
 	}
-}
-
-/* ---- the due-work heap ---- */
-
-static void due_push(struct exhaustion *e, __u64 ts, __u64 cookie)
-{
-	struct due *d = array__grow(e->due, &e->cap_due, e->ndue + 1, sizeof(*d));
-	size_t i;
-
-	if (!d)
-		return;	/* the socket stays until the check or the end */
-	e->due = d;
-	i = e->ndue++;
-	while (i && d[(i - 1) / 2].ts > ts) {
-		d[i] = d[(i - 1) / 2];
-		i = (i - 1) / 2;
-	}
-	d[i].ts = ts;
-	d[i].cookie = cookie;
-}
-
-static struct due due_pop(struct exhaustion *e)
-{
-	struct due *d = e->due, top = d[0], last = d[--e->ndue];
-	size_t i = 0;
-
-	for (;;) {
-		size_t c = 2 * i + 1;
-
-		if (c >= e->ndue)
-			break;
-		if (c + 1 < e->ndue && d[c + 1].ts < d[c].ts)
-			c++;
-		if (d[c].ts >= last.ts)
-			break;
-		d[i] = d[c];
-		i = c;
-	}
-	if (e->ndue)
-		d[i] = last;
-	return top;
 }
 
 /* ---- namespaces, pools, destinations, processes ---- */
@@ -440,7 +377,12 @@ static struct xpool *pool_get(struct exhaustion *e, __u32 netns, __u8 proto)
 	}
 	e->pools = v;
 	p->port_refs = socktab__new(65536, sizeof(__u32));
-	if (!p->port_refs) {
+	p->armed = socktab__new(65536, sizeof(struct xdest *));
+	p->warned = socktab__new(65536, sizeof(struct xdest *));
+	if (!p->port_refs || !p->armed || !p->warned) {
+		socktab__free(p->port_refs);
+		socktab__free(p->armed);
+		socktab__free(p->warned);
 		free(p);
 		return NULL;
 	}
@@ -477,6 +419,118 @@ static __u64 dest_hash(const struct xpool *p, __u8 family, const __u8 *laddr, co
 	return h ? h : 1;
 }
 
+/* ---- what nothing holds is retired ---- */
+
+static void idle_add(struct exhaustion *e, struct xdest *d, __u64 ts)
+{
+	if (d->any || d->idle)
+		return;
+	d->idle = true;
+	d->idle_ns = ts;
+	d->inext = NULL;
+	d->iprev = e->idle_tail;
+	if (e->idle_tail)
+		e->idle_tail->inext = d;
+	else
+		e->idle_head = d;
+	e->idle_tail = d;
+}
+
+static void idle_del(struct exhaustion *e, struct xdest *d)
+{
+	if (!d->idle)
+		return;
+	if (d->iprev)
+		d->iprev->inext = d->inext;
+	else
+		e->idle_head = d->inext;
+	if (d->inext)
+		d->inext->iprev = d->iprev;
+	else
+		e->idle_tail = d->iprev;
+	d->idle = false;
+}
+
+static void dest_hold(struct exhaustion *e, struct xdest *d)
+{
+	if (!d->nsocks++)
+		idle_del(e, d);
+}
+
+static void dest_unhold(struct exhaustion *e, struct xdest *d, __u64 ts)
+{
+	if (!--d->nsocks)
+		idle_add(e, d, ts);
+}
+
+static void proc_hold(struct xproc *p)
+{
+	if (p)
+		p->refs++;
+}
+
+static void proc_free(struct exhaustion *e, struct xproc *p)
+{
+	struct xproc **slot = socktab__get(e->by_pid, p->pid);
+
+	if (slot && *slot == p)
+		socktab__take(e->by_pid, p->pid, NULL);
+	e->procs[p->idx] = e->procs[--e->nprocs];
+	e->procs[p->idx]->idx = p->idx;
+	if (e->fresh == p)
+		e->fresh = NULL;
+	free(p);
+}
+
+static void proc_unhold(struct exhaustion *e, struct xproc *p)
+{
+	if (p && !--p->refs)
+		proc_free(e, p);
+}
+
+static void bucket_del(struct xpool *p, struct xdest *d);
+
+/* d held nothing for DEST_RETIRE_NS: its row goes, its failures stay in
+ * its pool's totals. */
+static void dest_retire(struct exhaustion *e, struct xdest *d)
+{
+	struct xpool *p = d->pool;
+	__u64 h = dest_hash(p, d->family, d->laddr, d->raddr, d->rport);
+	struct xdest **slot = socktab__get(e->dest_idx, h);
+
+	idle_del(e, d);
+	bucket_del(p, d);
+	p->retired++;
+	p->retired_failures += d->failures;
+	for (unsigned int k = 0; k < d->nfails; k++)
+		proc_unhold(e, d->fails[k].proc);
+	if (slot && *slot == d) {
+		if (d->hnext)
+			*slot = d->hnext;
+		else
+			socktab__take(e->dest_idx, h, NULL);
+	} else {
+		for (struct xdest *x = slot ? *slot : NULL; x; x = x->hnext) {
+			if (x->hnext == d) {
+				x->hnext = d->hnext;
+				break;
+			}
+		}
+	}
+	p->dests[d->idx] = p->dests[--p->ndests];
+	p->dests[d->idx]->idx = d->idx;
+	e->ndests--;
+	hist__free(&d->lat);
+	hist__free(&d->win);
+	free(d);
+}
+
+static void retire_due(struct exhaustion *e, __u64 ts)
+{
+	while (e->idle_head && e->idle_head->idle_ns + DEST_RETIRE_NS <= ts)
+		dest_retire(e, e->idle_head);
+}
+
 static struct xdest *dest_get(struct exhaustion *e, struct xpool *p, const struct pt_event *ev)
 {
 	size_t alen = ev->sk.family == AF_INET ? 4 : 16;
@@ -492,7 +546,7 @@ static struct xdest *dest_get(struct exhaustion *e, struct xpool *p, const struc
 		if (d->pool == p && d->family == ev->sk.family && d->rport == ev->sk.rport &&
 		    !memcmp(d->laddr, laddr, 16) && !memcmp(d->raddr, raddr, 16))
 			return d;
-	if (e->next_dest_id >= MAX_DESTS)
+	if (e->ndests >= MAX_DESTS)
 		return &p->any;
 	v = array__grow(p->dests, &p->cap_dests, p->ndests + 1, sizeof(*v));
 	d = calloc(1, sizeof(*d));
@@ -512,7 +566,11 @@ static struct xdest *dest_get(struct exhaustion *e, struct xpool *p, const struc
 		free(d);
 		return &p->any;
 	}
+	d->idx = p->ndests;
 	p->dests[p->ndests++] = d;
+	e->ndests++;
+	/* Nothing holds it yet: a failure, a latency, or a socket to come. */
+	idle_add(e, d, ev->ts_ns);
 	return d;
 }
 
@@ -538,8 +596,11 @@ static struct xproc *proc_of(struct exhaustion *e, const struct pt_event *ev)
 	p->start_ns = ev->owner.start_ns;
 	memcpy(p->comm, ev->owner.comm, sizeof(p->comm));
 	p->comm[sizeof(p->comm) - 1] = '\0';
+	p->idx = e->nprocs;
 	e->procs[e->nprocs++] = p;
 	socktab__put(e->by_pid, p->pid, &p);
+	/* Kept only if a socket or a failure holds it by the event's end. */
+	e->fresh = p;
 	return p;
 }
 
@@ -586,35 +647,165 @@ static void warn_add(struct exhaustion *e, struct xdest *d, __u64 ts, unsigned i
 	       d->family == AF_INET6 ? "]" : "", d->rport, occ * 100 / cap, occ, cap);
 }
 
+static bool over(const struct exhaustion *e, unsigned int occ, unsigned int cap)
+{
+	return cap && !(occ < e->o.warn_frac * cap);
+}
+
+/* The least occupancy that warns, with the pool's capacity now. */
+static void pool_threshold(struct exhaustion *e, struct xpool *p)
+{
+	unsigned int cap = pool_capacity(p), t;
+
+	if (!cap) {
+		p->threshold = 0;
+		return;
+	}
+	t = (unsigned int)(e->o.warn_frac * cap);
+	while (t > 0 && over(e, t - 1, cap))
+		t--;
+	while (!over(e, t, cap))
+		t++;
+	p->threshold = t;
+}
+
+static void bucket_del(struct xpool *p, struct xdest *d)
+{
+	if (!d->bucketed)
+		return;
+	if (d->bprev) {
+		d->bprev->bnext = d->bnext;
+	} else {
+		struct socktab *t = d->bwarned ? p->warned : p->armed;
+
+		if (d->bnext)
+			socktab__put(t, d->bown, &d->bnext);
+		else
+			socktab__take(t, d->bown, NULL);
+	}
+	if (d->bnext)
+		d->bnext->bprev = d->bprev;
+	d->bucketed = false;
+}
+
+/* Only destinations with ports of their own: one with none is what the
+ * pool's row says, and warns with it. */
+static void bucket_add(struct xpool *p, struct xdest *d)
+{
+	struct socktab *t = d->warned ? p->warned : p->armed;
+	struct xdest **head;
+
+	if (d->any || !d->own || p->proto != IPPROTO_TCP)
+		return;
+	head = socktab__get(t, d->own);
+	d->bprev = NULL;
+	d->bnext = head ? *head : NULL;
+	if (!socktab__put(t, d->own, &d))
+		return;
+	if (d->bnext)
+		d->bnext->bprev = d;
+	d->bucketed = true;
+	d->bown = d->own;
+	d->bwarned = d->warned;
+}
+
+/* The most the shared count reached after change seq (0: no change since),
+ * and when: the first entry of the stack past seq. */
+static unsigned int shared_since(const struct xpool *p, __u64 seq, __u64 *ts)
+{
+	size_t lo = 0, hi = p->npeaks;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (p->peaks[mid].seq_last <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == p->npeaks)
+		return 0;
+	/* Reached before seq as well: the last time is one it held since. */
+	*ts = p->peaks[lo].seq_first > seq ? p->peaks[lo].ts_first : p->peaks[lo].ts_last;
+	return p->peaks[lo].val;
+}
+
+/* d's peak, with what the shared count did since its own count last moved. */
+static void dest_peak(const struct xdest *d, unsigned int *peak, __u64 *peak_ns)
+{
+	__u64 ts = 0;
+	unsigned int m = shared_since(d->pool, d->own_seq, &ts);
+
+	*peak = d->peak;
+	*peak_ns = d->peak_ns;
+	if (!d->any && m && d->own_then + m > *peak) {
+		*peak = d->own_then + m;
+		*peak_ns = ts;
+	}
+}
+
 /* After d's occupancy may have changed: peak, and a warning on the way up
  * through warn_frac (again only after it fell below). */
 static void dest_touch(struct exhaustion *e, struct xdest *d, __u64 ts)
 {
 	unsigned int occ = dest_occupancy(d), cap = pool_capacity(d->pool);
 
+	if (!d->any) {
+		dest_peak(d, &d->peak, &d->peak_ns);
+		d->own_then = d->own;
+		d->own_seq = d->pool->seq;
+		bucket_del(d->pool, d);
+	}
 	if (occ > d->peak) {
 		d->peak = occ;
 		d->peak_ns = ts;
 	}
-	if (!cap)
-		return;
-	if (occ < e->o.warn_frac * cap) {
+	if (cap && !over(e, occ, cap)) {
 		d->warned = false;
-	} else if (!d->warned) {
+	} else if (cap && !d->warned) {
 		d->warned = true;
 		warn_add(e, d, ts, occ, cap);
 	}
+	bucket_add(d->pool, d);
 }
 
-/* The shared ports changed: every destination of the pool sees it. UDP's
- * destinations have no ports of their own; its pool row says it all. */
-static void pool_touch(struct exhaustion *e, struct xpool *p, __u64 ts)
+/*
+ * The shared count moved from before: every destination of the pool sees
+ * it, yet only those it takes across the threshold are visited (their own
+ * count is in the one bucket per step); peaks are settled when read. UDP's
+ * destinations have no ports of their own: its pool row says it all.
+ */
+static void pool_touch(struct exhaustion *e, struct xpool *p, unsigned int before, __u64 ts)
 {
-	dest_touch(e, &p->any, ts);
-	if (p->proto == IPPROTO_UDP)
+	unsigned int t = p->threshold, now = p->shared, lo, hi;
+	struct socktab *from = now > before ? p->armed : p->warned;
+	struct shared_peak *v;
+
+	if (now == before)
 		return;
-	for (size_t i = 0; i < p->ndests; i++)
-		dest_touch(e, p->dests[i], ts);
+	p->seq++;
+	while (p->npeaks && p->peaks[p->npeaks - 1].val < now)
+		p->npeaks--;
+	if (p->npeaks && p->peaks[p->npeaks - 1].val == now) {
+		p->peaks[p->npeaks - 1].seq_last = p->seq;
+		p->peaks[p->npeaks - 1].ts_last = ts;
+	} else if ((v = array__grow(p->peaks, &p->cap_peaks, p->npeaks + 1, sizeof(*v)))) {
+		p->peaks = v;
+		v[p->npeaks++] = (struct shared_peak){p->seq, ts, p->seq, ts, now};
+	}
+	dest_touch(e, &p->any, ts);
+	if (!t || p->proto != IPPROTO_TCP)
+		return;
+	/* Up: armed ones with own in [t - now, t - before); down: warned
+	 * ones with own in [t - before, t - now). */
+	lo = now > before ? (t > now ? t - now : 0) : (t > before ? t - before : 0);
+	hi = now > before ? (t > before ? t - before : 0) : (t > now ? t - now : 0);
+	for (unsigned int own = lo ? lo : 1; own < hi; own++) {
+		struct xdest **head;
+
+		while ((head = socktab__get(from, own)))
+			dest_touch(e, *head, ts);
+	}
 }
 
 static bool sock_counts(const struct xsock *s)
@@ -624,7 +815,7 @@ static bool sock_counts(const struct xsock *s)
 	/* A connect() counts from when its port is known: when the syscall
 	 * returns (even -EINPROGRESS) or the handshake ends. Counting it from
 	 * SYN_SENT would count the attempts that find no port, too. */
-	if (s->cls == XC_LIMBO || !s->lport)
+	if (!s->lport)
 		return false;
 	if (!ns->hi || s->lport < ns->lo || s->lport > ns->hi)
 		return false;
@@ -685,8 +876,7 @@ static void sock_end(struct exhaustion *e, struct xsock *s, unsigned int shared_
 	}
 	if (s->cls == XC_DEST)
 		dest_touch(e, s->dest, ts);
-	if (s->pool->shared != shared_before)
-		pool_touch(e, s->pool, ts);
+	pool_touch(e, s->pool, shared_before, ts);
 }
 
 static struct xsock *sock_get(struct exhaustion *e, __u64 cookie)
@@ -717,6 +907,9 @@ static struct xsock *sock_new(struct exhaustion *e, struct xpool *p, const struc
 		e->untracked++;
 		return NULL;
 	}
+	proc_hold(s->proc);
+	if (d)
+		dest_hold(e, d);
 	s->next = p->socks;
 	if (p->socks)
 		p->socks->prev = s;
@@ -751,8 +944,10 @@ static void sock_free(struct exhaustion *e, struct xsock *s, __u64 ts)
 		s->next->prev = s->prev;
 	if (s->cls == XC_DEST)
 		dest_touch(e, s->dest, ts);
-	if (p->shared != shared)
-		pool_touch(e, p, ts);
+	pool_touch(e, p, shared, ts);
+	if (s->dest)
+		dest_unhold(e, s->dest, ts);
+	proc_unhold(e, s->proc);
 	free(s);
 }
 
@@ -800,9 +995,12 @@ static void ns_recount(struct exhaustion *e, struct xns *ns, __u64 ts)
 	ns_count_reserved(ns);
 	for (int i = 0; i < 2; i++) {
 		struct xpool *p = ns->pools[i];
+		unsigned int before;
 
 		if (!p)
 			continue;
+		before = p->shared;
+		pool_threshold(e, p);
 		for (struct xsock *s = p->socks; s; s = s->next)
 			sock_begin(s);
 		for (struct xsock *s = p->socks; s; s = s->next) {
@@ -811,7 +1009,9 @@ static void ns_recount(struct exhaustion *e, struct xns *ns, __u64 ts)
 				s->counted = true;
 			}
 		}
-		pool_touch(e, p, ts);
+		/* The threshold may have moved: every destination again. */
+		pool_touch(e, p, before, ts);
+		dest_touch(e, &p->any, ts);
 		for (size_t j = 0; j < p->ndests; j++)
 			dest_touch(e, p->dests[j], ts);
 	}
@@ -851,7 +1051,8 @@ static void range_seen(struct exhaustion *e, struct xns *ns, const struct pt_eve
 
 /* ---- failures and latency ---- */
 
-static void failure(struct xdest *d, struct xproc *proc, const struct pt_event *ev)
+static void failure(struct exhaustion *e, struct xdest *d, struct xproc *proc,
+		    const struct pt_event *ev)
 {
 	struct xfail *f = NULL;
 
@@ -865,8 +1066,10 @@ static void failure(struct xdest *d, struct xproc *proc, const struct pt_event *
 	if (!f && d->nfails < MAX_FAIL_PROCS) {
 		f = &d->fails[d->nfails++];
 		f->proc = proc;
+		proc_hold(proc);
 	} else if (!f) {
 		f = &d->fails[MAX_FAIL_PROCS - 1];
+		proc_unhold(e, f->proc);
 		f->proc = NULL;	/* the last slot folds the rest */
 	}
 	f->n++;
@@ -874,8 +1077,8 @@ static void failure(struct xdest *d, struct xproc *proc, const struct pt_event *
 
 static void latwin_close(struct xdest *d)
 {
-	d->win_p99[d->nwins++ % LAT_WINDOWS] = hist_pct(d->win, 99);
-	memset(d->win, 0, sizeof(*d->win));
+	d->win_p99[d->nwins++ % LAT_WINDOWS] = hist__pct(&d->win, 99);
+	hist__reset(&d->win);
 }
 
 /* Latency windows are interval_s long, counted from the first event, so a
@@ -883,30 +1086,18 @@ static void latwin_close(struct xdest *d)
 static void latency(struct exhaustion *e, struct xdest *d, __u64 ns, __u64 ts)
 {
 	__u64 idx = ts > e->first_ns ? (ts - e->first_ns) / e->interval_ns : 0;
-	unsigned int b = hist_bucket(ns);
 
 	if (!ns)
 		return;
-	if (!d->lat) {
-		d->lat = calloc(1, sizeof(*d->lat));
-		d->win = calloc(1, sizeof(*d->win));
-		if (!d->lat || !d->win) {
-			free(d->lat);
-			free(d->win);
-			d->lat = d->win = NULL;
-			return;
-		}
+	if (!d->lat.count)
 		d->win_idx = idx;
-	}
 	if (idx > d->win_idx) {
-		if (d->win->count)
+		if (d->win.count)
 			latwin_close(d);
 		d->win_idx = idx;
 	}
-	d->lat->count++;
-	d->lat->n[b]++;
-	d->win->count++;
-	d->win->n[b]++;
+	hist__add(&d->lat, ns);
+	hist__add(&d->win, ns);
 }
 
 /* ---- the events ---- */
@@ -965,14 +1156,10 @@ static void on_existing(struct exhaustion *e, struct xpool *p, const struct pt_e
 	s = sock_new(e, p, ev, cls, cls == XC_DEST ? dest_get(e, p, ev) : NULL);
 	if (!s)
 		return;
+	/* A time-wait socket's end comes from the decoder, computed from
+	 * the time the kernel said it has left. */
 	s->seeded = true;
 	s->state = state;
-	/* No event will ever say when a time-wait socket goes: the kernel
-	 * said how long it has left. */
-	if (ev->latency_ns && cls == XC_DEST) {
-		s->expire_ns = ev->ts_ns + ev->latency_ns;
-		due_push(e, s->expire_ns, s->cookie);
-	}
 	shared = sock_begin(s);
 	sock_end(e, s, shared, ev->ts_ns);
 	sock_set_port(e, s, ev->sk.lport, ev->ts_ns);
@@ -987,10 +1174,6 @@ static void on_state(struct exhaustion *e, struct xpool *p, const struct pt_even
 	if (p->proto != IPPROTO_TCP)
 		return;
 	if (ev->oldstate == TCP_CLOSE && ev->newstate == TCP_SYN_SENT) {
-		if (s && s->cls == XC_LIMBO) {
-			sock_free(e, s, ev->ts_ns);
-			s = NULL;
-		}
 		if (!s) {
 			s = sock_new(e, p, ev, XC_DEST, dest_get(e, p, ev));
 			if (!s)
@@ -1003,22 +1186,15 @@ static void on_state(struct exhaustion *e, struct xpool *p, const struct pt_even
 		}
 		/* bound first: the port stays shared, whatever the peer */
 	}
-	if (!s || s->cls == XC_LIMBO)
+	if (!s)
 		return;		/* accepted sockets: the listener's port */
 	if (ev->newstate == TCP_CLOSE) {
 		/* The port event that follows says what became of the port. */
 		if (ev->flags & (PT_F_RELEASE | PT_F_TIMEWAIT))
 			return;
-		if (s->cls == XC_DEST && !s->lport && !port) {
-			/* No port found: its alloc-fail follows and needs
-			 * the source address this socket had. */
-			shared = sock_begin(s);
-			s->cls = XC_LIMBO;
-			sock_end(e, s, shared, ev->ts_ns);
-			due_push(e, ev->ts_ns + PT_NO_PORT_WAIT_NS, s->cookie);
-			return;
-		}
-		/* A bound port stays until the socket is closed, and
+		/* A connect() that found no port held none: its alloc-fail
+		 * (the decoder's, with this socket's source address) counts
+		 * the failure. A bound port stays until the socket is closed, and
 		 * sock_release says when: unless it was bound before tracing
 		 * began, when no hook knows it. Then close() is the likely end. */
 		if (s->cls == XC_DEST || s->seeded)
@@ -1058,10 +1234,6 @@ static void on_port(struct exhaustion *e, struct xpool *p, const struct pt_event
 			latency(e, port_dest(e, p, ev), ev->latency_ns, ev->ts_ns);
 		if (!port)
 			break;
-		if (s && s->cls == XC_LIMBO) {
-			sock_free(e, s, ev->ts_ns);
-			s = NULL;
-		}
 		/* A TCP connect()'s socket came with its SYN_SENT; one that is
 		 * gone already (refused) has nothing left to count. */
 		if (!s && (p->proto == IPPROTO_UDP || ev->kind != PT_PORT_ALLOC)) {
@@ -1081,7 +1253,7 @@ static void on_port(struct exhaustion *e, struct xpool *p, const struct pt_event
 		struct xdest *d = port_dest(e, p, ev);
 
 		latency(e, d, ev->latency_ns, ev->ts_ns);
-		failure(d, proc_of(e, ev), ev);
+		failure(e, d, proc_of(e, ev), ev);
 		if (s && s->cls != XC_SHARED)
 			sock_free(e, s, ev->ts_ns);
 		break;
@@ -1089,10 +1261,10 @@ static void on_port(struct exhaustion *e, struct xpool *p, const struct pt_event
 	case PT_PORT_BIND_FAIL:
 		/* bind(addr, 0) found the range full. */
 		if (ev->err == EADDRINUSE && !ev->req_port)
-			failure(&p->any, proc_of(e, ev), ev);
+			failure(e, &p->any, proc_of(e, ev), ev);
 		break;
 	case PT_PORT_TIMEWAIT:
-		if (s && s->cls != XC_LIMBO) {
+		if (s) {
 			sock_set_state(e, s, EXH_TIME_WAIT, ev->ts_ns);
 			sock_set_port(e, s, port, ev->ts_ns);
 		}
@@ -1103,19 +1275,6 @@ static void on_port(struct exhaustion *e, struct xpool *p, const struct pt_event
 		break;
 	default:
 		break;
-	}
-}
-
-/* Work due by event time ts: time-wait sockets of the start-up snapshot
- * gone, failed connect()s no longer waiting for their alloc-fail. */
-static void due_run(struct exhaustion *e, __u64 ts)
-{
-	while (e->ndue && e->due[0].ts <= ts) {
-		struct due d = due_pop(e);
-		struct xsock *s = sock_get(e, d.cookie);
-
-		if (s && ((s->seeded && s->expire_ns == d.ts) || s->cls == XC_LIMBO))
-			sock_free(e, s, d.ts);
 	}
 }
 
@@ -1133,7 +1292,7 @@ int exhaustion__event(void *ctx, const struct pt_event *ev)
 		e->first_ns = ev->ts_ns;
 	if (ev->ts_ns > e->last_ns)
 		e->last_ns = ev->ts_ns;
-	due_run(e, ev->ts_ns);
+	retire_due(e, ev->ts_ns);
 	if (ev->sk.proto != IPPROTO_TCP && ev->sk.proto != IPPROTO_UDP)
 		return 0;
 	p = pool_get(e, ev->sk.netns, ev->sk.proto);
@@ -1146,6 +1305,9 @@ int exhaustion__event(void *ctx, const struct pt_event *ev)
 		on_state(e, p, ev);
 	else if (ev->type == PT_EV_PORT)
 		on_port(e, p, ev);
+	if (e->fresh && !e->fresh->refs)
+		proc_free(e, e->fresh);
+	e->fresh = NULL;
 	return 0;
 }
 
@@ -1182,8 +1344,8 @@ struct exhaustion *exhaustion__new(const struct exhaustion_opts *o)
 
 static void dest_free_hists(struct xdest *d)
 {
-	free(d->lat);
-	free(d->win);
+	hist__free(&d->lat);
+	hist__free(&d->win);
 }
 
 void exhaustion__free(struct exhaustion *e)
@@ -1205,7 +1367,10 @@ void exhaustion__free(struct exhaustion *e)
 		}
 		dest_free_hists(&p->any);
 		free(p->dests);
+		free(p->peaks);
 		socktab__free(p->port_refs);
+		socktab__free(p->armed);
+		socktab__free(p->warned);
 		free(p);
 	}
 	for (size_t i = 0; i < e->nns; i++) {
@@ -1217,7 +1382,6 @@ void exhaustion__free(struct exhaustion *e)
 	free(e->pools);
 	free(e->nsv);
 	free(e->procs);
-	free(e->due);
 	socktab__free(e->socks);
 	socktab__free(e->nss);
 	socktab__free(e->dest_idx);
@@ -1273,13 +1437,6 @@ static int check_event(void *ctx, const struct pt_event *ev)
 	return 0;
 }
 
-/* Counted now: a time-wait socket of the start-up snapshot whose end is
- * past is counted until an event moves time on, but not by checks. */
-static bool counted_at(const struct xsock *s, __u64 now)
-{
-	return s->counted && !(s->seeded && s->expire_ns && s->expire_ns <= now);
-}
-
 static void check_add(struct pool_check *a, const struct pool_check *b)
 {
 	a->kernel += b->kernel;
@@ -1324,7 +1481,7 @@ static int tw_reconcile(struct xpool *p, struct socktab *held, __u64 now_ns,
 
 	for (struct xsock *s = p->socks; s; s = s->next) {
 		if (s->state != EXH_TIME_WAIT || s->cls != XC_DEST || !s->dest || !s->lport ||
-		    !counted_at(s, now_ns) || socktab__get(held, s->cookie))
+		    !s->counted || socktab__get(held, s->cookie))
 			continue;
 		grown = array__grow(sks, &cap, n + 1, sizeof(*sks));
 		if (!grown) {
@@ -1420,7 +1577,7 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void
 		    (err = tw_reconcile(p, c.held, now_ns, gone, ctx)))
 			goto cleanup;
 		for (struct xsock *s = p->socks; s; s = s->next) {
-			if (!counted_at(s, now_ns))
+			if (!s->counted)
 				continue;
 			if (!p->chk.reachable) {
 				e->check_unreachable++;
@@ -1439,7 +1596,7 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void
 		struct pool_check *pc = c.pools[i] ? &c.pools[i]->chk : &e->chk;
 
 		pc->kernel++;
-		if (!s || !counted_at(s, now_ns)) {
+		if (!s || !s->counted) {
 			pc->missing++;
 			socktab__put(now_diff, c.cookies[i], &one);
 			pc->persistent += socktab__get(e->mismatch, c.cookies[i]) != NULL;
@@ -1554,7 +1711,7 @@ static struct pair *pool_pairs(const struct xpool *p, __u64 now, size_t *n)
 
 	*n = 0;
 	for (struct xsock *s = p->socks; s; s = s->next) {
-		if (!counted_at(s, now))
+		if (!s->counted)
 			continue;
 		nv = array__grow(v, &cap, *n + 1, sizeof(*v));
 		if (!nv) {
@@ -1596,8 +1753,12 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	if (!d->any && p->proto == IPPROTO_TCP)
 		memcpy(r->state, state, sizeof(r->state));
 	/* UDP destinations have no ports of their own: the pool's peak. */
-	r->peak = p->proto == IPPROTO_UDP ? p->any.peak : d->peak;
-	r->peak_ns = p->proto == IPPROTO_UDP ? p->any.peak_ns : d->peak_ns;
+	if (p->proto == IPPROTO_UDP) {
+		r->peak = p->any.peak;
+		r->peak_ns = p->any.peak_ns;
+	} else {
+		dest_peak(d, &r->peak, &r->peak_ns);
+	}
 	rate_get(e, &d->rate, now, &up, &down);
 	if (!d->any)
 		rate_get(e, &p->any.rate, now, &sup, &sdown);
@@ -1613,17 +1774,17 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	r->first_fail_ns = d->first_fail_ns;
 	r->last_fail_ns = d->last_fail_ns;
 	r->fail_err = d->fail_err;
-	if (d->lat) {
-		r->lat_n = d->lat->count;
-		r->lat_p50_ns = hist_pct(d->lat, 50);
-		r->lat_p90_ns = hist_pct(d->lat, 90);
-		r->lat_p99_ns = hist_pct(d->lat, 99);
+	if (d->lat.count) {
+		r->lat_n = d->lat.count;
+		r->lat_p50_ns = hist__pct(&d->lat, 50);
+		r->lat_p90_ns = hist__pct(&d->lat, 90);
+		r->lat_p99_ns = hist__pct(&d->lat, 99);
 	}
 }
 
 static bool dest_shown(const struct xdest *d)
 {
-	return d->own || d->failures || d->lat || d->allocs;
+	return d->own || d->failures || d->lat.count || d->allocs;
 }
 
 /* A pool is worth rows once a port of its range was held or refused. */
@@ -1664,12 +1825,6 @@ static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now,
 	size_t npairs, n = 0, i = 0;
 	struct pair *pairs = pool_pairs(p, now, &npairs);
 
-	/* Only connect()s hold time-wait sockets of the start-up snapshot. */
-	for (size_t j = 0; j < p->ndests; j++)
-		memset(p->dests[j]->sc_due, 0, sizeof(p->dests[j]->sc_due));
-	for (struct xsock *s = p->socks; s; s = s->next)
-		if (s->counted && !counted_at(s, now))
-			s->dest->sc_due[s->state]++;
 	rd[n] = &p->any;
 	p->any.row = n;
 	fill_row(e, &v[n++], &p->any, now, p->shared, 0, NULL);
@@ -1681,7 +1836,7 @@ static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now,
 		if (!dest_shown(d))
 			continue;
 		for (int k = 0; k < EXH_STATES; k++)
-			own += state[k] = d->state[k] - d->sc_due[k];
+			own += state[k] = d->state[k];
 		rd[n] = d;
 		d->row = n;
 		fill_row(e, &v[n++], d, now, p->shared, own, state);
@@ -1785,6 +1940,9 @@ void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st
 	st->check_extra = e->chk.extra;
 	st->check_persistent = e->chk.persistent;
 	st->check_unreachable = e->check_unreachable;
+	st->dests = e->ndests;
+	st->procs = e->nprocs;
+	st->socks = socktab__count(e->socks);
 }
 
 /* What one process has in a pool: a held port or some failures. */
@@ -1822,7 +1980,7 @@ static size_t pool_procs(const struct xpool *p, __u64 now, struct exhaustion_pro
 
 	*out = NULL;
 	for (struct xsock *s = p->socks; s && ok; s = s->next)
-		if (s->proc && counted_at(s, now))
+		if (s->proc && s->counted)
 			ok = share_add(&v, &n, &cap, s->proc, 1, 0);
 	for (size_t j = 0; j <= p->ndests && ok; j++) {
 		const struct xdest *d = j < p->ndests ? p->dests[j] : &p->any;
@@ -1981,7 +2139,9 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
  *              check found and gave back}      (live runs, after a check)
  *    "pools": [{"netns", "proto", "range": [lo, hi], "capacity" (range
  *        minus reserved), "reserved", "shared" (ports held by bind/listen
- *        and UDP, against every destination),
+ *        and UDP, against every destination), "retired_dests" (destinations
+ *        retired after holding nothing for 60 s: their rows are gone),
+ *        "retired_failures" (the failures of those),
  *        "all": the pool's own row: what a destination never seen finds,
  *               with bind(0) EADDRINUSE failures,
  *        "dests": [{"family", "laddr", "raddr", "rport",
@@ -2031,9 +2191,11 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 		size_t np = p ? pool_procs(p, ref, &procs) : 0, nd = 0, more = 0, j;
 
 		jw_put(&w, "%s{\"netns\":%u,\"proto\":\"%s\",\"range\":[%u,%u],\"capacity\":%u,"
-			   "\"reserved\":%u,\"shared\":%u,\"all\":",
+			   "\"reserved\":%u,\"shared\":%u,\"retired_dests\":%llu,"
+			   "\"retired_failures\":%llu,\"all\":",
 		       i ? "," : "", pr->netns, names__proto(pr->proto), pr->range_lo, pr->range_hi,
-		       pr->capacity, pr->reserved, pr->shared);
+		       pr->capacity, pr->reserved, pr->shared, p ? p->retired : 0ULL,
+		       p ? p->retired_failures : 0ULL);
 		jw_row(&w, pr);
 		if (e->checked && p) {
 			jw_put(&w, ",\"check\":{\"reachable\":%s,", p->chk.reachable ? "true" : "false");
@@ -2160,9 +2322,9 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 			for (; k < d->nwins; k++)
 				fprintf(f, " %s", names__duration(d->win_p99[k % LAT_WINDOWS], a,
 								  sizeof(a)));
-			if (d->win && d->win->count)
+			if (d->win.count)
 				fprintf(f, " %s (now)",
-					names__duration(hist_pct(d->win, 99), a, sizeof(a)));
+					names__duration(hist__pct(&d->win, 99), a, sizeof(a)));
 		}
 		fputc('\n', f);
 	}
@@ -2235,6 +2397,9 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 				r->release_per_s, names__eta(r->full_in_s, false, eta, sizeof(eta)));
 			report_dest_details(f, e, r, row_dest(e, r), base);
 		}
+		if (p && p->retired)
+			fprintf(f, "  %llu more destinations held nothing for %llu s and were retired, with %llu failures\n",
+				p->retired, DEST_RETIRE_NS / NS_PER_S, p->retired_failures);
 		if (np) {
 			fprintf(f, "  processes:\n");
 			report_procs(f, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
@@ -2342,6 +2507,7 @@ int exhaustion__main(int argc, char **argv)
 	struct ex_args a = {.o = {.warn_frac = 0.8, .interval_s = 10}, .fmt = OUTPUT_TEXT};
 	struct logreader *r = NULL;
 	struct exhaustion *e = NULL;
+	struct pipeline *pipe = NULL;
 	int ret = 1;
 
 	argp_err_exit_status = 2;
@@ -2349,12 +2515,16 @@ int exhaustion__main(int argc, char **argv)
 
 	r = logreader__new();
 	e = exhaustion__new(&a.o);
-	if (!r || !e) {
+	if (e)
+		pipe = pipeline__new(&(struct pipeline_opts){.ex = e});
+	if (!r || !pipe) {
 		p_err("out of memory");
 		goto cleanup;
 	}
-	if (logreader__read_all(r, a.files, a.nfiles, exhaustion__event, e) < 0)
+	/* The log holds the derived events already: nothing is derived again. */
+	if (logreader__read_all(r, a.files, a.nfiles, pipeline__event, pipe) < 0)
 		goto cleanup;
+	pipeline__end(pipe, 0);
 	if (logreader__start_mono_ns(r))
 		exhaustion__set_base(e, logreader__start_mono_ns(r));
 	if (a.fmt == OUTPUT_JSON) {
@@ -2367,6 +2537,7 @@ int exhaustion__main(int argc, char **argv)
 	}
 	ret = 0;
 cleanup:
+	pipeline__free(pipe);
 	exhaustion__free(e);
 	logreader__free(r);
 	return ret;

@@ -149,6 +149,8 @@ struct exhaustion_status {
 	unsigned long check_missing, check_extra;	/* last check */
 	unsigned long check_persistent;			/* seen twice running */
 	unsigned long check_unreachable;	/* ports in namespaces no check can read */
+	/* What is held now: destinations, processes and sockets followed. */
+	size_t dests, procs, socks;
 };
 
 /* Every row at now_ns (0: the last event's time), pools by their fullest

@@ -795,6 +795,8 @@ void output__trailer(struct output *o, const struct run_stats *st)
 	p = put_u64(p, st->lost);
 	p = PUT_LIT(p, ",\"bad_records\":");
 	p = put_u64(p, st->bad);
+	p = PUT_LIT(p, ",\"aged\":");
+	p = put_u64(p, st->aged);
 	/* Counted before this flush: what this very line could not write
 	 * cannot be in it. */
 	p = PUT_LIT(p, ",\"write_lost\":");

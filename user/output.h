@@ -34,6 +34,7 @@ struct run_info {
 struct run_stats {
 	unsigned long long lost;		/* kernel records lost */
 	unsigned long long bad;			/* malformed records skipped */
+	unsigned long long aged;		/* decoder entries whose closing record never came */
 	__u64 end_mono_ns;
 };
 

@@ -12,12 +12,13 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
-#include "decoder.h"
 #include "exhaustion.h"
 #include "log.h"
 #include "logfile.h"
 #include "options.h"
 #include "output.h"
+#include "pipeline.h"
+#include "rawfile.h"
 #include "run.h"
 #include "sockdiag.h"
 #include "timeline.h"
@@ -65,100 +66,6 @@ __u64 run__now_ns(clockid_t clk)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-/* Every consumer of the live stream, in the order they see an event. */
-struct pipeline {
-	struct output *out;
-	struct timeline *tl;	/* NULL without --timeline */
-	struct exhaustion *ex;	/* NULL without --exhaustion */
-	const struct tracer_opts *filter;	/* for the start-up snapshot */
-	struct decoder *dec;
-	bool snapshots;		/* exhaustion records go into the (JSON) stream */
-};
-
-static int pipeline__event(void *ctx, const struct pt_event *ev)
-{
-	struct pipeline *p = ctx;
-	int err = output__event(p->out, ev);
-
-	if (!err && p->tl)
-		err = timeline__event(p->tl, ev);
-	if (!err && p->ex)
-		err = exhaustion__event(p->ex, ev);
-	return err;
-}
-
-/* The sockets held before tracing began pass the filters the kernel
- * applies to events. */
-static int pipeline__existing(void *ctx, const struct pt_event *ev)
-{
-	struct pipeline *p = ctx;
-	const struct tracer_opts *t = p->filter;
-	bool pid_ok = !t->n_pids, port_ok = !t->n_ports;
-
-	for (int i = 0; i < t->n_pids && !pid_ok; i++)
-		pid_ok = (ev->flags & PT_F_OWNER_KNOWN) && ev->owner.pid == t->pids[i];
-	for (int i = 0; i < t->n_ports && !port_ok; i++)
-		port_ok = ev->sk.lport == t->ports[i] || ev->sk.rport == t->ports[i];
-	if (t->failures || !pid_ok || !port_ok || (t->family && t->family != ev->sk.family) ||
-	    (t->proto && t->proto != ev->sk.proto) ||
-	    (t->ephemeral && !pt_event_in_range(ev)))
-		return 0;
-	decoder__remember(p->dec, ev);
-	return pipeline__event(p, ev);
-}
-
-/* A check found a time-wait socket gone early: every consumer hears it, and
- * the decoder drops the expiry it had queued. */
-static int on_tw_gone(void *ctx, const struct pt_event *ev)
-{
-	struct pipeline *p = ctx;
-
-	decoder__tw_gone(p->dec, ev->sk.cookie);
-	return pipeline__event(p, ev);
-}
-
-#define SNAPSHOT_MAX (60 * 1024)	/* the log reader takes lines up to 64 KiB */
-
-/* --exhaustion: when due, a check against the socket table and a snapshot
- * record; final: the end-of-run record. */
-static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
-{
-	static char buf[SNAPSHOT_MAX];
-	static bool warned;
-	int n;
-
-	if (!p->ex)
-		return;
-	n = final ? 0 : exhaustion__check(p->ex, now, on_tw_gone, p);
-	if (n < 0 && !warned) {
-		p_warn("checking counts against the socket table: %s", strerror(-n));
-		warned = true;
-	}
-	/* Text and CSV streams carry no records: build none. */
-	if (!p->snapshots)
-		return;
-	n = final ? exhaustion__json(p->ex, now, true, buf, sizeof(buf), NULL)
-		  : exhaustion__snapshot(p->ex, now, buf, sizeof(buf));
-	if (n > 0)
-		output__raw(p->out, buf, n);
-}
-
-/* The kernel counts what it lost; turn a change into an event, in order
- * with the records around it. The last count is exact. */
-static int report_lost(struct tracer *t, struct pipeline *p, unsigned long long *seen, bool final)
-{
-	unsigned long long total = tracer__lost(t, final);
-	struct pt_event ev = {.type = PT_EV_LOST};
-
-	if (total == *seen)
-		return 0;
-	ev.ts_ns = run__now_ns(CLOCK_MONOTONIC);
-	ev.lost = total - *seen;
-	ev.lost_total = total;
-	*seen = total;
-	return pipeline__event(p, &ev);
-}
-
 /* Every file porttrace starts (reopened or rotated) describes itself. */
 static void next_file(struct logfile *log, struct output *out, const struct run_info *info,
 		      int err)
@@ -193,13 +100,14 @@ int run__main(int argc, char **argv)
 	struct run_opts opts;
 	struct logfile *log = NULL, *raw = NULL;
 	struct output *out = NULL;
-	struct decoder *dec = NULL;
 	struct tracer *tr = NULL;
-	struct pipeline pipe = {};
+	struct pipeline *pipe = NULL;
+	struct pipeline_opts po = {.filter = &opts.trace};
+	struct timeline *tl = NULL;
+	struct exhaustion *ex = NULL;
 	struct run_info info = {.version = PT_VERSION};
 	struct run_stats stats = {};
 	struct utsname uts;
-	unsigned long long lost_seen = 0;
 	__u64 start, deadline = 0, last_flush;
 	int err = 0, ret = 1;
 
@@ -214,7 +122,8 @@ int run__main(int argc, char **argv)
 		if (!log)
 			return 1;
 	}
-	if (opts.record_raw && !(raw = logfile__open(opts.record_raw)))
+	if (opts.record_raw && (!(raw = logfile__open(opts.record_raw)) ||
+				rawfile__begin(logfile__fd(raw), opts.record_raw)))
 		goto cleanup;
 	if (install_signals()) {
 		p_err("installing signal handlers: %s", strerror(errno));
@@ -236,15 +145,14 @@ int run__main(int argc, char **argv)
 
 	out = output__new(log ? logfile__fd(log) : STDOUT_FILENO,
 			  log ? logfile__path(log) : "standard output", opts.format, start);
-	dec = decoder__new();
-	if (!out || !dec) {
+	if (!out) {
 		p_err("out of memory");
 		goto cleanup;
 	}
-	pipe.out = out;
+	po.out = out;
 	if (opts.timeline) {
-		pipe.tl = timeline__new(&opts.tl);
-		if (!pipe.tl) {
+		po.tl = tl = timeline__new(&opts.tl);
+		if (!tl) {
 			p_err("out of memory");
 			goto cleanup;
 		}
@@ -255,18 +163,21 @@ int run__main(int argc, char **argv)
 					     .live = true,
 					     .say = true};
 
-		pipe.ex = exhaustion__new(&xo);
-		if (!pipe.ex) {
+		po.ex = ex = exhaustion__new(&xo);
+		if (!ex) {
 			p_err("out of memory");
 			goto cleanup;
 		}
-		exhaustion__set_base(pipe.ex, start);
-		pipe.snapshots = opts.format == OUTPUT_JSON;
+		exhaustion__set_base(ex, start);
+		po.snapshots = opts.format == OUTPUT_JSON;
 	}
-	pipe.filter = &opts.trace;
-	pipe.dec = dec;
+	pipe = pipeline__new(&po);
+	if (!pipe) {
+		p_err("out of memory");
+		goto cleanup;
+	}
 
-	tr = tracer__new(&opts.trace, dec, pipeline__event, &pipe);
+	tr = tracer__new(&opts.trace, pipeline__decoder(pipe), pipeline__event, pipe);
 	if (!tr)
 		goto cleanup;
 	p_info("attached: %s", tracer__hooks(tr));
@@ -275,7 +186,7 @@ int run__main(int argc, char **argv)
 
 	output__header(out, &info);
 	/* After the hooks: a socket that changes from now on has events too. */
-	err = sockdiag__snapshot(pipeline__existing, &pipe);
+	err = sockdiag__snapshot(pipeline__existing, pipe);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",
 		       strerror(-err));
@@ -295,9 +206,8 @@ int run__main(int argc, char **argv)
 		}
 		err = 0;
 		now = run__now_ns(CLOCK_MONOTONIC);
-		decoder__tick(dec, now, pipeline__event, &pipe);
-		report_lost(tr, &pipe, &lost_seen, false);
-		exhaustion_tick(&pipe, now, false);
+		pipeline__lost(pipe, tracer__lost(tr, false), now);
+		pipeline__tick(pipe, now);
 		if (reopen_requested)
 			handle_reopen(log, out, &info);
 		if (now - last_flush >= FLUSH_NS) {
@@ -311,30 +221,29 @@ int run__main(int argc, char **argv)
 
 	/* Drain what the kernel queued before the hooks went away. */
 	tracer__poll(tr, 0);
-	report_lost(tr, &pipe, &lost_seen, true);
-	exhaustion_tick(&pipe, 0, true);
-	stats.lost = lost_seen;
-	stats.bad = decoder__bad_records(dec);
+	pipeline__lost(pipe, tracer__lost(tr, true), run__now_ns(CLOCK_MONOTONIC));
+	pipeline__end(pipe, 0);
+	pipeline__stats(pipe, &stats);
 	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
 	output__trailer(out, &stats);
 	output__flush(out);
-	if (pipe.tl) {
+	if (tl) {
 		/* After the stream when it is on standard output, in its
 		 * format; for people otherwise. */
-		timeline__print(pipe.tl, stdout,
+		timeline__print(tl, stdout,
 				!log && opts.format == OUTPUT_JSON ? OUTPUT_JSON : OUTPUT_TEXT, start);
 	}
-	if (pipe.ex)
-		exhaustion__report(pipe.ex, log ? stdout : stderr);
+	if (ex)
+		exhaustion__report(ex, log ? stdout : stderr);
 	fprintf(stderr, "porttrace: %llu events written, %llu lost in the kernel, %llu lost on write\n",
 		output__written(out), stats.lost, output__dropped(out));
 	ret = err ? 1 : 0;
 cleanup:
 	tracer__free(tr);
-	timeline__free(pipe.tl);
-	exhaustion__free(pipe.ex);
+	pipeline__free(pipe);
+	timeline__free(tl);
+	exhaustion__free(ex);
 	output__free(out);
-	decoder__free(dec);
 	logfile__close(log);
 	logfile__close(raw);
 	free((char *)info.host);

@@ -10,9 +10,11 @@
 #include "array.h"
 #include "log.h"
 #include "logreader.h"
+#include "hist.h"
 #include "names.h"
 #include "options.h"
 #include "output.h"
+#include "pipeline.h"
 #include "socktab.h"
 #include "timeline.h"
 
@@ -42,7 +44,6 @@ struct tl_port {
 	__u64 taken_ns, tw_ns, released_ns;
 	__u64 latency_ns;
 	struct pt_sock sk;
-	__u64 no_port_ns;	/* a connect() closed without a port, at */
 	__s32 err;
 	__u8 how, reason, nstates, states_lost;
 	bool released, computed, pending, in_first;
@@ -67,11 +68,9 @@ struct tl_proc {
 	/* exact counts */
 	unsigned long taken, held, peak, time_wait, folded, failures;
 	__u64 peak_ns, longest_ns;
-	/* Every released port's hold time, in microseconds: the median is
-	 * exact to the microsecond at 4 bytes a port (a hold over 71 minutes
-	 * is kept as the longest a u32 can say). */
-	__u32 *holds_us;
-	size_t nholds, cap_holds;
+	/* Released ports' hold times: the median within 6%, in at most
+	 * about 2.4 KB however many ports. */
+	struct hist holds;
 	struct tl_fail fail[MAX_FAIL_KINDS];
 	int nfail;
 	/* detail: first ports forever, open ones, most recent released ones */
@@ -89,11 +88,6 @@ struct tl_ref {
 	struct tl_proc *proc;
 };
 
-/* A connect() closed without a port, by time: its alloc-fail is due. */
-struct tl_limbo {
-	__u64 cookie, ts;
-};
-
 struct timeline {
 	struct timeline_opts o;
 	unsigned int half;		/* keep / 2 */
@@ -101,8 +95,6 @@ struct timeline {
 	size_t nprocs, cap_procs;
 	struct socktab *by_cookie;	/* cookie -> struct tl_ref */
 	struct socktab *by_pid;		/* pid -> latest struct tl_proc * */
-	struct tl_limbo *limbo;		/* a queue, oldest at limbo_head */
-	size_t limbo_head, nlimbo, cap_limbo;
 	unsigned long long lost;
 	int err;			/* out of memory while ingesting */
 };
@@ -137,7 +129,7 @@ static void proc_free(struct tl_proc *p)
 	free(p->first);
 	free(p->open);
 	free(p->recent);
-	free(p->holds_us);
+	hist__free(&p->holds);
 	free(p);
 }
 
@@ -150,7 +142,6 @@ void timeline__free(struct timeline *t)
 	free(t->procs);
 	socktab__free(t->by_cookie);
 	socktab__free(t->by_pid);
-	free(t->limbo);
 	free(t);
 }
 
@@ -328,7 +319,6 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 	struct tl_port *port = ref->port;
 	struct tl_proc *p = ref->proc;
 	__u64 held = ev->ts_ns > port->taken_ns ? ev->ts_ns - port->taken_ns : 0;
-	__u32 *holds;
 
 	port->released = true;
 	port->released_ns = ev->ts_ns;
@@ -338,13 +328,8 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 		p->held--;
 	if (held > p->longest_ns)
 		p->longest_ns = held;
-	holds = array__grow(p->holds_us, &p->cap_holds, p->nholds + 1, sizeof(*p->holds_us));
-	if (holds) {
-		p->holds_us = holds;
-		p->holds_us[p->nholds++] = held / 1000 > UINT32_MAX ? UINT32_MAX : held / 1000;
-	} else {
+	if (hist__add(&p->holds, held))
 		t->err = -ENOMEM;
-	}
 	socktab__take(t->by_cookie, port->cookie, NULL);
 	port_retire(t, p, port);
 }
@@ -389,39 +374,6 @@ static void connect_failed(struct timeline *t, const struct tl_ref *ref, int err
 static bool connecting_without_port(const struct tl_port *port)
 {
 	return port->how == HOW_CONNECT && !port->counted;
-}
-
-static void limbo_push(struct timeline *t, struct tl_port *port, __u64 ts)
-{
-	struct tl_limbo *q;
-
-	if (t->limbo_head == t->nlimbo)
-		t->limbo_head = t->nlimbo = 0;
-	q = array__grow(t->limbo, &t->cap_limbo, t->nlimbo + 1, sizeof(*t->limbo));
-	if (!q) {
-		t->err = -ENOMEM;
-		return;
-	}
-	t->limbo = q;
-	t->limbo[t->nlimbo++] = (struct tl_limbo){port->cookie, ts};
-	port->no_port_ns = ts;
-}
-
-/* Connects closed without a port whose alloc-fail did not come by now (no
- * tracefs, or lost): the kernel's reason, no free port, says EADDRNOTAVAIL. */
-static void limbo_run(struct timeline *t, __u64 now)
-{
-	while (t->limbo_head < t->nlimbo && t->limbo[t->limbo_head].ts + PT_NO_PORT_WAIT_NS <= now) {
-		struct tl_limbo l = t->limbo[t->limbo_head++];
-		struct tl_ref *ref = socktab__get(t->by_cookie, l.cookie);
-
-		/* Unless the socket since failed, or connected anew. */
-		if (ref && connecting_without_port(ref->port) && ref->port->no_port_ns == l.ts) {
-			struct tl_ref r = *ref;
-
-			connect_failed(t, &r, EADDRNOTAVAIL, l.ts, 0);
-		}
-	}
 }
 
 static void fail(struct timeline *t, struct tl_proc *p, const struct pt_event *ev)
@@ -510,7 +462,6 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 		t->lost += ev->lost;
 		return 0;
 	}
-	limbo_run(t, ev->ts_ns);
 	p = proc_of(t, ev);
 	found = socktab__get(t->by_cookie, ev->sk.cookie);
 	/* Copied: take() and release() may move the table's entries. */
@@ -525,9 +476,9 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 
 	if (ev->type == PT_EV_STATE) {
 		if (found) {
+			/* A CLOSE without a port waits for the alloc-fail
+			 * the decoder sends, from the kernel or computed. */
 			add_state(ref.port, ev->newstate, ev->ts_ns);
-			if (ev->newstate == TCP_CLOSE && connecting_without_port(ref.port))
-				limbo_push(t, ref.port, ev->ts_ns);
 		} else if (p && ev->oldstate == TCP_CLOSE && ev->newstate == TCP_SYN_SENT) {
 			/* The port is picked right after this transition. */
 			take(t, p, ev, HOW_CONNECT);
@@ -554,25 +505,9 @@ static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char 
 	return buf;
 }
 
-static int cmp_u32(const void *a, const void *b)
+static __u64 median(const struct tl_proc *p)
 {
-	__u32 x = *(const __u32 *)a, y = *(const __u32 *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static __u64 median(struct tl_proc *p)
-{
-	__u64 us;
-
-	if (!p->nholds)
-		return 0;
-	qsort(p->holds_us, p->nholds, sizeof(*p->holds_us), cmp_u32);
-	if (p->nholds % 2)
-		us = p->holds_us[p->nholds / 2];
-	else
-		us = ((__u64)p->holds_us[p->nholds / 2 - 1] + p->holds_us[p->nholds / 2]) / 2;
-	return us * 1000;
+	return hist__pct(&p->holds, 50);
 }
 
 static int cmp_taken(const void *a, const void *b)
@@ -828,8 +763,6 @@ static int cmp_proc(const void *a, const void *b)
 
 void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns)
 {
-	/* The stream has ended: no alloc-fail is coming any more. */
-	limbo_run(t, UINT64_MAX);
 	if (t->err)
 		p_warn("timelines are incomplete: out of memory while building them");
 	if (t->lost && fmt == OUTPUT_TEXT)
@@ -917,6 +850,7 @@ int timeline__main(int argc, char **argv)
 	struct tl_args a = {.fmt = OUTPUT_TEXT};
 	struct logreader *r = NULL;
 	struct timeline *t = NULL;
+	struct pipeline *pipe = NULL;
 	int ret = 1;
 
 	a.o.pids = a.pids;
@@ -926,15 +860,20 @@ int timeline__main(int argc, char **argv)
 
 	r = logreader__new();
 	t = timeline__new(&a.o);
-	if (!r || !t) {
+	if (t)
+		pipe = pipeline__new(&(struct pipeline_opts){.tl = t});
+	if (!r || !pipe) {
 		p_err("out of memory");
 		goto cleanup;
 	}
-	if (logreader__read_all(r, a.files, a.nfiles, timeline__event, t) < 0)
+	/* The log holds the derived events already: nothing is derived again. */
+	if (logreader__read_all(r, a.files, a.nfiles, pipeline__event, pipe) < 0)
 		goto cleanup;
+	pipeline__end(pipe, 0);
 	timeline__print(t, stdout, a.fmt, logreader__start_mono_ns(r));
 	ret = 0;
 cleanup:
+	pipeline__free(pipe);
 	timeline__free(t);
 	logreader__free(r);
 	return ret;

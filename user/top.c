@@ -23,7 +23,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
-#include "decoder.h"
+#include "pipeline.h"
 #include "exhaustion.h"
 #include "log.h"
 #include "names.h"
@@ -444,32 +444,6 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
-/* What a check found gone early, and what the socket table held at start-up,
- * go where the records go. */
-struct sink {
-	struct decoder *dec;
-	struct exhaustion *e;
-};
-
-static int on_tw_gone(void *ctx, const struct pt_event *ev)
-{
-	struct sink *s = ctx;
-
-	decoder__tw_gone(s->dec, ev->sk.cookie);
-	return exhaustion__event(s->e, ev);
-}
-
-/* A socket held before top began: the decoder keeps what a UDP one holds,
- * as its release record will carry no port and would be dropped without
- * it, leaving the port counted held for good. */
-static int on_existing(void *ctx, const struct pt_event *ev)
-{
-	struct sink *s = ctx;
-
-	decoder__remember(s->dec, ev);
-	return exhaustion__event(s->e, ev);
-}
-
 int top__main(int argc, char **argv)
 {
 	static const struct argp argp = {
@@ -488,9 +462,8 @@ int top__main(int argc, char **argv)
 	struct tracer_opts topts = {.ring_mb = PT_DEFAULT_RING_MB};
 	struct frame f = {};
 	struct exhaustion *e = NULL;
-	struct decoder *dec = NULL;
+	struct pipeline *pipe = NULL;
 	struct tracer *tr = NULL;
-	struct sink sink;
 	__u64 start, deadline = 0, next_frame;
 	int rows = 24, err, ret = 1;
 	bool tty;
@@ -509,18 +482,18 @@ int top__main(int argc, char **argv)
 		return 1;
 	}
 	e = exhaustion__new(&a.xo);
-	dec = decoder__new();
-	if (!e || !dec) {
+	if (e)
+		pipe = pipeline__new(&(struct pipeline_opts){.ex = e});
+	if (!pipe) {
 		p_err("out of memory");
 		goto cleanup;
 	}
-	sink = (struct sink){.dec = dec, .e = e};
 	start = run__now_ns(CLOCK_MONOTONIC);
 	exhaustion__set_base(e, start);
-	tr = tracer__new(&topts, dec, exhaustion__event, e);
+	tr = tracer__new(&topts, pipeline__decoder(pipe), pipeline__event, pipe);
 	if (!tr)
 		goto cleanup;
-	err = sockdiag__snapshot(on_existing, &sink);
+	err = sockdiag__snapshot(pipeline__existing, pipe);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",
 		       strerror(-err));
@@ -543,8 +516,8 @@ int top__main(int argc, char **argv)
 			goto cleanup;
 		}
 		now = run__now_ns(CLOCK_MONOTONIC);
-		decoder__tick(dec, now, exhaustion__event, e);
-		exhaustion__check(e, now, on_tw_gone, &sink);
+		pipeline__lost(pipe, tracer__lost(tr, false), now);
+		pipeline__tick(pipe, now);
 		if (tty && (k = read_keys())) {
 			if (k < 0)
 				break;
@@ -567,6 +540,7 @@ int top__main(int argc, char **argv)
 	if (!tty) {
 		/* The last frame, with everything the kernel queued. */
 		tracer__poll(tr, 0);
+		pipeline__lost(pipe, tracer__lost(tr, true), run__now_ns(CLOCK_MONOTONIC));
 		f.cols = BATCH_COLS;
 		draw(&f, e, tracer__lost(tr, true), run__now_ns(CLOCK_MONOTONIC), rows, true);
 		show(&f);
@@ -575,7 +549,7 @@ int top__main(int argc, char **argv)
 cleanup:
 	term_restore();
 	tracer__free(tr);
-	decoder__free(dec);
+	pipeline__free(pipe);
 	exhaustion__free(e);
 	free(f.buf);
 	return ret;

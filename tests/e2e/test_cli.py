@@ -256,9 +256,15 @@ def test_filter(porttrace, netns, workload, name):
     assert [e for e in expected if must_show(e)], fmt_events(everything)
     # Events of these sockets, whatever netns they claim.
     shown = filtered.events(netns, cookies={e["cookie"] for e in everything})
-    extra = collections.Counter(map(signature, shown)) - collections.Counter(map(signature, expected))
-    missing = collections.Counter(map(signature, expected)) - collections.Counter(map(signature, shown))
-    by_sig = {signature(e): e for e in everything + shown}
+    sig = signature
+    if name == "failures":
+        # The decoder gives a no-port connect()'s alloc-fail the source
+        # address its SYN_SENT -> CLOSE transition had; --failures passes
+        # no transition, so there it says what was asked.
+        sig = lambda e: signature({**e, "laddr": None} if e.get("event") == "alloc-fail" else e)
+    extra = collections.Counter(map(sig, shown)) - collections.Counter(map(sig, expected))
+    missing = collections.Counter(map(sig, expected)) - collections.Counter(map(sig, shown))
+    by_sig = {sig(e): e for e in everything + shown}
     assert not extra and not missing, (
         f"{args(c)} let through {sum(extra.values())} events it should not have:\n"
         f"{fmt_events([by_sig[k] for k in extra.elements()])}\n"

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#include <errno.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include "check.h"
 #include "decoder.h"
 #include "fixtures.h"
@@ -221,7 +223,134 @@ static void udp_new_port_releases_the_old(void)
 	decoder__free(d);
 }
 
+/* connect() on socket c to 127.0.0.1:80 that finds no port, at t. */
+static void no_port_connect(struct decoder *d, struct collect *c, __u64 cookie, __u64 t)
+{
+	struct pt_sock sk = sock4(cookie, IPPROTO_TCP, "127.0.0.2", 0, "127.0.0.1", 80);
+	struct pt_rec_state a = rec_state(t, client(), sk, TCP_CLOSE, TCP_SYN_SENT, PT_F_PORT_PENDING);
+	struct pt_rec_state b = rec_state(t + 5, client(), sk, TCP_SYN_SENT, TCP_CLOSE,
+					  PT_F_PORT_PENDING);
+
+	b.reason = PT_REASON_NO_PORT;
+	b.flags &= ~PT_F_OWNER_KNOWN;	/* as the kernel has it at CLOSE */
+	decoder__record(d, &a, sizeof(a), collect_event, c);
+	decoder__record(d, &b, sizeof(b), collect_event, c);
+}
+
+static int count_kind(const struct collect *c, __u8 kind, __u32 flags)
+{
+	int n = 0;
+
+	for (int i = 0; i < c->n; i++)
+		n += c->ev[i].type == PT_EV_PORT && c->ev[i].kind == kind &&
+		     (c->ev[i].flags & flags) == flags;
+	return n;
+}
+
+/* The alloc-fail of a connect() that found no port is made once: the
+ * syscall's own (completed with the source address the transition had),
+ * or, when none comes, one computed after the wait, at the next connect()
+ * of the socket, or at the end of the stream. */
+static void no_port_fails_once(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_port f = rec_port(20, client(), sock4(1, IPPROTO_TCP, "0.0.0.0", 0, "127.0.0.1",
+							 80), PT_PORT_ALLOC_FAIL, EADDRNOTAVAIL);
+
+	f.flags |= PT_F_PORT_PENDING | PT_F_AUTOBIND;
+	no_port_connect(d, &c, 1, 10);
+	decoder__record(d, &f, sizeof(f), collect_event, &c);
+	decoder__tick(d, 10 + 2 * PT_NO_PORT_WAIT_NS, collect_event, &c);
+	CHECK(count_kind(&c, PT_PORT_ALLOC_FAIL, 0) == 1 && c.n == 3);
+	CHECK(c.ev[2].sk.laddr[0] == 127 && c.ev[2].sk.laddr[3] == 2);
+	CHECK(!(c.ev[2].flags & PT_F_COMPUTED));
+
+	/* No syscall exit: computed once the wait is over, at the CLOSE's time. */
+	c.n = 0;
+	no_port_connect(d, &c, 2, 3 * PT_NO_PORT_WAIT_NS);
+	decoder__tick(d, 4 * PT_NO_PORT_WAIT_NS, collect_event, &c);
+	CHECK(c.n == 2);
+	decoder__tick(d, 4 * PT_NO_PORT_WAIT_NS + 5, collect_event, &c);
+	CHECK(c.n == 3 && count_kind(&c, PT_PORT_ALLOC_FAIL, PT_F_COMPUTED) == 1);
+	CHECK(c.ev[2].err == EADDRNOTAVAIL && c.ev[2].ts_ns == 3 * PT_NO_PORT_WAIT_NS + 5);
+	CHECK(c.ev[2].owner.pid == 100 && (c.ev[2].flags & PT_F_OWNER_KNOWN));
+	decoder__tick(d, 9 * PT_NO_PORT_WAIT_NS, collect_event, &c);
+	CHECK(c.n == 3);
+
+	/* The socket connect()s again at once: the first attempt failed. */
+	c.n = 0;
+	no_port_connect(d, &c, 3, 10 * PT_NO_PORT_WAIT_NS);
+	no_port_connect(d, &c, 3, 10 * PT_NO_PORT_WAIT_NS + 100);
+	CHECK(c.n == 5 && c.ev[2].kind == PT_PORT_ALLOC_FAIL && c.ev[3].newstate == TCP_SYN_SENT);
+	/* The stream ends: the second one failed too, once. */
+	decoder__end(d, collect_event, &c);
+	decoder__tick(d, UINT64_MAX, collect_event, &c);
+	CHECK(c.n == 6 && count_kind(&c, PT_PORT_ALLOC_FAIL, PT_F_COMPUTED) == 2);
+	decoder__free(d);
+}
+
+/* A time-wait socket found at start-up ends when the kernel said it would,
+ * unless a check found it gone first. */
+static void startup_time_wait_ends_computed(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_event a = ev_port(1000, (struct pt_owner){}, sock4(5, IPPROTO_TCP, "127.0.0.1", 40001,
+								   "127.0.0.1", 80),
+				    PT_PORT_EXISTING, 0);
+	struct pt_event b = a;
+
+	a.flags = b.flags = 0;
+	a.latency_ns = 30 * 1000000000ULL;
+	b.sk.cookie = 6;
+	b.latency_ns = 10 * 1000000000ULL;
+	decoder__remember(d, &a);
+	decoder__remember(d, &b);
+	decoder__tw_gone(d, 6);
+	decoder__tick(d, 1000 + 30 * 1000000000ULL - 1, collect_event, &c);
+	CHECK(c.n == 0);
+	decoder__tick(d, 1000 + 30 * 1000000000ULL, collect_event, &c);
+	CHECK(c.n == 1 && c.ev[0].kind == PT_PORT_RELEASE && c.ev[0].sk.cookie == 5);
+	CHECK(c.ev[0].reason == PT_REASON_TW_EXPIRED && (c.ev[0].flags & PT_F_COMPUTED));
+	CHECK(c.ev[0].ts_ns == 1000 + 30 * 1000000000ULL && c.ev[0].sk.lport == 40001);
+	decoder__free(d);
+}
+
+/* Entries whose closing record never came are forgotten after two ages,
+ * and counted; one the kernel still has is kept. */
+static void tables_age(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_port a = rec_port(1, client(), sock4(50, IPPROTO_UDP, "127.0.0.1", 40010,
+							 "127.0.0.1", 53), PT_PORT_ALLOC, 0);
+	struct pt_rec_port b = rec_port(2, client(), sock4(51, IPPROTO_UDP, "127.0.0.1", 40011,
+							 "127.0.0.1", 53), PT_PORT_ALLOC, 0);
+	struct pt_rec_port rel = rec_port(0, client(), sock4(51, IPPROTO_UDP, "0.0.0.0", 0,
+							   "0.0.0.0", 0), PT_PORT_RELEASE, 0);
+
+	decoder__record(d, &a, sizeof(a), collect_event, &c);
+	decoder__record(d, &b, sizeof(b), collect_event, &c);
+	CHECK(decoder__entries(d) == 2);
+	decoder__tick(d, 1 + PT_DECODER_AGE_NS, collect_event, &c);
+	/* The kernel still has 51 (a dump said so): kept. */
+	decoder__keep(d, 51);
+	decoder__tick(d, 2 + 2 * PT_DECODER_AGE_NS, collect_event, &c);
+	CHECK(decoder__aged(d) == 1 && decoder__entries(d) == 1);
+	c.n = 0;
+	rel.hdr.ts_ns = 3 + 2 * PT_DECODER_AGE_NS;
+	decoder__record(d, &rel, sizeof(rel), collect_event, &c);
+	CHECK(c.n == 1 && c.ev[0].sk.lport == 40011);
+	decoder__free(d);
+}
+
 TESTS(decoder_tests) = {
+	{"decoder: a no-port connect() fails once, from the kernel or computed",
+	 no_port_fails_once},
+	{"decoder: a time-wait socket found at start-up ends, computed",
+	 startup_time_wait_ends_computed},
+	{"decoder: tables forget and count entries never closed", tables_age},
 	{"decoder: a UDP socket's new port tells the release of its old one",
 	 udp_new_port_releases_the_old},
 	{"decoder: a bound UDP socket also listens", udp_bind_listens},

@@ -53,7 +53,8 @@ static void connect_ok(struct exhaustion *e, struct pt_owner o, __u64 c, __u16 p
 }
 
 /* A connect() that finds no port: two transitions without one, then the
- * syscall's failure, whose socket has lost its source address. */
+ * syscall's failure, whose socket has lost its source address: the decoder
+ * gives it back the one its CLOSE transition had. */
 static void connect_fail(struct exhaustion *e, struct pt_owner o, __u64 c, __u16 rport, __u64 t)
 {
 	struct pt_sock pending = sock4(c, IPPROTO_TCP, "127.0.0.1", 0, "127.0.0.1", rport);
@@ -61,8 +62,7 @@ static void connect_fail(struct exhaustion *e, struct pt_owner o, __u64 c, __u16
 
 	feed(e, ev_state(t, o, pending, TCP_CLOSE, TCP_SYN_SENT));
 	feed(e, ev_state(t + 5, o, pending, TCP_SYN_SENT, TCP_CLOSE));
-	f = ev_port(t + 10, o, sock4(c, IPPROTO_TCP, "0.0.0.0", 0, "127.0.0.1", rport),
-		    PT_PORT_ALLOC_FAIL, 0);
+	f = ev_port(t + 10, o, pending, PT_PORT_ALLOC_FAIL, 0);
 	f.err = EADDRNOTAVAIL;
 	f.flags |= PT_F_PORT_PENDING;
 	f.latency_ns = 90000;
@@ -283,7 +283,13 @@ static void seeded_from_the_socket_table(void)
 	ev = ev_state(2 * NS, o, sock4(3, IPPROTO_TCP, "127.0.0.1", 40000, "127.0.0.1", 80),
 		      TCP_ESTABLISHED, TCP_FIN_WAIT1);
 	feed(e, ev);
-	/* Time moves past the time-wait socket's end: gone. */
+	/* The time-wait socket's end, as the decoder computes it from the
+	 * time the kernel said it had left. */
+	ev = ev_port(31 * NS, o, sock4(4, IPPROTO_TCP, "127.0.0.1", 40002, "127.0.0.1", 80),
+		     PT_PORT_RELEASE, PT_REASON_TW_EXPIRED);
+	memset(&ev.owner, 0, sizeof(ev.owner));
+	ev.flags = PT_F_COMPUTED;
+	feed(e, ev);
 	feed(e, ev_state(40 * NS, o, sock4(9, IPPROTO_TCP, "127.0.0.1", 0, "127.0.0.1", 81), TCP_CLOSE,
 			 TCP_SYN_SENT));
 	v = exhaustion__rows(e, 0, &n);
@@ -349,7 +355,81 @@ static void raw_lines_are_no_events(void)
 	close(fd);
 }
 
+/* Warnings and peaks follow the shared count without visiting every
+ * destination: a bind takes one destination across the threshold (3 of 4
+ * at 75%), not one with fewer ports of its own; its release re-arms it. */
+static void shared_moves_cross_only_some(void)
+{
+	struct exhaustion *e = fresh();
+	struct pt_owner o = owner_of(10, 1000, "client");
+	struct exhaustion_status st;
+	const struct exhaustion_row *d80, *d81;
+	struct exhaustion_row *v;
+	struct pt_event b;
+	size_t n;
+
+	connect_ok(e, o, 1, 40000, 80, NS);
+	connect_ok(e, o, 2, 40001, 80, NS);
+	connect_ok(e, o, 3, 40000, 81, NS);
+	b = ev_port(5 * NS, o, sock4(4, IPPROTO_TCP, "127.0.0.1", 40002, "0.0.0.0", 0), PT_PORT_BIND, 0);
+	feed(e, b);
+	exhaustion__status(e, &st);
+	CHECK(st.warnings == 1);
+	feed(e, ev_port(6 * NS, o, b.sk, PT_PORT_RELEASE, PT_REASON_SOCK_CLOSE));
+	b.sk.cookie = 5;
+	b.ts_ns = 7 * NS;
+	feed(e, b);
+	exhaustion__status(e, &st);
+	CHECK(st.warnings == 2);
+	v = exhaustion__rows(e, 0, &n);
+	d80 = row(v, n, IPPROTO_TCP, 80);
+	d81 = row(v, n, IPPROTO_TCP, 81);
+	CHECK(d80 && d80->peak == 3 && d80->peak_ns == 5 * NS && d80->occupancy == 3);
+	CHECK(d81 && d81->peak == 2 && d81->peak_ns == 5 * NS && d81->occupancy == 2);
+	free(v);
+	exhaustion__free(e);
+}
+
+/* State is bounded by what is held now: a destination that held nothing
+ * for a minute goes (its failures stay in its pool's totals), and so does
+ * a process nothing names any more. */
+static void empty_destinations_and_processes_go(void)
+{
+	struct exhaustion *e = fresh();
+	struct exhaustion_status st;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	for (int i = 0; i < 1000; i++) {
+		struct pt_owner o = owner_of(100 + i, 1000, "churn");
+		__u64 t = NS + i * 1000000ULL;
+
+		connect_ok(e, o, 1 + i, 40000 + i % 4, 1000 + i, t);
+		feed(e, ev_port(t + 500, o, sock4(1 + i, IPPROTO_TCP, "127.0.0.1", 40000 + i % 4,
+						   "127.0.0.1", 1000 + i), PT_PORT_RELEASE,
+				PT_REASON_RST_SENT));
+	}
+	connect_fail(e, owner_of(99, 1000, "failer"), 5000, 1000, 3 * NS);
+	exhaustion__status(e, &st);
+	CHECK(st.dests == 1000 && st.procs == 1 && st.socks == 0);
+	/* A minute and more later, one connection: all that is left. */
+	connect_ok(e, owner_of(7, 1000, "late"), 9000, 40000, 80, 70 * NS);
+	exhaustion__status(e, &st);
+	CHECK(st.dests == 1 && st.procs == 1 && st.socks == 1);
+	f = open_memstream(&text, &len);
+	exhaustion__json(e, 0, true, NULL, 0, f);
+	fclose(f);
+	CHECK(strstr(text, "\"retired_dests\":1000,\"retired_failures\":1,"));
+	free(text);
+	exhaustion__free(e);
+}
+
 TESTS(exhaustion_tests) = {
+	{"exhaustion: a shared move crosses only the destinations it takes across",
+	 shared_moves_cross_only_some},
+	{"exhaustion: empty destinations and unnamed processes are retired",
+	 empty_destinations_and_processes_go},
 	{"exhaustion: a full destination, its failure, another peer", full_destination},
 	{"exhaustion: TIME_WAIT held, RST free, tw_reuse takeover", time_wait_and_takeover},
 	{"exhaustion: shared ports count once, for every destination", shared_ports},

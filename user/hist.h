@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * hist: a log-linear histogram of durations (ns), 8 buckets per power of
+ * two, kept sparse: only the buckets that have samples, at 8 bytes each and
+ * at most HIST_BUCKETS of them, so a histogram that saw one latency costs
+ * one bucket and no histogram ever costs more than about 2.4 KB, however
+ * many samples. Percentiles by nearest rank, as the midpoint of their
+ * bucket (within 6%), kept inside the smallest and largest sample seen.
+ * Used for connect() latencies (exhaustion) and hold times (timelines).
+ */
+#ifndef PT_HIST_H
+#define PT_HIST_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#define HIST_SUB_BITS 3		/* 8 buckets per power of two */
+#define HIST_MAX_EXP 40		/* values clamp at 2^40 ns, 18 minutes */
+
+struct hist_bin;
+
+struct hist {
+	unsigned long long count;
+	__u64 min, max;
+	struct hist_bin *bins;	/* by bucket, ascending */
+	unsigned int nbins, cap;
+};
+
+/* 0, or -ENOMEM (the sample is not counted). */
+int hist__add(struct hist *h, __u64 v);
+/* The pct-th percentile (1..100); 0 when empty. */
+__u64 hist__pct(const struct hist *h, unsigned int pct);
+/* Empty again, keeping its memory. */
+void hist__reset(struct hist *h);
+void hist__free(struct hist *h);
+
+#endif /* PT_HIST_H */

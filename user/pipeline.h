@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * pipeline: the one chain every entry point builds. Two sources: kernel
+ * records (through the decoder, which makes every derived event once) or
+ * events read back from a log (which holds the derived events already, so
+ * they pass as they are and nothing is derived twice). Then the consumers,
+ * in order: the output stream, timelines, exhaustion accounting, and any
+ * added with pipeline__add(); they only account.
+ *
+ * A live run also ticks the pipeline: the decoder's due events, the lost
+ * count, and with exhaustion the check against the kernel's socket table
+ * (on a thread of its own, so the ring never waits for it) and the snapshot
+ * records of the JSON stream.
+ */
+#ifndef PT_PIPELINE_H
+#define PT_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "event.h"
+
+struct output;
+struct timeline;
+struct exhaustion;
+struct tracer_opts;
+struct decoder;
+struct run_stats;
+
+struct pipeline_opts {
+	struct output *out;		/* NULL: no stream */
+	struct timeline *tl;		/* NULL: no timelines */
+	struct exhaustion *ex;		/* NULL: no exhaustion accounting */
+	/* The filters the kernel applies, for the sockets found at start-up;
+	 * NULL: every one. */
+	const struct tracer_opts *filter;
+	bool snapshots;			/* exhaustion records into out (JSON) */
+};
+
+struct pipeline;
+
+/* The consumers stay the caller's: pipeline__free() frees none of them. */
+struct pipeline *pipeline__new(const struct pipeline_opts *o);
+void pipeline__free(struct pipeline *p);
+
+/* Another consumer, after those of the options. 0 or -ENOMEM. */
+int pipeline__add(struct pipeline *p, pt_event_fn fn, void *ctx);
+
+/* The decoder kernel records go through (for the tracer and replays). */
+struct decoder *pipeline__decoder(struct pipeline *p);
+
+/* One event to every consumer: a pt_event_fn, for the decoder, a log
+ * reader, or anything else that has events. */
+int pipeline__event(void *p, const struct pt_event *ev);
+
+/* One raw kernel record: decoded, its events to every consumer. */
+int pipeline__record(struct pipeline *p, const void *data, size_t len);
+
+/* A socket held before tracing began (a sockdiag__snapshot() callback):
+ * filtered as the kernel filters events, remembered by the decoder. */
+int pipeline__existing(void *p, const struct pt_event *ev);
+
+/* Live: what is due at now_ns (CLOCK_MONOTONIC): derived events, and with
+ * exhaustion the check and the snapshot record when their interval is up. */
+int pipeline__tick(struct pipeline *p, __u64 now_ns);
+
+/* Live: the kernel's lost count is now total; a change is a lost event. */
+int pipeline__lost(struct pipeline *p, unsigned long long total, __u64 now_ns);
+
+/* The stream has ended (a live run stopped, a log was read to its end):
+ * the decoder's last derived events, and the final exhaustion record. */
+int pipeline__end(struct pipeline *p, __u64 now_ns);
+
+/* What the trailer says of the stream: lost, bad and aged records. */
+void pipeline__stats(const struct pipeline *p, struct run_stats *st);
+
+#endif /* PT_PIPELINE_H */
