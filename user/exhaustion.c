@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include "exhaustion.h"
 #include "array.h"
 #include "hist.h"
@@ -223,6 +224,7 @@ struct exhaustion {
 	unsigned long check_unreachable;	/* ports counted in namespaces it could not read */
 	bool check_persistent_said;	/* warned; again only after it agreed once */
 	struct socktab *mismatch;	/* cookies that differed at the last check */
+	__u64 check_dump_ns, check_apply_ns;	/* what the last check cost */
 };
 
 /* ---- small tools ---- */
@@ -1399,42 +1401,133 @@ void exhaustion__set_base(struct exhaustion *e, __u64 base_ns)
 
 /* ---- the check against the kernel's table ---- */
 
-struct check_ctx {
-	struct exhaustion *e;
+/*
+ * What one dump of the kernel's socket table found, made without looking
+ * at the accounting: so it can be made on a thread of its own while the
+ * ring is drained, and compared (exhaustion__check_apply) between events.
+ */
+struct exhaustion_dump {
 	struct socktab *listen;	/* this dump's listeners */
 	struct socktab *held;	/* cookies the kernel counts */
-	__u64 *cookies;
-	struct xpool **pools;	/* of each cookie; NULL: a pool events never showed */
-	size_t n, cap, cap_pools;
+	struct socktab *reach;	/* namespaces a dump reads */
+	struct dumped *socks;	/* those counted, in dump order */
+	size_t n, cap;
+	__u64 *all;		/* every socket's cookie, counted or not */
+	size_t nall, cap_all;
+	__u64 dump_ns;		/* how long the dump took */
 	int err;
+};
+
+struct dumped {
+	__u64 cookie;
+	__u32 netns;
+	__u8 proto;
 };
 
 /* The same rules as the start-up snapshot, with the range and reserved
  * ports as the kernel has them now. */
-static int check_event(void *ctx, const struct pt_event *ev)
+static int dump_event(void *ctx, const struct pt_event *ev)
 {
-	struct check_ctx *c = ctx;
+	struct exhaustion_dump *c = ctx;
 	const struct pt_sock *sk = &ev->sk;
-	struct xpool **pools;
+	struct dumped *v;
+	__u64 *all;
 	enum xclass cls;
-	__u64 *cookies;
 	__u8 one = 1;
 	int state;
 
+	if (sk->cookie) {
+		all = array__grow(c->all, &c->cap_all, c->nall + 1, sizeof(*all));
+		if (!all)
+			return c->err = -ENOMEM;
+		c->all = all;
+		c->all[c->nall++] = sk->cookie;
+	}
 	if (!classify_existing(c->listen, ev, &cls, &state) || !pt_event_in_range(ev) ||
 	    (ev->flags & PT_F_RESERVED))
 		return 0;
-	cookies = array__grow(c->cookies, &c->cap, c->n + 1, sizeof(*cookies));
-	if (cookies)
-		c->cookies = cookies;
-	pools = array__grow(c->pools, &c->cap_pools, c->n + 1, sizeof(*pools));
-	if (pools)
-		c->pools = pools;
-	if (!cookies || !pools || !socktab__put(c->held, sk->cookie, &one))
+	v = array__grow(c->socks, &c->cap, c->n + 1, sizeof(*v));
+	if (!v || !socktab__put(c->held, sk->cookie, &one))
 		return c->err = -ENOMEM;
-	c->pools[c->n] = pool_find(c->e, sk->netns, sk->proto);
-	c->cookies[c->n++] = sk->cookie;
+	c->socks = v;
+	c->socks[c->n++] = (struct dumped){sk->cookie, sk->netns, sk->proto};
 	return 0;
+}
+
+void exhaustion_dump__free(struct exhaustion_dump *c)
+{
+	if (!c)
+		return;
+	socktab__free(c->listen);
+	socktab__free(c->held);
+	socktab__free(c->reach);
+	free(c->socks);
+	free(c->all);
+	free(c);
+}
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+struct exhaustion_dump *exhaustion_dump__take(void)
+{
+	struct exhaustion_dump *c = calloc(1, sizeof(*c));
+	__u64 start = mono_ns();
+	__u32 *ns = NULL;
+	size_t nns = 0;
+	__u8 one = 1;
+
+	if (!c)
+		return NULL;
+	c->listen = socktab__new(1u << 22, 1);
+	c->held = socktab__new(MAX_SOCKS, 1);
+	c->reach = socktab__new(1u << 20, 1);
+	if (!c->listen || !c->held || !c->reach) {
+		c->err = -ENOMEM;
+		return c;
+	}
+	/* A namespace no dump can read (deleted, held by an open file only)
+	 * is left out: its sockets may be gone without a word. */
+	c->err = sockdiag__namespaces(&ns, &nns);
+	for (size_t i = 0; !c->err && i < nns; i++)
+		socktab__put(c->reach, ns[i], &one);
+	free(ns);
+	if (!c->err) {
+		int err = sockdiag__dump(0, dump_event, c);
+
+		if (err)
+			c->err = err;
+	}
+	c->dump_ns = mono_ns() - start;
+	return c;
+}
+
+int exhaustion_dump__error(const struct exhaustion_dump *c)
+{
+	return c->err;
+}
+
+size_t exhaustion_dump__cookies(const struct exhaustion_dump *c, const __u64 **v)
+{
+	*v = c->all;
+	return c->nall;
+}
+
+bool exhaustion__check_due(struct exhaustion *e, __u64 now_ns)
+{
+	if (!e->o.live)
+		return false;
+	if (!e->last_check_ns)
+		e->last_check_ns = now_ns;
+	if (now_ns - e->last_check_ns < e->interval_ns)
+		return false;
+	e->last_check_ns = now_ns;
+	return true;
 }
 
 static void check_add(struct pool_check *a, const struct pool_check *b)
@@ -1531,50 +1624,28 @@ out:
  * cancel out. A socket taken or given back while the dump runs differs
  * once; one that still differs at the next check is "persistent".
  */
-int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void *ctx)
+int exhaustion__check_apply(struct exhaustion *e, const struct exhaustion_dump *c, __u64 now_ns,
+			    pt_event_fn gone, void *ctx)
 {
-	struct check_ctx c = {.e = e};
-	struct socktab *now_diff = NULL, *reach = NULL;
-	__u32 *ns = NULL;
-	size_t nns = 0;
+	struct socktab *now_diff = NULL;
+	__u64 start = mono_ns();
 	__u8 one = 1;
-	int err;
+	int err = c->err;
 
-	if (!e->o.live)
-		return -EOPNOTSUPP;
-	if (!e->last_check_ns)
-		e->last_check_ns = now_ns;
-	if (now_ns - e->last_check_ns < e->interval_ns)
-		return 0;
-	e->last_check_ns = now_ns;
-	c.listen = socktab__new(1u << 22, 1);
-	c.held = socktab__new(MAX_SOCKS, 1);
-	now_diff = socktab__new(MAX_SOCKS, 1);
-	reach = socktab__new(1u << 20, 1);
-	if (!c.listen || !c.held || !now_diff || !reach) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	/* A namespace no dump can read (deleted, held by an open file only)
-	 * is left out: its sockets may be gone without a word. */
-	err = sockdiag__namespaces(&ns, &nns);
-	for (size_t i = 0; !err && i < nns; i++)
-		socktab__put(reach, ns[i], &one);
-	if (!err)
-		err = sockdiag__dump(0, check_event, &c);
-	if (!err)
-		err = c.err;
 	if (err)
-		goto cleanup;
+		return err;
+	now_diff = socktab__new(MAX_SOCKS, 1);
+	if (!now_diff)
+		return -ENOMEM;
 	memset(&e->chk, 0, sizeof(e->chk));
 	e->check_unreachable = 0;
 	for (size_t i = 0; i < e->npools; i++) {
 		struct xpool *p = e->pools[i];
 
 		memset(&p->chk, 0, sizeof(p->chk));
-		p->chk.reachable = socktab__get(reach, p->ns->inode) != NULL;
+		p->chk.reachable = socktab__get(c->reach, p->ns->inode) != NULL;
 		if (p->chk.reachable && p->proto == IPPROTO_TCP &&
-		    (err = tw_reconcile(p, c.held, now_ns, gone, ctx)))
+		    (err = tw_reconcile(p, c->held, now_ns, gone, ctx)))
 			goto cleanup;
 		for (struct xsock *s = p->socks; s; s = s->next) {
 			if (!s->counted)
@@ -1584,22 +1655,23 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void
 				continue;
 			}
 			p->chk.events++;
-			if (!socktab__get(c.held, s->cookie)) {
+			if (!socktab__get(c->held, s->cookie)) {
 				p->chk.extra++;
 				socktab__put(now_diff, s->cookie, &one);
 				p->chk.persistent += socktab__get(e->mismatch, s->cookie) != NULL;
 			}
 		}
 	}
-	for (size_t i = 0; i < c.n; i++) {
-		struct xsock *s = sock_get(e, c.cookies[i]);
-		struct pool_check *pc = c.pools[i] ? &c.pools[i]->chk : &e->chk;
+	for (size_t i = 0; i < c->n; i++) {
+		struct xsock *s = sock_get(e, c->socks[i].cookie);
+		struct xpool *p = pool_find(e, c->socks[i].netns, c->socks[i].proto);
+		struct pool_check *pc = p ? &p->chk : &e->chk;
 
 		pc->kernel++;
 		if (!s || !s->counted) {
 			pc->missing++;
-			socktab__put(now_diff, c.cookies[i], &one);
-			pc->persistent += socktab__get(e->mismatch, c.cookies[i]) != NULL;
+			socktab__put(now_diff, c->socks[i].cookie, &one);
+			pc->persistent += socktab__get(e->mismatch, c->socks[i].cookie) != NULL;
 		}
 	}
 	for (size_t i = 0; i < e->npools; i++)
@@ -1614,15 +1686,11 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void
 	e->check_persistent_said = e->chk.persistent != 0;
 	e->checked = true;
 	e->check_ns = now_ns;
+	e->check_dump_ns = c->dump_ns;
+	e->check_apply_ns = mono_ns() - start;
 	err = 1;
 cleanup:
-	socktab__free(c.listen);
-	socktab__free(c.held);
 	socktab__free(now_diff);
-	socktab__free(reach);
-	free(c.cookies);
-	free(c.pools);
-	free(ns);
 	return err;
 }
 
@@ -1934,6 +2002,8 @@ void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st
 	st->warnings = e->nwarn;
 	st->checked = e->checked;
 	st->check_ns = e->check_ns;
+	st->check_dump_ns = e->check_dump_ns;
+	st->check_apply_ns = e->check_apply_ns;
 	st->check_kernel = e->chk.kernel;
 	st->check_events = e->chk.events;
 	st->check_missing = e->chk.missing;
@@ -2181,7 +2251,9 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 	if (e->checked) {
 		jw_put(&w, ",\"check\":{\"t_ns\":%llu,", (unsigned long long)e->check_ns);
 		jw_check(&w, &e->chk);
-		jw_put(&w, ",\"unreachable\":%lu}", e->check_unreachable);
+		jw_put(&w, ",\"unreachable\":%lu,\"dump_ns\":%llu,\"apply_ns\":%llu}",
+		       e->check_unreachable, (unsigned long long)e->check_dump_ns,
+		       (unsigned long long)e->check_apply_ns);
 	}
 	jw_put(&w, ",\"pools\":[");
 	while (rows && i < n && !w.full) {
@@ -2440,6 +2512,8 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 					p->ns->inode, names__proto(p->proto), p->chk.events,
 					p->chk.kernel, p->chk.persistent);
 		}
+		fprintf(f, "  it took %.1f ms reading the kernel's tables (on a thread of its own) and %.1f ms comparing\n",
+			e->check_dump_ns / 1e6, e->check_apply_ns / 1e6);
 		if (e->check_unreachable)
 			fprintf(f, "  (%lu ports counted in namespaces it cannot read any more)\n",
 				e->check_unreachable);

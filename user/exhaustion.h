@@ -56,7 +56,6 @@ int exhaustion__event(void *e, const struct pt_event *ev);
 
 /*
  * Live only: compare with the kernel's socket table; report divergence.
- * Runs at most once per interval (0 when not due, 1 when done, -errno).
  * Sockets are compared by cookie; a difference that is still there at the
  * next check is "persistent", the rest was in flight.
  *
@@ -66,8 +65,25 @@ int exhaustion__event(void *e, const struct pt_event *ev);
  * the table lacks, and a lookup of its own confirms gone, is given back with
  * a release event (reason PT_REASON_TW_GONE, at now_ns) passed to gone(ctx),
  * which must bring it back here through exhaustion__event().
+ *
+ * In two halves, so that the slow one (reading every namespace's table)
+ * runs on a thread of its own: exhaustion_dump__take() looks at the kernel
+ * only and is safe on any thread; exhaustion__check_apply() compares, on
+ * the thread that feeds events.
  */
-int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void *ctx);
+struct exhaustion_dump;
+
+/* Whether a check is due at now_ns (once per interval; never offline). */
+bool exhaustion__check_due(struct exhaustion *e, __u64 now_ns);
+struct exhaustion_dump *exhaustion_dump__take(void);
+void exhaustion_dump__free(struct exhaustion_dump *c);
+/* 0, or the -errno that spoiled the dump. */
+int exhaustion_dump__error(const struct exhaustion_dump *c);
+/* The cookie of every socket the dump saw: *v, how many returned. */
+size_t exhaustion_dump__cookies(const struct exhaustion_dump *c, const __u64 **v);
+/* 1 when compared, or -errno. */
+int exhaustion__check_apply(struct exhaustion *e, const struct exhaustion_dump *c, __u64 now_ns,
+			    pt_event_fn gone, void *ctx);
 
 /*
  * One JSON Lines snapshot record ({"type":"exhaustion",...}\n) of the
@@ -149,6 +165,8 @@ struct exhaustion_status {
 	unsigned long check_missing, check_extra;	/* last check */
 	unsigned long check_persistent;			/* seen twice running */
 	unsigned long check_unreachable;	/* ports in namespaces no check can read */
+	__u64 check_dump_ns;	/* the last check: reading the kernel (own thread) */
+	__u64 check_apply_ns;	/* comparing, between events */
 	/* What is held now: destinations, processes and sockets followed. */
 	size_t dests, procs, socks;
 };

@@ -4,6 +4,7 @@
  * builds this one chain, so a consumer added here is fed by all of them.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +24,24 @@ struct consumer {
 	void *ctx;
 };
 
+/*
+ * The socket-table reader, on a thread of its own: reading every
+ * namespace's table (and /proc to find them) takes long on a busy host, and
+ * the ring must not wait. It only reads the kernel; what it found is
+ * compared with the accounting on the reader's thread, between events.
+ */
+struct watch {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool started, want, quit;
+	struct exhaustion_dump *done;	/* the last dump, not yet taken */
+};
+
 struct pipeline {
 	struct pipeline_opts o;
+	struct watch w;
+	__u64 last_sweep_ns;
 	struct decoder *dec;
 	struct consumer *cons;
 	size_t ncons, cap_cons;
@@ -51,6 +68,8 @@ struct pipeline *pipeline__new(const struct pipeline_opts *o)
 	if (!p)
 		return NULL;
 	p->o = *o;
+	pthread_mutex_init(&p->w.lock, NULL);
+	pthread_cond_init(&p->w.cond, NULL);
 	p->dec = decoder__new();
 	if (!p->dec || (o->out && pipeline__add(p, output__event, o->out)) ||
 	    (o->tl && pipeline__add(p, timeline__event, o->tl)) ||
@@ -66,6 +85,16 @@ void pipeline__free(struct pipeline *p)
 {
 	if (!p)
 		return;
+	if (p->w.started) {
+		pthread_mutex_lock(&p->w.lock);
+		p->w.quit = true;
+		pthread_cond_signal(&p->w.cond);
+		pthread_mutex_unlock(&p->w.lock);
+		pthread_join(p->w.thread, NULL);
+	}
+	exhaustion_dump__free(p->w.done);
+	pthread_mutex_destroy(&p->w.lock);
+	pthread_cond_destroy(&p->w.cond);
 	decoder__free(p->dec);
 	free(p->cons);
 	free(p->snap);
@@ -129,21 +158,107 @@ static int on_tw_gone(void *ctx, const struct pt_event *ev)
 	return pipeline__event(p, ev);
 }
 
-/* With exhaustion: when due, a check against the socket table and a
- * snapshot record; final: the end-of-run record. */
-static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		struct exhaustion_dump *dump;
+
+		while (!w->want && !w->quit)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->quit)
+			break;
+		w->want = false;
+		pthread_mutex_unlock(&w->lock);
+		dump = exhaustion_dump__take();
+		pthread_mutex_lock(&w->lock);
+		exhaustion_dump__free(w->done);
+		w->done = dump;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static void watch_request(struct pipeline *p)
+{
+	struct watch *w = &p->w;
+
+	if (!w->started) {
+		if (pthread_create(&w->thread, NULL, watch_main, w)) {
+			if (!p->check_warned)
+				p_warn("starting the socket-table reader: %s", strerror(errno));
+			p->check_warned = true;
+			return;
+		}
+		w->started = true;
+	}
+	pthread_mutex_lock(&w->lock);
+	w->want = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static struct exhaustion_dump *watch_take(struct watch *w)
+{
+	struct exhaustion_dump *dump;
+
+	if (!w->started)
+		return NULL;
+	pthread_mutex_lock(&w->lock);
+	dump = w->done;
+	w->done = NULL;
+	pthread_mutex_unlock(&w->lock);
+	return dump;
+}
+
+/*
+ * Live: a dump of the socket table when the exhaustion check is due, and
+ * at least every half age of the decoder's tables, whose quiet entries the
+ * kernel vouches for; a finished dump is compared here, between events.
+ */
+static void watch_tick(struct pipeline *p, __u64 now)
+{
+	struct exhaustion_dump *dump;
+	const __u64 *cookies;
+	size_t n;
+	int err;
+
+	if (!p->o.live)
+		return;
+	if (!p->last_sweep_ns)
+		p->last_sweep_ns = now;
+	if ((p->o.ex && exhaustion__check_due(p->o.ex, now)) ||
+	    now - p->last_sweep_ns >= PT_DECODER_AGE_NS / 2) {
+		p->last_sweep_ns = now;
+		watch_request(p);
+	}
+	dump = watch_take(&p->w);
+	if (!dump)
+		return;
+	err = exhaustion_dump__error(dump);
+	if (!err) {
+		n = exhaustion_dump__cookies(dump, &cookies);
+		for (size_t i = 0; i < n; i++)
+			decoder__keep(p->dec, cookies[i]);
+	}
+	if (!err && p->o.ex)
+		err = exhaustion__check_apply(p->o.ex, dump, now, on_tw_gone, p);
+	if (err < 0 && !p->check_warned) {
+		p_warn("checking counts against the socket table: %s", strerror(-err));
+		p->check_warned = true;
+	}
+	exhaustion_dump__free(dump);
+}
+
+/* With exhaustion: the snapshot record when due; final: the end-of-run one. */
+static void snapshot_tick(struct pipeline *p, __u64 now, bool final)
 {
 	int n;
 
-	if (!p->o.ex)
-		return;
-	n = final ? 0 : exhaustion__check(p->o.ex, now, on_tw_gone, p);
-	if (n < 0 && n != -EOPNOTSUPP && !p->check_warned) {
-		p_warn("checking counts against the socket table: %s", strerror(-n));
-		p->check_warned = true;
-	}
 	/* Text and CSV streams carry no records: build none. */
-	if (!p->snap)
+	if (!p->o.ex || !p->snap)
 		return;
 	n = final ? exhaustion__json(p->o.ex, now, true, p->snap, SNAPSHOT_MAX, NULL)
 		  : exhaustion__snapshot(p->o.ex, now, p->snap, SNAPSHOT_MAX);
@@ -155,8 +270,10 @@ int pipeline__tick(struct pipeline *p, __u64 now_ns)
 {
 	int err = decoder__tick(p->dec, now_ns, pipeline__event, p);
 
-	if (!err)
-		exhaustion_tick(p, now_ns, false);
+	if (!err) {
+		watch_tick(p, now_ns);
+		snapshot_tick(p, now_ns, false);
+	}
 	return err;
 }
 
@@ -179,7 +296,7 @@ int pipeline__end(struct pipeline *p, __u64 now_ns)
 	int err = decoder__end(p->dec, pipeline__event, p);
 
 	if (!err)
-		exhaustion_tick(p, now_ns, true);
+		snapshot_tick(p, now_ns, true);
 	return err;
 }
 

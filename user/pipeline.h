@@ -34,6 +34,7 @@ struct pipeline_opts {
 	 * NULL: every one. */
 	const struct tracer_opts *filter;
 	bool snapshots;			/* exhaustion records into out (JSON) */
+	bool live;			/* the kernel is there: read its socket table */
 };
 
 struct pipeline;

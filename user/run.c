@@ -150,6 +150,7 @@ int run__main(int argc, char **argv)
 		goto cleanup;
 	}
 	po.out = out;
+	po.live = true;
 	if (opts.timeline) {
 		po.tl = tl = timeline__new(&opts.tl);
 		if (!tl) {

@@ -483,7 +483,7 @@ int top__main(int argc, char **argv)
 	}
 	e = exhaustion__new(&a.xo);
 	if (e)
-		pipe = pipeline__new(&(struct pipeline_opts){.ex = e});
+		pipe = pipeline__new(&(struct pipeline_opts){.ex = e, .live = true});
 	if (!pipe) {
 		p_err("out of memory");
 		goto cleanup;
