@@ -49,6 +49,7 @@ UNIT_OBJS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%.o,$(UNIT_SRCS))
 UNIT_BIN := $(OUTPUT)/tests/unit
 
 .DELETE_ON_ERROR:
+.SECONDEXPANSION:
 .PHONY: all deps run test test-unit test-e2e test-kernels fuzz bench bench-quick install clean
 
 all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay $(OUTPUT)/ptfloor
@@ -118,22 +119,30 @@ test-e2e: all
 	$(Q)PORTTRACE=$(abspath $(OUTPUT)/porttrace) PORTLOAD=$(abspath $(OUTPUT)/portload) \
 		$(PYTHON) -m pytest -q -p no:cacheprovider tests/e2e
 
-# The log reader under libFuzzer, ASan and UBSan; FUZZ_SECONDS bounds it.
+# The log reader and the decoder under libFuzzer, ASan and UBSan;
+# FUZZ_SECONDS bounds each.
 FUZZ_SECONDS ?= 60
-FUZZ_SRCS := tests/fuzz/fuzz_logreader.c user/logreader.c user/names.c user/log.c
+FUZZ_TARGETS := logreader decoder
+FUZZ_SRCS_logreader := user/logreader.c user/names.c user/log.c
+FUZZ_SRCS_decoder := user/decoder.c user/socktab.c
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	       -DPT_VERSION='"$(VERSION)"' -Ibpf -Iuser
 
-$(OUTPUT)/fuzz/fuzz_logreader: $(FUZZ_SRCS) $(wildcard user/*.h bpf/porttrace.h)
+$(OUTPUT)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRCS_$$*) $(wildcard user/*.h bpf/porttrace.h)
 	$(call msg,FUZZ-CC,$@)
-	$(Q)mkdir -p $(OUTPUT)/fuzz/corpus
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_SRCS) -lz -o $@
+	$(Q)mkdir -p $(OUTPUT)/fuzz/corpus-$*
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_SRCS_$*) -lz -o $@
 
-fuzz: $(OUTPUT)/fuzz/fuzz_logreader
-	$(Q)$< -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 \
-		$(OUTPUT)/fuzz/corpus tests/fuzz/seeds > $(OUTPUT)/fuzz/log 2>&1; \
-		rc=$$?; tail -n 1 $(OUTPUT)/fuzz/log; \
-		[ $$rc -eq 0 ] || { grep -A20 'ERROR:' $(OUTPUT)/fuzz/log; exit $$rc; }
+# The seeds of the log reader are log lines; the decoder's, raw records.
+FUZZ_SEEDS_logreader := tests/fuzz/seeds
+FUZZ_SEEDS_decoder := tests/fuzz/seeds-decoder
+fuzz_run = $(OUTPUT)/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=5 \
+	   $(OUTPUT)/fuzz/corpus-$(1) $(FUZZ_SEEDS_$(1)) > $(OUTPUT)/fuzz/log-$(1) 2>&1; \
+	   rc=$$?; printf '%s: ' $(1); tail -n 1 $(OUTPUT)/fuzz/log-$(1); \
+	   [ $$rc -eq 0 ] || { grep -A20 'ERROR:' $(OUTPUT)/fuzz/log-$(1); exit $$rc; }
+
+fuzz: $(patsubst %,$(OUTPUT)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	$(Q)$(foreach t,$(FUZZ_TARGETS),$(call fuzz_run,$(t));)
 
 # The same binary on Debian's 6.1 kernel under qemu (TCG): CO-RE proved.
 test-kernels: all

@@ -133,6 +133,22 @@ def test_unwritable_output_file():
     assert_one_line_error(r, path)
 
 
+def test_record_raw_refuses_a_file_that_is_no_recording(tmp_path):
+    """--record-raw appends only to a raw recording (its PTRAWREC magic and
+    version first): a JSON log given by mistake is named, left as it was,
+    and nothing is attached. An empty file becomes a recording."""
+    log = tmp_path / "events.jsonl"
+    log.write_text('{"type":"header","schema":1}\n')
+    r = run([PORTTRACE, "--record-raw", str(log), "-d", "1"])
+    assert_one_line_error(r, str(log), "not a porttrace raw recording")
+    assert r.returncode == 1
+    assert log.read_text() == '{"type":"header","schema":1}\n'
+    raw = tmp_path / "raw.bin"
+    r = run([PORTTRACE, "--record-raw", str(raw), "-d", "0.2", "-o", str(tmp_path / "o.jsonl")])
+    assert r.returncode == 0, r.stderr
+    assert raw.read_bytes()[:12] == b"PTRAWREC\x01\x00\x00\x00"
+
+
 def test_without_privileges():
     r = run([*UNPRIVILEGED, PORTTRACE, "-d", "1"])
     assert_one_line_error(r, "CAP_BPF")
