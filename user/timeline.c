@@ -19,6 +19,9 @@
 #include "timeline.h"
 
 #define TL_STATES 8
+/* A process that held nothing for this long (event time) is retired: its
+ * timeline, summary and detail as kept, goes to a spill file until printed. */
+#define TL_RETIRE_NS (60ULL * 1000000000ULL)
 #define MAX_FAIL_KINDS 8
 
 enum tl_how {
@@ -71,6 +74,13 @@ struct tl_proc {
 	/* Released ports' hold times: the median within 6%, in at most
 	 * about 2.4 KB however many ports. */
 	struct hist holds;
+	__u64 median_ns;	/* read back from the spill file: holds is gone */
+	bool spilled;
+	unsigned int live;	/* sockets by_cookie names it for */
+	size_t idx;		/* in t->procs */
+	struct tl_proc *iprev, *inext;	/* t->idle: holds nothing since idle_ns */
+	__u64 idle_ns;
+	bool idle;
 	struct tl_fail fail[MAX_FAIL_KINDS];
 	int nfail;
 	/* detail: first ports forever, open ones, most recent released ones */
@@ -95,6 +105,9 @@ struct timeline {
 	size_t nprocs, cap_procs;
 	struct socktab *by_cookie;	/* cookie -> struct tl_ref */
 	struct socktab *by_pid;		/* pid -> latest struct tl_proc * */
+	struct tl_proc *idle_head, *idle_tail;	/* by idle_ns */
+	FILE *spill;			/* retired timelines, in retirement order */
+	unsigned long long spilled;
 	unsigned long long lost;
 	int err;			/* out of memory while ingesting */
 };
@@ -142,6 +155,8 @@ void timeline__free(struct timeline *t)
 	free(t->procs);
 	socktab__free(t->by_cookie);
 	socktab__free(t->by_pid);
+	if (t->spill)
+		fclose(t->spill);
 	free(t);
 }
 
@@ -154,6 +169,46 @@ static bool wanted(const struct timeline *t, __u32 pid, const char *comm)
 	for (int i = 0; i < t->o.n_comms && !by_comm; i++)
 		by_comm = !strncmp(t->o.comms[i], comm, PT_TASK_COMM_LEN - 1);
 	return by_pid && by_comm;
+}
+
+static void idle_add(struct timeline *t, struct tl_proc *p, __u64 ts)
+{
+	p->idle = true;
+	p->idle_ns = ts;
+	p->inext = NULL;
+	p->iprev = t->idle_tail;
+	if (t->idle_tail)
+		t->idle_tail->inext = p;
+	else
+		t->idle_head = p;
+	t->idle_tail = p;
+}
+
+static void idle_del(struct timeline *t, struct tl_proc *p)
+{
+	if (!p->idle)
+		return;
+	if (p->iprev)
+		p->iprev->inext = p->inext;
+	else
+		t->idle_head = p->inext;
+	if (p->inext)
+		p->inext->iprev = p->iprev;
+	else
+		t->idle_tail = p->iprev;
+	p->idle = false;
+}
+
+static void ref_hold(struct timeline *t, struct tl_proc *p)
+{
+	if (!p->live++)
+		idle_del(t, p);
+}
+
+static void ref_drop(struct timeline *t, struct tl_proc *p, __u64 ts)
+{
+	if (!--p->live)
+		idle_add(t, p, ts);
 }
 
 /* The timeline of the process that owns ev; a reused pid starts anew. */
@@ -195,13 +250,19 @@ static struct tl_proc *proc_of(struct timeline *t, const struct pt_event *ev)
 		t->err = -ENOMEM;
 		return NULL;
 	}
+	p->idx = t->nprocs;
 	t->procs[t->nprocs++] = p;
 	socktab__put(t->by_pid, p->pid, &p);
+	idle_add(t, p, ev->ts_ns);
 	return p->selected ? p : NULL;
 }
 
-static void touch(struct tl_proc *p, __u64 ts)
+static void touch(struct timeline *t, struct tl_proc *p, __u64 ts)
 {
+	if (p->idle && ts > p->idle_ns) {
+		idle_del(t, p);
+		idle_add(t, p, ts);
+	}
 	if (ts < p->first_ns)
 		p->first_ns = ts;
 	if (ts > p->last_ns)
@@ -299,7 +360,7 @@ static void count(struct tl_proc *p, struct tl_port *port, __u64 ts)
 static void take(struct timeline *t, struct tl_proc *p, const struct pt_event *ev, enum tl_how how)
 {
 	struct tl_port *port = port_new(t, p, ev, how);
-	struct tl_ref ref = {port, p};
+	struct tl_ref ref = {port, p}, *old;
 
 	if (!port)
 		return;
@@ -310,7 +371,14 @@ static void take(struct timeline *t, struct tl_proc *p, const struct pt_event *e
 	else if (how == HOW_EXISTING && ev->sk.proto == IPPROTO_TCP)
 		add_state(port, ev->newstate, ev->ts_ns);
 	port->latency_ns = ev->latency_ns;
-	if (!socktab__put(t->by_cookie, ev->sk.cookie, &ref) && ev->sk.cookie)
+	if (!ev->sk.cookie)
+		return;
+	/* A socket that takes a port again: its old entry names it no more. */
+	if ((old = socktab__get(t->by_cookie, ev->sk.cookie)))
+		ref_drop(t, old->proc, ev->ts_ns);
+	if (socktab__put(t->by_cookie, ev->sk.cookie, &ref))
+		ref_hold(t, p);
+	else
 		t->err = -ENOMEM;
 }
 
@@ -330,7 +398,8 @@ static void release(struct timeline *t, struct tl_ref *ref, const struct pt_even
 		p->longest_ns = held;
 	if (hist__add(&p->holds, held))
 		t->err = -ENOMEM;
-	socktab__take(t->by_cookie, port->cookie, NULL);
+	if (socktab__take(t->by_cookie, port->cookie, NULL))
+		ref_drop(t, p, ev->ts_ns);
 	port_retire(t, p, port);
 }
 
@@ -366,9 +435,11 @@ static void connect_failed(struct timeline *t, const struct tl_ref *ref, int err
 			   __u64 latency_ns)
 {
 	__u64 cookie = ref->port->cookie;
+	struct tl_proc *p = ref->proc;
 
-	failed(t, ref->proc, ref->port, err, ts, latency_ns);
-	socktab__take(t->by_cookie, cookie, NULL);
+	failed(t, p, ref->port, err, ts, latency_ns);
+	if (socktab__take(t->by_cookie, cookie, NULL))
+		ref_drop(t, p, ts);
 }
 
 static bool connecting_without_port(const struct tl_port *port)
@@ -452,6 +523,8 @@ static void on_port(struct timeline *t, struct tl_proc *p, struct tl_ref *ref,
 	}
 }
 
+static void retire_due(struct timeline *t, __u64 ts);
+
 int timeline__event(void *ctx, const struct pt_event *ev)
 {
 	struct timeline *t = ctx;
@@ -462,16 +535,17 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 		t->lost += ev->lost;
 		return 0;
 	}
+	retire_due(t, ev->ts_ns);
 	p = proc_of(t, ev);
 	found = socktab__get(t->by_cookie, ev->sk.cookie);
 	/* Copied: take() and release() may move the table's entries. */
 	if (found)
 		ref = *found;
 	if (found) {
-		touch(ref.proc, ev->ts_ns);
+		touch(t, ref.proc, ev->ts_ns);
 		learn(&ref, ev);
 	} else if (p) {
-		touch(p, ev->ts_ns);
+		touch(t, p, ev->ts_ns);
 	}
 
 	if (ev->type == PT_EV_STATE) {
@@ -507,7 +581,7 @@ static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char 
 
 static __u64 median(const struct tl_proc *p)
 {
-	return hist__pct(&p->holds, 50);
+	return p->spilled ? p->median_ns : hist__pct(&p->holds, 50);
 }
 
 static int cmp_taken(const void *a, const void *b)
@@ -752,6 +826,109 @@ static void print_proc_json(const struct timeline *t, FILE *f, struct tl_proc *p
 	fprintf(f, "]}\n");
 }
 
+/* ---- retirement: what nothing holds leaves memory ---- */
+
+static void proc_unlink(struct timeline *t, struct tl_proc *p)
+{
+	struct tl_proc **slot = socktab__get(t->by_pid, p->pid);
+
+	if (slot && *slot == p)
+		socktab__take(t->by_pid, p->pid, NULL);
+	idle_del(t, p);
+	t->procs[p->idx] = t->procs[--t->nprocs];
+	t->procs[p->idx]->idx = p->idx;
+}
+
+/* A spill record: the struct tl_proc (its pointers meaningless there, its
+ * median computed), then its nfirst ports, in the order they were taken. */
+static bool spill(struct timeline *t, struct tl_proc *p)
+{
+	struct tl_proc copy = *p;
+	struct tl_port **v;
+	size_t n;
+	bool ok;
+
+	if (!t->spill && !(t->spill = tmpfile()))
+		return false;
+	v = ports_sorted(t, p, &n);
+	if (!v)
+		return false;
+	copy.median_ns = median(p);
+	copy.spilled = true;
+	memset(&copy.holds, 0, sizeof(copy.holds));
+	copy.first = copy.open = copy.recent = NULL;
+	copy.iprev = copy.inext = NULL;
+	copy.nfirst = n;
+	copy.nopen = copy.nrecent = 0;
+	ok = fwrite(&copy, sizeof(copy), 1, t->spill) == 1;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = fwrite(v[i], sizeof(*v[i]), 1, t->spill) == 1;
+	free(v);
+	if (!ok)
+		t->err = -EIO;
+	t->spilled += ok;
+	return ok;
+}
+
+/* Held nothing for TL_RETIRE_NS: the timeline is written to the spill file
+ * (if it has anything to show) and leaves memory. Without a spill file it
+ * stays in memory, no longer waiting. */
+static void retire(struct timeline *t, struct tl_proc *p)
+{
+	if (p->selected && (p->taken || p->failures) && !spill(t, p)) {
+		idle_del(t, p);
+		return;
+	}
+	proc_unlink(t, p);
+	proc_free(p);
+}
+
+static void retire_due(struct timeline *t, __u64 ts)
+{
+	while (t->idle_head && t->idle_head->idle_ns + TL_RETIRE_NS <= ts)
+		retire(t, t->idle_head);
+}
+
+size_t timeline__procs(const struct timeline *t)
+{
+	return t->nprocs;
+}
+
+static void print_proc(struct timeline *t, FILE *f, struct tl_proc *p, enum output_format fmt,
+		       __u64 base_ns)
+{
+	if (fmt == OUTPUT_JSON)
+		print_proc_json(t, f, p);
+	else
+		print_proc_text(t, f, p, base_ns);
+}
+
+/* The retired timelines, read back one at a time. */
+static void print_spilled(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns)
+{
+	struct tl_proc p;
+
+	if (!t->spill || fflush(t->spill) || fseek(t->spill, 0, SEEK_SET))
+		return;
+	while (fread(&p, sizeof(p), 1, t->spill) == 1) {
+		size_t n = p.nfirst;
+		struct tl_port *ports = calloc(n ? n : 1, sizeof(*ports));
+		struct tl_port **v = calloc(n ? n : 1, sizeof(*v));
+		bool ok = ports && v && fread(ports, sizeof(*ports), n, t->spill) == n;
+
+		for (size_t i = 0; ok && i < n; i++)
+			v[i] = &ports[i];
+		p.first = v;
+		if (ok)
+			print_proc(t, f, &p, fmt, base_ns);
+		free(ports);
+		free(v);
+		if (!ok)
+			break;
+	}
+	fseek(t->spill, 0, SEEK_END);
+}
+
 static int cmp_proc(const void *a, const void *b)
 {
 	const struct tl_proc *x = *(struct tl_proc *const *)a, *y = *(struct tl_proc *const *)b;
@@ -768,16 +945,16 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 	if (t->lost && fmt == OUTPUT_TEXT)
 		fprintf(f, "note: %llu records were lost in the kernel; timelines may miss events\n\n",
 			t->lost);
+	/* Those retired first, as they were retired; then the others. */
+	print_spilled(t, f, fmt, base_ns);
 	qsort(t->procs, t->nprocs, sizeof(*t->procs), cmp_proc);
 	for (size_t i = 0; i < t->nprocs; i++) {
 		struct tl_proc *p = t->procs[i];
 
+		t->procs[i]->idx = i;
 		if (!p->selected || (!p->taken && !p->failures))
 			continue;
-		if (fmt == OUTPUT_JSON)
-			print_proc_json(t, f, p);
-		else
-			print_proc_text(t, f, p, base_ns);
+		print_proc(t, f, p, fmt, base_ns);
 	}
 	fflush(f);
 }

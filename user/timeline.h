@@ -7,8 +7,10 @@
  * A process is a pid plus its start time: a reused pid starts a new
  * timeline. Memory stays bounded: per process the first keep/2 ports taken
  * and the keep/2 most recently released ones are kept in detail, the ones
- * in between are folded into the counts, which stay exact (the median to
- * the microsecond).
+ * in between are folded into the counts, which stay exact (the median of
+ * hold times within 6%, from a bounded histogram). A process that held
+ * nothing for a minute of event time is retired: its timeline goes to a
+ * spill file, printed first at the end, and leaves memory.
  */
 #ifndef PT_TIMELINE_H
 #define PT_TIMELINE_H
@@ -36,6 +38,9 @@ struct timeline *timeline__new(const struct timeline_opts *o);
 void timeline__free(struct timeline *t);
 
 int timeline__event(void *t, const struct pt_event *ev);	/* a pt_event_fn */
+
+/* Processes whose timelines are in memory now (the retired ones are not). */
+size_t timeline__procs(const struct timeline *t);
 
 /* Times are printed relative to base_ns (the run's start). */
 void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns);

@@ -238,7 +238,34 @@ static void connect_without_a_port_is_a_failure_not_a_hold(void)
 	timeline__free(t);
 }
 
+/* Memory follows what is held now: a process that held nothing for a
+ * minute leaves memory, and its timeline is still printed, whole. */
+static void idle_processes_retire(void)
+{
+	struct timeline_opts o = {};
+	struct timeline *t = timeline__new(&o);
+	char *out, *at;
+	int n = 0;
+
+	for (int i = 0; i < 2000; i++)
+		connection(t, owner_of(1000 + i, 1, "churn"), 1 + i, 40000 + i % 4,
+			   (__u64)i * 100000 * US, PT_REASON_CLOSE);
+	/* 100 ms apart: 600 in the last minute are still in memory. */
+	CHECK(timeline__procs(t) >= 600 && timeline__procs(t) <= 602);
+	out = render(t, OUTPUT_JSON);
+	for (at = out; (at = strstr(at, "{\"type\":\"timeline\",")); at++)
+		n++;
+	CHECK(n == 2000);
+	CHECK(strstr(out, "{\"type\":\"timeline\",\"pid\":1000,"));
+	CHECK(strstr(out, "\"pid\":1000,\"pstart_ns\":1,\"comm\":\"churn\",\"cgroup\":42,"
+			  "\"first_ns\":0,\"last_ns\":100000,\"taken\":1,\"held\":0,"));
+	CHECK(strstr(out, "\"pid\":2999,"));
+	free(out);
+	timeline__free(t);
+}
+
 TESTS(timeline_tests) = {
+	{"timeline: idle processes leave memory, their timelines stay", idle_processes_retire},
 	{"timeline: every release path, counts and median", release_paths_and_counts},
 	{"timeline: a reused pid is a new timeline", pid_reuse_is_a_new_process},
 	{"timeline: a process that never releases", never_released_is_still_held},
