@@ -50,7 +50,7 @@ UNIT_BIN := $(OUTPUT)/tests/unit
 
 .DELETE_ON_ERROR:
 .SECONDEXPANSION:
-.PHONY: all deps run test test-unit test-e2e test-kernels fuzz bench bench-quick install clean
+.PHONY: all deps run test test-unit test-e2e test-kernels fuzz bench bench-quick bench-soak install clean
 
 all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay $(OUTPUT)/ptfloor
 
@@ -154,6 +154,11 @@ bench: all
 
 bench-quick: all
 	$(Q)$(PYTHON) tools/bench.py --build $(OUTPUT) --quick
+
+# Ten minutes: bounded memory and constant cost per event (SOAK_SECONDS).
+SOAK_SECONDS ?= 600
+bench-soak: all
+	$(Q)$(PYTHON) tools/bench.py --build $(OUTPUT) --soak --soak-seconds $(SOAK_SECONDS)
 
 install: $(OUTPUT)/porttrace
 	install -D -m 0755 $(OUTPUT)/porttrace $(DESTDIR)$(PREFIX)/sbin/porttrace

@@ -10,6 +10,19 @@ tools/ptfloor (every hook attached, every program returning at once) give
 the floor: what the hook points cost before porttrace does any work.
 
   bench.py --build DIR [--quick]
+  bench.py --build DIR --soak [--soak-seconds S]   (make bench-soak)
+
+The soak is a run of its own (ten minutes by default): 100,000 short-lived
+processes, each connecting to two of 200,000 distinct destinations
+(127.0.0.0/8, all of it on loopback) and closing first, so that every
+connection holds its port in TIME_WAIT for 60 s, under porttrace
+--exhaustion --timeline writing a JSON log. It says porttrace's peak RSS,
+its RSS at the end against after the first quarter (once 60 s of
+time-wait and the retirement minute have filled up), and its user CPU per
+event in the last quarter against the first. Beside it, offline
+'porttrace exhaustion' over two synthetic logs of the same length, one
+with 1,000 destinations and one with 200,000, with a bind() and its
+release every 100 connections (a move of the shared count): time per event.
 """
 import argparse
 import json
@@ -184,15 +197,208 @@ def startup(args, tmp, tries):
     return statistics.median(times)
 
 
+def dest_addr(i):
+    """The i-th distinct destination address in 127.0.0.0/8, past 127.0.0.x."""
+    i += 256
+    return f"127.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+
+
+SOAK_PORT = 9300
+
+
+def soak_load(procs, per_proc, seconds):
+    """procs short-lived processes, each connecting to per_proc destinations
+    of its own and closing first, evenly over seconds. Runs in the
+    namespace (the caller is inside it)."""
+    import socket
+    start = time.monotonic()
+    live = 0
+    for i in range(procs):
+        due = start + seconds * i / procs
+        if due > time.monotonic():
+            time.sleep(due - time.monotonic())
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for k in range(per_proc):
+                    c = socket.socket()
+                    c.connect((dest_addr(i * per_proc + k), SOAK_PORT))
+                    c.close()
+            finally:
+                os._exit(0)
+        live += 1
+        # Reap those done; wait when 64 are still running.
+        while live:
+            done, _ = os.waitpid(-1, 0 if live > 64 else os.WNOHANG)
+            if not done:
+                break
+            live -= 1
+    while live:
+        os.waitpid(-1, 0)
+        live -= 1
+
+
+class Sampler:
+    """porttrace's RSS, peak RSS, user CPU and events written, as time goes."""
+
+    def __init__(self, pt):
+        self.pt, self.f, self.lines = pt, open(pt.log, "rb"), 0
+
+    def sample(self):
+        while True:
+            chunk = self.f.read(1 << 20)
+            if not chunk:
+                break
+            self.lines += chunk.count(b"\n")
+        with open(f"/proc/{self.pt.p.pid}/status") as f:
+            st = {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith(("VmRSS", "VmHWM"))}
+        with open(f"/proc/{self.pt.p.pid}/stat") as f:
+            utime = int(f.read().rsplit(")", 1)[1].split()[11]) / os.sysconf("SC_CLK_TCK")
+        return {"t": time.monotonic(), "rss": st["VmRSS"] / 1024, "hwm": st["VmHWM"] / 1024,
+                "utime": utime, "events": self.lines}
+
+
+def soak(args, tmp, seconds):
+    procs = 100000 if seconds >= 600 else max(1000, int(100000 * seconds / 600))
+    log = os.path.join(tmp, "soak.jsonl")
+    pt = Porttrace(args.porttrace, log, ["--exhaustion", "--timeline"])
+    sampler = Sampler(pt)
+    s0 = sampler.sample()
+    load = subprocess.Popen(nsexec(sys.executable, os.path.abspath(__file__), "--soak-load",
+                                   str(procs), str(seconds)))
+    quarter = s0["t"] + seconds / 4
+    samples = [s0]
+    while load.poll() is None:
+        time.sleep(1)
+        samples.append(sampler.sample())
+    end = sampler.sample()
+    pt.stop()
+    if load.returncode:
+        raise RuntimeError("the soak's load failed")
+    q = min(samples, key=lambda x: abs(x["t"] - quarter))
+    last_q = min(samples, key=lambda x: abs(x["t"] - (s0["t"] + 3 * seconds / 4)))
+
+    def per_event(a, b):
+        return (b["utime"] - a["utime"]) / max(b["events"] - a["events"], 1)
+
+    return {"procs": procs, "dests": procs * 2, "seconds": seconds, "events": end["events"],
+            "peak": end["hwm"], "rss_q": q["rss"], "rss_end": end["rss"],
+            "cpu_q": per_event(s0, q), "cpu_end": per_event(last_q, end)}
+
+
+def synthetic_log(path, dests, conns):
+    """A log of conns connections (4 events each) to dests destinations,
+    round robin, with a bind() and its release every 100 connections."""
+    ev = ('{{"type":"{t}","t_ns":{ts},"cpu":0,"pid":{pid},"tid":{pid},"pstart_ns":1,"comm":"load",'
+          '"cgroup":1,"netns":4026531840,"cookie":{c},"proto":"tcp","family":4,"laddr":"127.0.0.1",'
+          '"lport":{lp},"raddr":"{ra}","rport":{rp},{rest}}}\n')
+    with open(path, "w") as f:
+        f.write('{"type":"header","schema":1,"porttrace":"0.1.0","host":"bench","kernel":"x",'
+                '"clock":"CLOCK_MONOTONIC","start_mono_ns":1000000000,"start_realtime_ns":0,'
+                '"ephemeral_range":[32768,60999]}\n')
+        rng = '"range":[32768,60999],"ephemeral":true,"class":"registered"'
+        for i in range(conns):
+            ts, c, ra, lp = 1000000000 + i * 100000, i + 1, dest_addr(i % dests), 32768 + i % 28000
+            pid = 100 + i % 50
+            f.write(ev.format(t="state", ts=ts, pid=pid, c=c, lp="null", ra=ra, rp=80,
+                              rest='"old":"CLOSE","new":"SYN_SENT","flags":3'))
+            f.write(ev.format(t="state", ts=ts + 10, pid=pid, c=c, lp=lp, ra=ra, rp=80,
+                              rest='"old":"SYN_SENT","new":"ESTABLISHED","flags":1'))
+            f.write(ev.format(t="port", ts=ts + 20, pid=pid, c=c, lp=lp, ra=ra, rp=80,
+                              rest=f'"event":"alloc","req_port":0,"err":null,"latency_ns":20000,{rng},"flags":65'))
+            f.write(ev.format(t="port", ts=ts + 90, pid=pid, c=c, lp=lp, ra=ra, rp=80,
+                              rest=f'"event":"release","req_port":0,"err":null,"latency_ns":0,{rng},"reason":"rst-sent","flags":1'))
+            if i % 100 == 99:
+                b = 10 ** 9 + i
+                f.write(ev.format(t="port", ts=ts + 95, pid=pid, c=b, lp=60000, ra="0.0.0.0", rp=0,
+                                  rest=f'"event":"bind","req_port":0,"err":null,"latency_ns":0,{rng},"flags":65'))
+                f.write(ev.format(t="port", ts=ts + 99, pid=pid, c=b, lp=60000, ra="0.0.0.0", rp=0,
+                                  rest=f'"event":"release","req_port":0,"err":null,"latency_ns":0,{rng},"reason":"socket-closed","flags":1'))
+
+
+def offline_scaling(args, tmp, conns):
+    """Seconds per event of 'porttrace exhaustion' for 1,000 and 200,000 destinations."""
+    out = {}
+    for dests in (1000, 200000):
+        path = os.path.join(tmp, f"offline-{dests}.jsonl")
+        synthetic_log(path, dests, conns)
+        with open(path) as f:
+            events = sum(1 for _ in f) - 1
+        best = None
+        for _ in range(2):
+            t0 = time.monotonic()
+            subprocess.run([args.porttrace, "exhaustion", path], check=True,
+                           stdout=subprocess.DEVNULL)
+            t = time.monotonic() - t0
+            best = t if best is None else min(best, t)
+        out[dests] = best / events
+        os.unlink(path)
+    return out
+
+
+def soak_main(args):
+    sh("ip", "netns", "add", NS)
+    server = None
+    try:
+        sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
+        sh("ip", "netns", "exec", NS, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=1000000")
+        server = subprocess.Popen(nsexec(args.portload, "--server", "-c", "2", "-d",
+                                         str(args.soak_seconds + 120), "-q", "0.0.0.0",
+                                         str(SOAK_PORT)),
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        server.stdout.readline()
+        with tempfile.TemporaryDirectory(prefix="ptsoak-") as tmp:
+            off = offline_scaling(args, tmp, 25000 if args.soak_seconds < 600 else 100000)
+            r = soak(args, tmp, args.soak_seconds)
+    finally:
+        if server:
+            server.terminate()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", NS])
+    ratio_off = off[200000] / off[1000]
+    rows = [
+        (f"soak: {r['procs']} processes, {r['dests']} destinations, {r['seconds']} s, "
+         f"{r['events']} events: peak RSS", f"{r['peak']:.1f} MiB", "<= 64 MiB", r["peak"] <= 64),
+        ("soak: RSS at the end / after the first quarter",
+         f"{r['rss_end']:.1f}/{r['rss_q']:.1f} MiB = {r['rss_end'] / r['rss_q']:.2f}x",
+         "within 10%", abs(r["rss_end"] / r["rss_q"] - 1) <= 0.10),
+        ("soak: user CPU per event, last quarter / first",
+         f"{r['cpu_end'] * 1e6:.2f}/{r['cpu_q'] * 1e6:.2f} us = {r['cpu_end'] / r['cpu_q']:.2f}x",
+         "<= 1.2x", r["cpu_end"] / r["cpu_q"] <= 1.2),
+        ("offline exhaustion per event, 200,000 / 1,000 destinations",
+         f"{off[200000] * 1e6:.2f}/{off[1000] * 1e6:.2f} us = {ratio_off:.2f}x", "<= 1.5x",
+         ratio_off <= 1.5),
+    ]
+    width = max(len(x[0]) for x in rows)
+    lines = [f"porttrace soak: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}",
+             f"| {'metric'.ljust(width)} | value | target | met |", f"|{'-' * (width + 2)}|---|---|---|"]
+    for name, value, target, ok in rows:
+        lines.append(f"| {name.ljust(width)} | {value} | {target} | {'yes' if ok else 'NO'} |")
+    text = "\n".join(lines)
+    print(text)
+    with open(os.path.join(args.build, "bench-soak.txt"), "w") as f:
+        f.write(text + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", required=True)
+    ap.add_argument("--build")
     ap.add_argument("--quick", action="store_true", help="a few seconds, for CI")
+    ap.add_argument("--soak", action="store_true", help="the soak and offline scaling")
+    ap.add_argument("--soak-seconds", type=int, default=600)
+    ap.add_argument("--soak-load", nargs=2, type=int, metavar=("PROCS", "SECONDS"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.soak_load:
+        return soak_load(args.soak_load[0], 2, args.soak_load[1])
+    if not args.build:
+        ap.error("--build is required")
     args.porttrace = os.path.join(args.build, "porttrace")
     args.portload = os.path.join(args.build, "portload")
     args.ptreplay = os.path.join(args.build, "ptreplay")
     args.ptfloor = os.path.join(args.build, "ptfloor")
+    if args.soak:
+        return soak_main(args)
     pairs, seconds = (1, 1) if args.quick else (5, 5)
     conns = 20000 if args.quick else 1000000
 

@@ -51,6 +51,7 @@ struct tl_port {
 	__u8 how, reason, nstates, states_lost;
 	bool released, computed, pending, in_first;
 	bool counted;		/* in taken/held: its port is known */
+	size_t open_idx;	/* in its process's open ports */
 	__u8 state[TL_STATES];
 	__u64 state_ns[TL_STATES];
 };
@@ -86,6 +87,7 @@ struct tl_proc {
 	/* detail: first ports forever, open ones, most recent released ones */
 	struct tl_port **first;
 	unsigned int nfirst;
+	size_t cap_first;
 	struct tl_port **open;
 	size_t nopen, cap_open;
 	struct tl_port **recent;	/* ring of keep/2 */
@@ -240,16 +242,8 @@ static struct tl_proc *proc_of(struct timeline *t, const struct pt_event *ev)
 	p->first_ns = p->last_ns = ev->ts_ns;
 	p->selected = wanted(t, p->pid, p->comm);
 	/* A process the filters leave out is remembered only so that its
-	 * events are recognised: it keeps no ports. */
-	if (p->selected) {
-		p->first = calloc(t->half, sizeof(*p->first));
-		p->recent = calloc(t->half, sizeof(*p->recent));
-	}
-	if (p->selected && (!p->first || !p->recent)) {
-		proc_free(p);
-		t->err = -ENOMEM;
-		return NULL;
-	}
+	 * events are recognised: it keeps no ports. Those it keeps grow
+	 * their arrays as they need: most processes take a port or two. */
 	p->idx = t->nprocs;
 	t->procs[t->nprocs++] = p;
 	socktab__put(t->by_pid, p->pid, &p);
@@ -303,6 +297,15 @@ static struct tl_port *port_new(struct timeline *t, struct tl_proc *p, const str
 	port->how = how;
 	port->pending = !pt_event_port_known(ev);
 	if (p->nfirst < t->half) {
+		struct tl_port **first = array__grow(p->first, &p->cap_first, p->nfirst + 1,
+						    sizeof(*p->first));
+
+		if (!first) {
+			free(port);
+			t->err = -ENOMEM;
+			return NULL;
+		}
+		p->first = first;
 		port->in_first = true;
 		p->first[p->nfirst++] = port;
 	} else if (how != HOW_FAILED) {
@@ -315,6 +318,7 @@ static struct tl_port *port_new(struct timeline *t, struct tl_proc *p, const str
 			return NULL;
 		}
 		p->open = open;
+		port->open_idx = p->nopen;
 		p->open[p->nopen++] = port;
 	}
 	return port;
@@ -328,11 +332,14 @@ static void port_retire(struct timeline *t, struct tl_proc *p, struct tl_port *p
 
 	if (port->in_first)
 		return;
-	for (size_t i = 0; i < p->nopen; i++) {
-		if (p->open[i] == port) {
-			p->open[i] = p->open[--p->nopen];
-			break;
-		}
+	if (port->open_idx < p->nopen && p->open[port->open_idx] == port) {
+		p->open[port->open_idx] = p->open[--p->nopen];
+		p->open[port->open_idx]->open_idx = port->open_idx;
+	}
+	if (!p->recent && !(p->recent = calloc(t->half, sizeof(*p->recent)))) {
+		t->err = -ENOMEM;
+		free(port);
+		return;
 	}
 	slot = (p->recent_head + p->nrecent) % t->half;
 	if (p->nrecent == t->half) {

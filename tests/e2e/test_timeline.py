@@ -217,9 +217,9 @@ def test_two_processes_give_exactly_their_timelines(porttrace, netns, workload):
     assert udp["states"] == [] and udp["reason"] == "socket-closed" and udp["computed"] is False, udp
     hold = udp["released_ns"] - udp["taken_ns"]
     assert hold >= 300_000_000, udp
-    # The only port given back: it is the longest hold and the median.
-    # The median is kept to the microsecond.
-    assert (b["longest_ns"], b["median_ns"]) == (hold, hold // 1000 * 1000), b
+    # The only port given back: it is the longest hold and the median (a
+    # histogram's median stays between the least and the most it saw).
+    assert (b["longest_ns"], b["median_ns"]) == (hold, hold), b
     # Every TCP port was taken before the UDP one and closed after it was.
     assert max(p["taken_ns"] for p in b["ports"][:3]) < udp["taken_ns"]
     assert min(p["states"][2][1] for p in b["ports"][:3]) >= udp["taken_ns"]
