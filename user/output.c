@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "escape.h"
 #include "names.h"
 #include "output.h"
 
@@ -283,31 +284,6 @@ static const char *listen_scope(__u8 family, const __u8 *addr)
 	return "address";
 }
 
-/* JSON string: quotes, backslash and bytes outside printable ASCII are
- * escaped so that a comm of any bytes makes valid JSON. */
-static char *put_json_str(char *p, const char *s, size_t max)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	*p++ = '"';
-	for (size_t i = 0; i < max && s[i]; i++) {
-		unsigned char c = s[i];
-
-		if (c == '"' || c == '\\') {
-			*p++ = '\\';
-			*p++ = c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			p = PUT_LIT(p, "\\u00");
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 15];
-		} else {
-			*p++ = c;
-		}
-	}
-	*p++ = '"';
-	return p;
-}
-
 static const char *event_name(const struct pt_event *ev)
 {
 	switch (ev->type) {
@@ -354,7 +330,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 		p = PUT_LIT(p, ",\"pstart_ns\":");
 		p = put_u64(p, ev->owner.start_ns);
 		p = PUT_LIT(p, ",\"comm\":");
-		p = put_json_str(p, ev->owner.comm, PT_TASK_COMM_LEN);
+		p = escape__json_put(p, ev->owner.comm, PT_TASK_COMM_LEN);
 		p = PUT_LIT(p, ",\"cgroup\":");
 		p = put_u64(p, ev->owner.cgroup_id);
 	} else {
@@ -425,7 +401,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 			s = names__service(ev->sk.lport, ev->sk.proto);
 			if (s) {
 				p = PUT_LIT(p, ",\"service\":");
-				p = put_json_str(p, s, 64);
+				p = escape__json_put(p, s, 64);
 			}
 		}
 	}
@@ -486,7 +462,7 @@ static char *text_meaning(char *p, const struct pt_event *ev)
 	svc = names__service(ev->sk.lport, ev->sk.proto);
 	if (svc) {
 		*p++ = ' ';
-		p = put_str(p, svc);
+		p = escape__text_put(p, svc, 64, NULL);
 	}
 	if (pt_event_in_range(ev))
 		p = PUT_LIT(p, " ephemeral");
@@ -567,18 +543,15 @@ static char *text_event(char *p, const struct pt_event *ev, __u64 base_ns)
 	p = pad_to(p, col, 7);
 	col = p;
 	if (known) {
-		size_t n = strnlen(ev->owner.comm, PT_TASK_COMM_LEN);
+		size_t cols;
 
-		/* Keep the columns straight whatever the process called itself. */
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = ev->owner.comm[i];
-
-			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
-		}
+		/* Padded by the columns it shows, not its bytes. */
+		p = escape__text_put(p, ev->owner.comm, PT_TASK_COMM_LEN, &cols);
+		p = pad_to(p, p - cols, 15);
 	} else {
 		p = PUT_LIT(p, "-");
+		p = pad_to(p, col, 15);
 	}
-	p = pad_to(p, col, 15);
 	col = p;
 	p = put_str(p, names__proto(ev->sk.proto));
 	*p++ = ev->sk.family == AF_INET6 ? '6' : '4';
@@ -621,14 +594,15 @@ static char *csv_event(char *p, const struct pt_event *ev)
 		p = put_u64(p, ev->owner.pid);
 	*p++ = ',';
 	if (known) {
-		/* Quoted, with quotes doubled, and anything odd replaced. */
-		*p++ = '"';
-		for (size_t i = 0; i < PT_TASK_COMM_LEN && ev->owner.comm[i]; i++) {
-			unsigned char c = ev->owner.comm[i];
+		/* Made safe, then quoted with quotes doubled. */
+		char safe[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
 
-			if (c == '"')
+		escape__text(safe, ev->owner.comm, PT_TASK_COMM_LEN);
+		*p++ = '"';
+		for (const char *c = safe; *c; c++) {
+			if (*c == '"')
 				*p++ = '"';
-			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
+			*p++ = *c;
 		}
 		*p++ = '"';
 	}
@@ -718,7 +692,7 @@ int output__raw(struct output *o, const char *line, size_t len)
 
 size_t output__json_str(char *buf, const char *s, size_t max)
 {
-	char *end = put_json_str(buf, s, max);
+	char *end = escape__json_put(buf, s, max);
 
 	*end = '\0';
 	return end - buf;
@@ -741,11 +715,11 @@ static void put_header(struct output *o)
 		p = PUT_LIT(p, "{\"type\":\"header\",\"schema\":");
 		p = put_u64(p, PT_SCHEMA_VERSION);
 		p = PUT_LIT(p, ",\"porttrace\":");
-		p = put_json_str(p, info->version, 64);
+		p = escape__json_put(p, info->version, 64);
 		p = PUT_LIT(p, ",\"host\":");
-		p = put_json_str(p, info->host, 256);
+		p = escape__json_put(p, info->host, 256);
 		p = PUT_LIT(p, ",\"kernel\":");
-		p = put_json_str(p, info->kernel, 256);
+		p = escape__json_put(p, info->kernel, 256);
 		p = PUT_LIT(p, ",\"clock\":\"CLOCK_MONOTONIC\",\"start_mono_ns\":");
 		p = put_u64(p, info->start_mono_ns);
 		p = PUT_LIT(p, ",\"start_realtime_ns\":");

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include "array.h"
+#include "escape.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
@@ -706,12 +707,13 @@ static void print_ports_text(FILE *f, struct tl_port **v, size_t n, __u64 base_n
 
 static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u64 base_ns)
 {
-	char d1[32], d2[32], e[16];
+	char d1[32], d2[32], e[16], comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
 	struct tl_port **v;
 	size_t n;
 	unsigned int show = PT_TIMELINE_SHOW;
 
-	fprintf(f, "PID %u (%s)  cgroup %llu  seen %.6f .. %.6f\n", p->pid, p->comm,
+	fprintf(f, "PID %u (%s)  cgroup %llu  seen %.6f .. %.6f\n", p->pid,
+		escape__text(comm, p->comm, sizeof(p->comm)),
 		(unsigned long long)p->cgroup, (double)(long long)(p->first_ns - base_ns) / 1e9,
 		(double)(long long)(p->last_ns - base_ns) / 1e9);
 	fprintf(f, "  ports taken %lu, peak %lu held at once", p->taken, p->peak);
