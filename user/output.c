@@ -630,6 +630,12 @@ static char *csv_event(char *p, const struct pt_event *ev)
 	*p++ = ',';
 	p = put_str(p, event_name(ev));
 	*p++ = ',';
+	if (ev->type == PT_EV_LOST) {
+		/* No socket: only the count, in the latency_ns column. */
+		p = PUT_LIT(p, ",,,,,,,,,,,,,");
+		p = put_u64(p, ev->lost);
+		return PUT_LIT(p, ",,\n");
+	}
 	if (known)
 		p = put_u64(p, ev->owner.pid);
 	*p++ = ',';

@@ -834,9 +834,13 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 	limbo_run(t, UINT64_MAX);
 	if (t->err)
 		p_warn("timelines are incomplete: out of memory while building them");
+	/* Every format says what the timelines may miss: JSON in a record
+	 * shaped as the log's own "lost" record, first. */
 	if (t->lost && fmt == OUTPUT_TEXT)
 		fprintf(f, "note: %llu records were lost in the kernel; timelines may miss events\n\n",
 			t->lost);
+	else if (t->lost)
+		fprintf(f, "{\"type\":\"lost\",\"lost_total\":%llu}\n", t->lost);
 	qsort(t->procs, t->nprocs, sizeof(*t->procs), cmp_proc);
 	for (size_t i = 0; i < t->nprocs; i++) {
 		struct tl_proc *p = t->procs[i];

@@ -721,3 +721,37 @@ def test_unsafe_existing_log_is_refused(tmp_path, mode, owner, why):
     after = os.stat(path)
     assert (after.st_mode, after.st_uid, after.st_size, after.st_mtime_ns) == \
         (before.st_mode, before.st_uid, before.st_size, before.st_mtime_ns)
+
+
+LOST_LOG = [
+    {"type": "header", "schema": 1, "porttrace": "0.1.0", "host": "h", "kernel": "k",
+     "clock": "CLOCK_MONOTONIC", "start_mono_ns": 1000000000, "start_realtime_ns": 1700000000000000000,
+     "ephemeral_range": [40000, 40003]},
+    {"type": "port", "t_ns": 1100000000, "event": "alloc", "cpu": 0, "pid": 42, "tid": 42, "pstart_ns": 5,
+     "comm": "curl", "cgroup": 1, "netns": 4026531840, "cookie": 7, "proto": "tcp", "family": 4,
+     "laddr": "127.0.0.1", "lport": 40001, "raddr": "127.0.0.1", "rport": 80, "req_port": 0, "err": None,
+     "latency_ns": 1000, "range": [40000, 40003], "ephemeral": True, "class": "registered", "flags": 65},
+    {"type": "lost", "t_ns": 1200000000, "lost": 4, "lost_total": 4},
+    {"type": "lost", "t_ns": 1250000000, "lost": 3, "lost_total": 7},
+    {"type": "trailer", "t_ns": 1300000000, "events": {"state": 0, "alloc": 1, "lost": 2}, "kernel_lost": 7,
+     "bad_records": 0, "write_lost": 0},
+]
+
+
+def test_loss_is_in_every_offline_output_format(tmp_path):
+    """A log that lost 7 records: timeline and exhaustion, text and JSON,
+    each say so."""
+    path = tmp_path / "lost.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in LOST_LOG))
+    out = {}
+    for cmd in ("timeline", "exhaustion"):
+        for fmt in ("text", "json"):
+            r = run([PORTTRACE, cmd, "-f", fmt, str(path)])
+            assert r.returncode == 0, r.stderr
+            out[cmd, fmt] = r.stdout
+    assert out["timeline", "text"].startswith("note: 7 records were lost in the kernel"), out
+    recs = [json.loads(l) for l in out["timeline", "json"].splitlines()]
+    assert recs[0] == {"type": "lost", "lost_total": 7}, recs
+    assert [r["type"] for r in recs[1:]] == ["timeline"], recs
+    assert ", 7 lost;" in out["exhaustion", "text"].splitlines()[0], out
+    assert json.loads(out["exhaustion", "json"])["lost"] == 7, out

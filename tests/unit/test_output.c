@@ -45,6 +45,7 @@ static void text_lost_line(void)
 	CHECK_STR(format_event(&ev, OUTPUT_TEXT, 0),
 		  "0.002500   LOST 3 records in the kernel, 10 in all\n");
 	CHECK(strstr(format_event(&ev, OUTPUT_JSON, 0), "\"lost\":3,\"lost_total\":10"));
+	CHECK_STR(format_event(&ev, OUTPUT_CSV, 0), "2500000,lost,,,,,,,,,,,,,,3,,\n");
 }
 
 static void unknown_owner_is_not_current(void)
