@@ -23,6 +23,16 @@
 
 #define LINE_BUF (64 * 1024)
 #define MAX_WARNINGS_PER_FILE 20
+/*
+ * A porttrace log compresses 18 times at gzip -1 (its rotation) and 28 at
+ * -9 (measured): a piece that inflates far beyond that is no porttrace log
+ * but a way to keep a reader busy (1 GiB of newlines is 4.7 MB at -1, and
+ * took a minute to read line by line). Such a piece is refused once it has
+ * given INFLATE_FLOOR and more than MAX_INFLATE_RATIO times the compressed
+ * bytes read so far, which zlib's read-ahead can only overstate.
+ */
+#define MAX_INFLATE_RATIO 100
+#define INFLATE_FLOOR (4ULL << 20)
 
 struct logreader {
 	unsigned long warnings;
@@ -495,6 +505,8 @@ static void warn_line(struct logreader *r, unsigned long *file_warnings, const c
 static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, void *ctx)
 {
 	unsigned long lineno = 0, file_warnings = 0;
+	unsigned long long inflated = 0;
+	bool compressed;
 	struct stat st;
 	gzFile gz;
 	int ret = 0;
@@ -510,6 +522,7 @@ static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, voi
 		return -(errno ? errno : ENOMEM);
 	}
 	gzbuffer(gz, 256 * 1024);
+	compressed = !gzdirect(gz);
 	while (gzgets(gz, r->line, LINE_BUF)) {
 		size_t len = strlen(r->line);
 		bool complete = len && r->line[len - 1] == '\n';
@@ -517,15 +530,27 @@ static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, voi
 		int res;
 
 		lineno++;
+		inflated += len;
 		if (!complete && len == LINE_BUF - 1) {
 			/* Longer than any line porttrace writes: skip it all. */
 			int ch;
 
 			while ((ch = gzgetc(gz)) != -1 && ch != '\n')
-				;
+				inflated++;
 			warn_line(r, &file_warnings, path, lineno, "line too long, skipped");
-			continue;
 		}
+		if (compressed && inflated > INFLATE_FLOOR &&
+		    inflated / MAX_INFLATE_RATIO > (unsigned long long)gzoffset(gz)) {
+			p_err("%s inflates more than %d-fold, as no porttrace log does; refusing it",
+			      path, MAX_INFLATE_RATIO);
+			ret = -EFBIG;
+			break;
+		}
+		/* A blank line holds no record: nothing to warn about. */
+		if (!complete && len == LINE_BUF - 1)
+			continue;
+		if (len == strspn(r->line, " \t\r\n"))
+			continue;
 		res = logreader__parse_line(r, r->line, len, &ev);
 		if (res == 1) {
 			ret = fn(ctx, &ev);

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+import zlib
 
 import pytest
 
@@ -755,3 +756,30 @@ def test_loss_is_in_every_offline_output_format(tmp_path):
     assert [r["type"] for r in recs[1:]] == ["timeline"], recs
     assert ", 7 lost;" in out["exhaustion", "text"].splitlines()[0], out
     assert json.loads(out["exhaustion", "json"])["lost"] == 7, out
+
+
+@pytest.mark.parametrize("cmd", ["timeline", "exhaustion"])
+def test_gzip_piece_of_newlines_is_refused(tmp_path, cmd):
+    """A rotated piece that is 64 MiB of newlines in 64 KiB of gzip (a
+    porttrace log compresses 18-28 times): refused in one line, not read
+    line by line for seconds. The newer pieces were not reached: exit 1."""
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in LOST_LOG))
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"\n" * (1 << 20)
+    with open(tmp_path / "log.jsonl.1.gz", "wb") as f:
+        for _ in range(64):
+            f.write(z.compress(chunk))
+        f.write(z.flush())
+    r = run([PORTTRACE, cmd, str(path)])
+    assert r.returncode == 1, r
+    assert r.stderr.splitlines() == [
+        f"porttrace: {path}.1.gz inflates more than 100-fold, as no porttrace log does; refusing it"], r.stderr
+
+
+def test_blank_lines_are_no_records_and_no_warnings(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n\n".join(json.dumps(r) for r in LOST_LOG) + "\n \n\t\n")
+    r = run([PORTTRACE, "timeline", str(path)])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "PID 42 (curl)" in r.stdout
