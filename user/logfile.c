@@ -51,7 +51,7 @@ static int open_locked(const char *path)
 	 */
 	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
 		p_err("refusing to write %s: it is %s (mode %04o, owner uid %u); remove it, or chown and chmod go-w it",
-		      path, st.st_uid != geteuid() ? "owned by another user" : "writable by others",
+		      path, st.st_uid != geteuid() ? "owned by another user" : "writable by group or others",
 		      (unsigned int)(st.st_mode & 07777), (unsigned int)st.st_uid);
 		close(fd);
 		return -EPERM;

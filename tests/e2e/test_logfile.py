@@ -704,8 +704,8 @@ def test_same_file_for_output_and_record_raw_is_refused(tmp_path, spelling):
 @pytest.mark.parametrize("mode,owner,why", [
     (0o666, 65534, "owned by another user"),
     (0o640, 65534, "owned by another user"),
-    (0o662, 0, "writable by others"),
-    (0o660, 0, "writable by others"),
+    (0o662, 0, "writable by group or others"),
+    (0o660, 0, "writable by group or others"),
 ])
 def test_unsafe_existing_log_is_refused(tmp_path, mode, owner, why):
     """A log someone else owns or may write is refused in one line, and left
