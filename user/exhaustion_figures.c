@@ -1,0 +1,404 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+/*
+ * exhaustion's figures: the rows of every pool and destination at a given
+ * time (occupancy, states, peak, rates, forecast, failures, percentiles,
+ * the processes behind them), for the report, the records and top.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include "exhaustion_int.h"
+#include "array.h"
+
+/* ---- figures ---- */
+
+struct pair {
+	const struct xdest *dest;
+	const struct xproc *proc;
+};
+
+static int pair_cmp(const void *a, const void *b)
+{
+	const struct pair *x = a, *y = b;
+
+	if (x->dest != y->dest)
+		return x->dest < y->dest ? -1 : 1;
+	if (x->proc != y->proc)
+		return x->proc < y->proc ? -1 : 1;
+	return 0;
+}
+
+static int proc_fig_cmp(const void *a, const void *b)
+{
+	const struct exhaustion_proc *x = a, *y = b;
+
+	if (x->held != y->held)
+		return x->held > y->held ? -1 : 1;
+	if (x->failures != y->failures)
+		return x->failures > y->failures ? -1 : 1;
+	/* Time-wait sockets belong to no process: after those that do. */
+	if (!x->pid != !y->pid)
+		return x->pid ? -1 : 1;
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+static void fill_proc(struct exhaustion_proc *f, const struct xproc *p, unsigned int held,
+		      unsigned long long failures)
+{
+	memset(f, 0, sizeof(*f));
+	if (p) {
+		f->pid = p->pid;
+		memcpy(f->comm, p->comm, sizeof(f->comm));
+	}
+	f->held = held;
+	f->failures = failures;
+}
+
+/* The processes behind d: holders (from the pairs of d) and failers. */
+static void row_top(struct exhaustion_row *r, const struct xdest *d, const struct pair *pairs,
+		    size_t n)
+{
+	struct exhaustion_proc cand[64];
+	size_t nc = 0;
+
+	for (size_t i = 0; i < n && nc < 64;) {
+		size_t j = i;
+
+		while (j < n && pairs[j].proc == pairs[i].proc)
+			j++;
+		fill_proc(&cand[nc++], pairs[i].proc, j - i, 0);
+		i = j;
+	}
+	for (unsigned int k = 0; k < d->nfails; k++) {
+		const struct xproc *p = d->fails[k].proc;
+		size_t i;
+
+		for (i = 0; i < nc; i++)
+			if (cand[i].pid == (p ? p->pid : 0) && (!p || !memcmp(cand[i].comm, p->comm, PT_TASK_COMM_LEN)))
+				break;
+		if (i < nc)
+			cand[i].failures += d->fails[k].n;
+		else if (nc < 64)
+			fill_proc(&cand[nc++], p, 0, d->fails[k].n);
+	}
+	qsort(cand, nc, sizeof(*cand), proc_fig_cmp);
+	r->ntop = nc < EXH_TOP_PROCS ? nc : EXH_TOP_PROCS;
+	memcpy(r->top, cand, r->ntop * sizeof(*cand));
+}
+
+/* Sockets counted at now, by destination and process (shared ones under
+ * the pool row); those of a time-wait socket past its end subtracted. */
+static struct pair *pool_pairs(const struct xpool *p, __u64 now, size_t *n)
+{
+	struct pair *v = NULL, *nv;
+	size_t cap = 0;
+
+	*n = 0;
+	for (struct xsock *s = p->socks; s; s = s->next) {
+		if (!s->counted)
+			continue;
+		nv = array__grow(v, &cap, *n + 1, sizeof(*v));
+		if (!nv) {
+			free(v);
+			*n = 0;
+			return NULL;
+		}
+		v = nv;
+		v[*n].dest = s->cls == XC_DEST ? s->dest : &p->any;
+		v[*n].proc = s->proc;
+		(*n)++;
+	}
+	qsort(v, *n, sizeof(*v), pair_cmp);
+	return v;
+}
+
+static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const struct xdest *d,
+		     __u64 now, unsigned int shared, unsigned int own, const unsigned int *state)
+{
+	const struct xpool *p = d->pool;
+	const struct xns *ns = p->ns;
+	double up, down, sup = 0, sdown = 0, net;
+
+	memset(r, 0, sizeof(*r));
+	r->netns = ns->inode;
+	r->proto = p->proto;
+	r->any = d->any;
+	r->family = d->family;
+	memcpy(r->laddr, d->laddr, 16);
+	memcpy(r->raddr, d->raddr, 16);
+	r->rport = d->rport;
+	r->range_lo = ns->lo;
+	r->range_hi = ns->hi;
+	r->capacity = pool_capacity(p);
+	r->reserved = ns->reserved_in_range;
+	r->shared = shared;
+	r->own = d->any || p->proto == IPPROTO_UDP ? 0 : own;
+	r->occupancy = r->own + shared;
+	if (!d->any && p->proto == IPPROTO_TCP)
+		memcpy(r->state, state, sizeof(r->state));
+	/* UDP destinations have no ports of their own: the pool's peak. */
+	if (p->proto == IPPROTO_UDP) {
+		r->peak = p->any.peak;
+		r->peak_ns = p->any.peak_ns;
+	} else {
+		dest_peak(d, &r->peak, &r->peak_ns);
+	}
+	rate_get(e, &d->rate, now, &up, &down);
+	if (!d->any)
+		rate_get(e, &p->any.rate, now, &sup, &sdown);
+	r->alloc_per_s = up;
+	r->release_per_s = down;
+	net = up - down + sup - sdown;
+	r->full_in_s = -1;
+	if (r->capacity && r->occupancy >= r->capacity)
+		r->full_in_s = 0;
+	else if (r->capacity && net > 0)
+		r->full_in_s = (r->capacity - r->occupancy) / net;
+	r->failures = d->failures;
+	r->first_fail_ns = d->first_fail_ns;
+	r->last_fail_ns = d->last_fail_ns;
+	r->fail_err = d->fail_err;
+	if (d->lat.count) {
+		r->lat_n = d->lat.count;
+		r->lat_p50_ns = hist__pct(&d->lat, 50);
+		r->lat_p90_ns = hist__pct(&d->lat, 90);
+		r->lat_p99_ns = hist__pct(&d->lat, 99);
+	}
+}
+
+static bool dest_shown(const struct xdest *d)
+{
+	return d->own || d->failures || d->lat.count || d->allocs;
+}
+
+/* A pool is worth rows once a port of its range was held or refused. */
+static bool pool_shown(const struct xpool *p)
+{
+	if (p->shared || dest_shown(&p->any))
+		return true;
+	for (size_t i = 0; i < p->ndests; i++)
+		if (dest_shown(p->dests[i]))
+			return true;
+	return false;
+}
+
+static double row_frac(const struct exhaustion_row *r)
+{
+	return r->capacity ? (double)r->occupancy / r->capacity : 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct exhaustion_row *x = a, *y = b;
+	double fx = row_frac(x), fy = row_frac(y);
+
+	if (x->any != y->any)
+		return x->any ? -1 : 1;
+	if (fx != fy)
+		return fx > fy ? -1 : 1;
+	if (x->failures != y->failures)
+		return x->failures > y->failures ? -1 : 1;
+	return memcmp(x->raddr, y->raddr, 16);
+}
+
+/* Rows of one pool into v (pool row first, then destinations fullest
+ * first); returns how many. */
+static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now,
+			struct exhaustion_row *v, struct xdest **rd)
+{
+	size_t npairs, n = 0, i = 0;
+	struct pair *pairs = pool_pairs(p, now, &npairs);
+
+	rd[n] = &p->any;
+	p->any.row = n;
+	fill_row(e, &v[n++], &p->any, now, p->shared, 0, NULL);
+	for (size_t j = 0; j < p->ndests; j++) {
+		struct xdest *d = p->dests[j];
+		unsigned int state[EXH_STATES], own = 0;
+
+		d->row = SIZE_MAX;
+		if (!dest_shown(d))
+			continue;
+		for (int k = 0; k < EXH_STATES; k++)
+			own += state[k] = d->state[k];
+		rd[n] = d;
+		d->row = n;
+		fill_row(e, &v[n++], d, now, p->shared, own, state);
+	}
+	while (i < npairs) {
+		size_t j = i;
+
+		while (j < npairs && pairs[j].dest == pairs[i].dest)
+			j++;
+		if (pairs[i].dest->row != SIZE_MAX)
+			row_top(&v[pairs[i].dest->row], pairs[i].dest, pairs + i, j - i);
+		i = j;
+	}
+	for (size_t j = 0; j < n; j++)
+		if (!v[j].ntop)
+			row_top(&v[j], rd[j], NULL, 0);	/* failers holding nothing */
+	free(pairs);
+	qsort(v + 1, n - 1, sizeof(*v), row_cmp);
+	return n;
+}
+
+struct group {
+	size_t start, n;
+	double frac;
+};
+
+static int group_cmp(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+
+	if (x->frac != y->frac)
+		return x->frac > y->frac ? -1 : 1;
+	return x->start < y->start ? -1 : 1;
+}
+
+struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n)
+{
+	struct exhaustion_row *v = NULL, *out = NULL, *nv;
+	struct group *g = calloc(e->npools + 1, sizeof(*g));
+	struct xdest **rd = NULL, **nrd;
+	size_t cap = 0, cap_rd = 0, ng = 0, total = 0;
+
+	*n = 0;
+	if (!g)
+		return NULL;
+	if (!now_ns)
+		now_ns = e->last_ns;
+	for (size_t i = 0; i < e->npools; i++) {
+		struct xpool *p = e->pools[i];
+		size_t want = 1;
+
+		if (!pool_shown(p))
+			continue;
+		for (size_t j = 0; j < p->ndests; j++)
+			want += dest_shown(p->dests[j]);
+		nv = array__grow(v, &cap, total + want, sizeof(*v));
+		if (nv)
+			v = nv;
+		nrd = array__grow(rd, &cap_rd, want, sizeof(*rd));
+		if (nrd)
+			rd = nrd;
+		if (!nv || !nrd)
+			goto cleanup;
+		g[ng].start = total;
+		g[ng].n = pool_rows(e, p, now_ns, v + total, rd);
+		for (size_t j = 0; j < g[ng].n; j++)
+			if (row_frac(&v[total + j]) > g[ng].frac)
+				g[ng].frac = row_frac(&v[total + j]);
+		total += g[ng++].n;
+	}
+	qsort(g, ng, sizeof(*g), group_cmp);
+	out = malloc((total ? total : 1) * sizeof(*out));
+	if (!out)
+		goto cleanup;
+	for (size_t i = 0; i < ng; i++) {
+		memcpy(out + *n, v + g[i].start, g[i].n * sizeof(*out));
+		*n += g[i].n;
+	}
+cleanup:
+	free(v);
+	free(rd);
+	free(g);
+	return out;
+}
+
+void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->events = e->events;
+	st->lost = e->lost;
+	st->first_ns = e->first_ns;
+	st->last_ns = e->last_ns;
+	st->base_ns = e->base_ns ? e->base_ns : e->first_ns;
+	st->warn_frac = e->o.warn_frac;
+	st->warnings = e->nwarn;
+	st->checked = e->checked;
+	st->check_ns = e->check_ns;
+	st->check_dump_ns = e->check_dump_ns;
+	st->check_apply_ns = e->check_apply_ns;
+	st->check_kernel = e->chk.kernel;
+	st->check_events = e->chk.events;
+	st->check_missing = e->chk.missing;
+	st->check_extra = e->chk.extra;
+	st->check_persistent = e->chk.persistent;
+	st->check_unreachable = e->check_unreachable;
+	st->dests = e->ndests;
+	st->procs = e->nprocs;
+	st->socks = socktab__count(e->socks);
+}
+
+/* What one process has in a pool: a held port or some failures. */
+struct share {
+	const struct xproc *proc;
+	unsigned int held;
+	unsigned long long failures;
+};
+
+static int share_cmp(const void *a, const void *b)
+{
+	const struct share *x = a, *y = b;
+
+	return x->proc < y->proc ? -1 : x->proc > y->proc;
+}
+
+static bool share_add(struct share **v, size_t *n, size_t *cap, const struct xproc *proc,
+		      unsigned int held, unsigned long long failures)
+{
+	struct share *nv = array__grow(*v, cap, *n + 1, sizeof(**v));
+
+	if (!nv)
+		return false;
+	*v = nv;
+	nv[(*n)++] = (struct share){proc, held, failures};
+	return true;
+}
+
+/* The processes of a pool by ports held there now, then failures there. */
+size_t pool_procs(const struct xpool *p, __u64 now, struct exhaustion_proc **out)
+{
+	struct share *v = NULL;
+	size_t n = 0, cap = 0, nout = 0;
+	bool ok = true;
+
+	*out = NULL;
+	for (struct xsock *s = p->socks; s && ok; s = s->next)
+		if (s->proc && s->counted)
+			ok = share_add(&v, &n, &cap, s->proc, 1, 0);
+	for (size_t j = 0; j <= p->ndests && ok; j++) {
+		const struct xdest *d = j < p->ndests ? p->dests[j] : &p->any;
+
+		for (unsigned int k = 0; k < d->nfails && ok; k++)
+			if (d->fails[k].proc)
+				ok = share_add(&v, &n, &cap, d->fails[k].proc, 0, d->fails[k].n);
+	}
+	if (ok && n)
+		*out = malloc(n * sizeof(**out));
+	if (!*out) {
+		free(v);
+		return 0;
+	}
+	qsort(v, n, sizeof(*v), share_cmp);
+	for (size_t i = 0; i < n;) {
+		unsigned int held = 0;
+		unsigned long long failures = 0;
+		size_t j;
+
+		for (j = i; j < n && v[j].proc == v[i].proc; j++) {
+			held += v[j].held;
+			failures += v[j].failures;
+		}
+		fill_proc(&(*out)[nout++], v[i].proc, held, failures);
+		i = j;
+	}
+	free(v);
+	qsort(*out, nout, sizeof(**out), proc_fig_cmp);
+	return nout;
+}
+
