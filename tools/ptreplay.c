@@ -21,11 +21,11 @@
 #include "output.h"
 #include "pipeline.h"
 #include "rawfile.h"
-#include "run.h"
+#include "clock.h"
 
 static double now(void)
 {
-	return run__now_ns(CLOCK_MONOTONIC) / 1e9;
+	return clock__ns(CLOCK_MONOTONIC) / 1e9;
 }
 
 static void usage(void)

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <time.h>
 #include "exhaustion_int.h"
+#include "clock.h"
 #include "array.h"
 #include "log.h"
 #include "sockdiag.h"
@@ -83,18 +84,10 @@ void exhaustion_dump__free(struct exhaustion_dump *c)
 	free(c);
 }
 
-static __u64 mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 struct exhaustion_dump *exhaustion_dump__take(void)
 {
 	struct exhaustion_dump *c = calloc(1, sizeof(*c));
-	__u64 start = mono_ns();
+	__u64 start = clock__ns(CLOCK_MONOTONIC);
 	__u32 *ns = NULL;
 	size_t nns = 0;
 	__u8 one = 1;
@@ -120,7 +113,7 @@ struct exhaustion_dump *exhaustion_dump__take(void)
 		if (err)
 			c->err = err;
 	}
-	c->dump_ns = mono_ns() - start;
+	c->dump_ns = clock__ns(CLOCK_MONOTONIC) - start;
 	return c;
 }
 
@@ -245,7 +238,7 @@ int exhaustion__check_apply(struct exhaustion *e, const struct exhaustion_dump *
 			    pt_event_fn gone, void *ctx)
 {
 	struct socktab *now_diff = NULL;
-	__u64 start = mono_ns();
+	__u64 start = clock__ns(CLOCK_MONOTONIC);
 	__u8 one = 1;
 	int err = c->err;
 
@@ -304,7 +297,7 @@ int exhaustion__check_apply(struct exhaustion *e, const struct exhaustion_dump *
 	e->checked = true;
 	e->check_ns = now_ns;
 	e->check_dump_ns = c->dump_ns;
-	e->check_apply_ns = mono_ns() - start;
+	e->check_apply_ns = clock__ns(CLOCK_MONOTONIC) - start;
 	err = 1;
 cleanup:
 	socktab__free(now_diff);

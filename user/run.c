@@ -12,6 +12,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 #include "exhaustion.h"
 #include "log.h"
 #include "logfile.h"
@@ -56,14 +57,6 @@ static int install_signals(void)
 	    sigaction(SIGHUP, &hup, NULL))
 		return -errno;
 	return 0;
-}
-
-__u64 run__now_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
 /* Every file porttrace starts (reopened or rotated) describes itself. */
@@ -140,9 +133,9 @@ int run__main(int argc, char **argv)
 		goto cleanup;
 	}
 
-	start = run__now_ns(CLOCK_MONOTONIC);
+	start = clock__ns(CLOCK_MONOTONIC);
 	info.start_mono_ns = start;
-	info.start_realtime_ns = run__now_ns(CLOCK_REALTIME);
+	info.start_realtime_ns = clock__ns(CLOCK_REALTIME);
 	if (!uname(&uts)) {
 		info.host = strdup(uts.nodename);
 		info.kernel = strdup(uts.release);
@@ -216,7 +209,7 @@ int run__main(int argc, char **argv)
 			break;
 		}
 		err = 0;
-		now = run__now_ns(CLOCK_MONOTONIC);
+		now = clock__ns(CLOCK_MONOTONIC);
 		pipeline__lost(pipe, tracer__lost(tr, false), now);
 		pipeline__tick(pipe, now);
 		if (reopen_requested)
@@ -232,10 +225,10 @@ int run__main(int argc, char **argv)
 
 	/* Drain what the kernel queued before the hooks went away. */
 	tracer__poll(tr, 0);
-	pipeline__lost(pipe, tracer__lost(tr, true), run__now_ns(CLOCK_MONOTONIC));
+	pipeline__lost(pipe, tracer__lost(tr, true), clock__ns(CLOCK_MONOTONIC));
 	pipeline__end(pipe, 0);
 	pipeline__stats(pipe, &stats);
-	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
+	stats.end_mono_ns = clock__ns(CLOCK_MONOTONIC);
 	output__trailer(out, &stats);
 	output__flush(out);
 	if (tl) {

@@ -26,8 +26,8 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include "clock.h"
 #include "log.h"
-#include "run.h"
 #include "sockdiag.h"
 #include "socktab.h"
 
@@ -519,8 +519,8 @@ int sockdiag__dump(unsigned int flags, pt_event_fn fn, void *ctx)
 	err = ns_list(&ns, &n);
 	if (err)
 		goto cleanup;
-	c.now_ns = run__now_ns(CLOCK_MONOTONIC);
-	c.boot_offset_ns = run__now_ns(CLOCK_BOOTTIME) - c.now_ns;
+	c.now_ns = clock__ns(CLOCK_MONOTONIC);
+	c.boot_offset_ns = clock__ns(CLOCK_BOOTTIME) - c.now_ns;
 	for (size_t i = 0; i < n && !err; i++)
 		err = dump_ns(&c, &ns[i], job);
 cleanup:

@@ -23,13 +23,13 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include "clock.h"
 #include "escape.h"
 #include "pipeline.h"
 #include "exhaustion.h"
 #include "log.h"
 #include "names.h"
 #include "options.h"
-#include "run.h"
 #include "sockdiag.h"
 #include "tracer.h"
 
@@ -490,7 +490,7 @@ int top__main(int argc, char **argv)
 		p_err("out of memory");
 		goto cleanup;
 	}
-	start = run__now_ns(CLOCK_MONOTONIC);
+	start = clock__ns(CLOCK_MONOTONIC);
 	exhaustion__set_base(e, start);
 	tr = tracer__new(&topts, pipeline__decoder(pipe), pipeline__event, pipe);
 	if (!tr)
@@ -517,7 +517,7 @@ int top__main(int argc, char **argv)
 			p_err("reading the ring buffer: %s", strerror(-err));
 			goto cleanup;
 		}
-		now = run__now_ns(CLOCK_MONOTONIC);
+		now = clock__ns(CLOCK_MONOTONIC);
 		pipeline__lost(pipe, tracer__lost(tr, false), now);
 		pipeline__tick(pipe, now);
 		if (tty && (k = read_keys())) {
@@ -542,9 +542,9 @@ int top__main(int argc, char **argv)
 	if (!tty) {
 		/* The last frame, with everything the kernel queued. */
 		tracer__poll(tr, 0);
-		pipeline__lost(pipe, tracer__lost(tr, true), run__now_ns(CLOCK_MONOTONIC));
+		pipeline__lost(pipe, tracer__lost(tr, true), clock__ns(CLOCK_MONOTONIC));
 		f.cols = BATCH_COLS;
-		draw(&f, e, tracer__lost(tr, true), run__now_ns(CLOCK_MONOTONIC), rows, true);
+		draw(&f, e, tracer__lost(tr, true), clock__ns(CLOCK_MONOTONIC), rows, true);
 		show(&f);
 	}
 	ret = 0;

@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "clock.h"
 #include "log.h"
 #include "porttrace.skel.h"
-#include "run.h"
 #include "tracer.h"
 
 #define TRACEFS "/sys/kernel/tracing"
@@ -452,7 +452,7 @@ static unsigned long long not_taken(struct tracer *t)
 
 unsigned long long tracer__lost(struct tracer *t, bool fresh)
 {
-	__u64 now_ns = run__now_ns(CLOCK_MONOTONIC);
+	__u64 now_ns = clock__ns(CLOCK_MONOTONIC);
 
 	if (fresh || now_ns - t->skipped_ns >= SKIPPED_ASK_NS) {
 		t->skipped = skipped_runs(t);
