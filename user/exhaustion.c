@@ -330,6 +330,18 @@ static void retire_due(struct exhaustion *e, __u64 ts)
 		dest_retire(e, e->idle_head);
 }
 
+struct xdest *dest_find(const struct exhaustion *e, const struct xpool *p, __u8 family,
+			const __u8 *laddr, const __u8 *raddr, __u16 rport)
+{
+	struct xdest **slot = socktab__get(e->dest_idx, dest_hash(p, family, laddr, raddr, rport));
+
+	for (struct xdest *d = slot ? *slot : NULL; d; d = d->hnext)
+		if (d->pool == p && d->family == family && d->rport == rport &&
+		    !memcmp(d->laddr, laddr, 16) && !memcmp(d->raddr, raddr, 16))
+			return d;
+	return NULL;
+}
+
 static struct xdest *dest_get(struct exhaustion *e, struct xpool *p, const struct pt_event *ev)
 {
 	size_t alen = ev->sk.family == AF_INET ? 4 : 16;

@@ -31,6 +31,7 @@
 #define SNAP_DESTS 32		/* destinations per pool in a periodic record */
 #define SNAP_PROCS 8		/* processes per pool in a record */
 #define REPORT_PROCS 5
+#define REPORT_DESTS 20		/* destinations per pool in the text report */
 #define DEST_LEN (2 * INET6_ADDRSTRLEN + 16)	/* "laddr > [raddr]:port" */
 
 /* Ups and downs of an occupancy, per second of event time. */
@@ -214,6 +215,10 @@ struct exhaustion {
 unsigned int pool_capacity(const struct xpool *p);
 struct xpool *pool_find(const struct exhaustion *e, __u32 netns, __u8 proto);
 struct xsock *sock_get(struct exhaustion *e, __u64 cookie);
+/* The destination of pool p with these addresses (16 bytes each, as
+ * stored), or NULL: by its hash, not by a walk. */
+struct xdest *dest_find(const struct exhaustion *e, const struct xpool *p, __u8 family,
+			const __u8 *laddr, const __u8 *raddr, __u16 rport);
 bool classify_existing(struct socktab *listen, const struct pt_event *ev, enum xclass *cls,
 		       int *state);
 void dest_peak(const struct xdest *d, unsigned int *peak, __u64 *peak_ns);

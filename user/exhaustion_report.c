@@ -356,14 +356,7 @@ static const struct xdest *row_dest(const struct exhaustion *e, const struct exh
 		return NULL;
 	if (r->any)
 		return &p->any;
-	for (size_t i = 0; i < p->ndests; i++) {
-		const struct xdest *d = p->dests[i];
-
-		if (d->family == r->family && d->rport == r->rport && !memcmp(d->laddr, r->laddr, 16) &&
-		    !memcmp(d->raddr, r->raddr, 16))
-			return d;
-	}
-	return NULL;
+	return dest_find(e, p, r->family, r->laddr, r->raddr, r->rport);
 }
 
 void exhaustion__report(struct exhaustion *e, FILE *f)
@@ -383,12 +376,15 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 		const struct exhaustion_row *pr = &rows[i];
 		const struct xpool *p = pool_find(e, pr->netns, pr->proto);
 		struct exhaustion_proc *procs = NULL;
-		size_t np = p ? pool_procs(p, e->last_ns, &procs) : 0, j, end;
+		size_t np = p ? pool_procs(p, e->last_ns, &procs) : 0, j, end, shown;
 		size_t w = strlen("DESTINATION (local > remote)");
 
 		for (end = i + 1; end < n && !rows[end].any; end++)
 			;
-		for (j = i; j < end; j++) {
+		/* The fullest: a report of a hundred thousand rows is read by
+		 * nobody; the JSON record has every one. */
+		shown = end - i > REPORT_DESTS + 1 ? i + 1 + REPORT_DESTS : end;
+		for (j = i; j < shown; j++) {
 			size_t l = strlen(fmt_dest(a, sizeof(a), &rows[j]));
 
 			w = l > w ? l : w;
@@ -397,7 +393,7 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 			names__proto(pr->proto), pr->range_lo, pr->range_hi, pr->capacity, pr->reserved);
 		fprintf(f, "  %-*s %11s %5s %6s %10s %8s %7s %8s\n", (int)w, "DESTINATION (local > remote)",
 			"HELD/CAP", "USE", "PEAK", "PEAK AT", "ALLOC/s", "REL/s", "FULL IN");
-		for (j = i; j < end; j++) {
+		for (j = i; j < shown; j++) {
 			const struct exhaustion_row *r = &rows[j];
 			char held[32], eta[32], at[32];
 
@@ -409,6 +405,9 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 				r->release_per_s, names__eta(r->full_in_s, false, eta, sizeof(eta)));
 			report_dest_details(f, e, r, row_dest(e, r), base);
 		}
+		if (shown < end)
+			fprintf(f, "  ... %zu more destinations, less full (--format json lists every one)\n",
+				end - shown);
 		if (p && p->retired)
 			fprintf(f, "  %llu more destinations held nothing for %llu s and were retired, with %llu failures\n",
 				p->retired, DEST_RETIRE_NS / NS_PER_S, p->retired_failures);
