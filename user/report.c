@@ -603,11 +603,10 @@ static error_t rep_parse(int key, char *arg, struct argp_state *state)
 		a->o.title = arg;
 		break;
 	default:
-		if (options__files(key, state, &a->files, &a->nfiles))
-			break;
 		if (key == ARGP_KEY_END && !a->output)
 			argp_error(state, "no report file given (-o FILE)");
-		return key == ARGP_KEY_END ? 0 : ARGP_ERR_UNKNOWN;
+		if (!options__files(key, state, &a->files, &a->nfiles))
+			return ARGP_ERR_UNKNOWN;
 	}
 	return 0;
 }
