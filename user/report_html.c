@@ -24,7 +24,7 @@
 #define OCC_H 220
 #define LAT_H 110
 #define LANE_H 8
-#define TOP 14
+#define TOP 18
 #define BOTTOM 34	/* the time axis */
 #define MAX_TABLE_PROCS 50
 
@@ -256,13 +256,19 @@ static unsigned int layer_value(const struct report_bucket *b, int l)
 static void occupancy_chart(FILE *f, const struct report_view *v, const struct report_series *s,
 			    const struct xscale *x, int idx)
 {
-	unsigned int ymax = s->last.capacity, cap = s->last.capacity;
+	unsigned int ymax = 0, cap = s->last.capacity;
 	double ys, base = TOP + OCC_H;
+	bool cap_shown;
 	char a[64], b[64], e[16];
 
 	for (unsigned int i = 0; i < v->nb; i++)
 		if (s->b[i].max > ymax)
 			ymax = s->b[i].max;
+	/* Far from full (a quarter or less), the scale is the data's: the
+	 * shape shows, and the capacity is said in words above it. */
+	cap_shown = cap && (__u64)ymax * 4 > cap;
+	if (cap_shown && cap > ymax)
+		ymax = cap;
 	ymax = ymax ? ymax + (ymax + 19) / 20 : 1;
 	ys = (double)OCC_H / ymax;
 	fprintf(f, "<svg class=\"chart occ\" viewBox=\"0 0 %d %d\" role=\"img\" aria-labelledby=\"occ%d-t\" "
@@ -305,7 +311,13 @@ static void occupancy_chart(FILE *f, const struct report_view *v, const struct r
 			xpos(x, v->t0_ns + (__u64)i * v->width_ns), base - s->b[i].max * ys,
 			xpos(x, v->t0_ns + (__u64)(i + 1) * v->width_ns));
 	fprintf(f, "\"><title>highest number of ports held within each time bucket</title></path>");
-	if (cap) {
+	if (cap && !cap_shown) {
+		fprintf(f, "<text class=\"lbl offscale\" data-capacity=\"%u\" x=\"%d\" y=\"%d\">", cap,
+			W - RM - 4, TOP - 3);
+		escf(f, "capacity %u, far above this scale (at most %u held, %.1f%%)", cap, s->last.peak,
+		     100.0 * s->last.peak / cap);
+		fprintf(f, "</text>");
+	} else if (cap) {
 		double y = base - cap * ys, yw = base - cap * v->st.warn_frac * ys;
 
 		fprintf(f, "<line class=\"capacity\" data-capacity=\"%u\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\">"
