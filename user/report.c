@@ -393,12 +393,31 @@ int report__event(void *ctx, const struct pt_event *ev)
 	return 0;
 }
 
+static bool row_is(const struct exhaustion_row *row, const struct exhaustion_sample *s)
+{
+	return row->netns == s->netns && row->proto == s->proto && row->any == s->any &&
+	       (s->any || (row->family == s->family && row->rport == s->rport &&
+			   !memcmp(row->laddr, s->laddr, 16) && !memcmp(row->raddr, s->raddr, 16)));
+}
+
 void report__finish(struct report *r)
 {
+	struct exhaustion_row *rows;
+	size_t n = 0;
+
 	if (!r->started)
 		return;
 	/* The last bucket ends with the last event. */
 	advance(r, r->end + r->width);
+	/* Where a destination is filling up: exhaustion's forecast. */
+	rows = exhaustion__rows(r->ex, 0, &n);
+	for (unsigned int k = 0; k < r->nseries; k++) {
+		r->series[k]->full_in_s = -1;
+		for (size_t i = 0; rows && i < n; i++)
+			if (row_is(&rows[i], &r->series[k]->last))
+				r->series[k]->full_in_s = rows[i].full_in_s;
+	}
+	free(rows);
 }
 
 /* ---- the view ---- */

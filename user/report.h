@@ -59,6 +59,7 @@ struct report_series {
 	unsigned int since;		/* first bucket it was seen in */
 	struct report_bucket carry;	/* the open bucket's part that halving closed */
 	bool has_carry;
+	double full_in_s;		/* exhaustion's forecast at the end; < 0: none */
 };
 
 /* A socket that listened (or held a UDP port) during the run. */

@@ -352,6 +352,23 @@ static void occupancy_chart(FILE *f, const struct report_view *v, const struct r
 		escf(f, "peak: %u of %u ports at %s", s->last.peak, cap, when(v, s->last.peak_ns, a, sizeof(a)));
 		fprintf(f, "</title></circle>");
 	}
+	/* The forecast: the net rate of the last 10 s carried on to capacity,
+	 * as far as the chart reaches. */
+	if (s->full_in_s > 0 && cap > s->last.occupancy && x->t1 > v->end_ns) {
+		double rate = (cap - s->last.occupancy) / s->full_in_s;
+		double secs = (x->t1 - v->end_ns) / 1e9;
+		char eta[32];
+
+		if (secs > s->full_in_s)
+			secs = s->full_in_s;
+		fprintf(f, "<path class=\"forecast\" d=\"M%.1f %.1f L%.1f %.1f\"><title>",
+			xpos(x, v->end_ns), base - s->last.occupancy * ys,
+			xpos(x, v->end_ns + (__u64)(secs * 1e9)),
+			base - (s->last.occupancy + rate * secs) * ys);
+		escf(f, "forecast: full in %s at the net rate of the last 10 s (%.1f ports/s)",
+		     names__eta(s->full_in_s, false, eta, sizeof(eta)), rate);
+		fprintf(f, "</title></path>");
+	}
 	/* The y axis. */
 	fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%.1f\"/>", LM, TOP, LM, base);
 	{
@@ -759,7 +776,7 @@ static const char css[] =
 	".area.closing,rect.closing,.key.closing{fill:#CC79A7}"
 	".area.timewait,rect.timewait,.key.timewait{fill:url(#hatch)}"
 	".maxline{fill:none;stroke:#000;stroke-width:1;stroke-dasharray:1 2}"
-	".capacity{stroke:#000;stroke-width:2}.warnline{stroke:#000;stroke-width:1;stroke-dasharray:6 4}"
+	".forecast{fill:none;stroke:#000;stroke-width:2;stroke-dasharray:3 3}.capacity{stroke:#000;stroke-width:2}.warnline{stroke:#000;stroke-width:1;stroke-dasharray:6 4}"
 	".fail{fill:#D55E00;stroke:#000;stroke-width:.5}.peak{fill:none;stroke:#000;stroke-width:2}"
 	".latline{fill:none;stroke-width:2}.latline.p50{stroke:#0072B2}.latline.p99{stroke:#D55E00;stroke-dasharray:5 2}"
 	".axis,.tick{stroke:#333;stroke-width:1}.tl{font-size:11px;text-anchor:middle;fill:#333}.tl.wall{fill:#777}"
@@ -796,6 +813,7 @@ static void legend(FILE *f)
 		   "<span><svg width=\"24\" height=\"14\"><line class=\"warnline\" x1=\"0\" y1=\"7\" x2=\"24\" y2=\"7\"/></svg> warning threshold</span>"
 		   "<span><svg width=\"24\" height=\"14\"><path class=\"maxline\" d=\"M0 7 H24\"/></svg> highest within a bucket</span>"
 		   "<span><svg width=\"14\" height=\"14\"><circle class=\"peak\" cx=\"7\" cy=\"7\" r=\"4\"/></svg> peak</span>"
+		   "<span><svg width=\"24\" height=\"14\"><path class=\"forecast\" d=\"M0 12 L24 2\"/></svg> forecast</span>"
 		   "</div>\n");
 }
 
@@ -990,10 +1008,22 @@ static void processes(FILE *f, const struct report_view *v, struct timeline *tl,
 int report_html__write(FILE *f, const struct report_view *v, struct timeline *tl)
 {
 	struct xscale x = {v->t0_ns, v->t0_ns + (__u64)(v->nb ? v->nb : 1) * v->width_ns};
+	__u64 ahead = 0;
 	struct procs ps = {};
 	char a[64], b[64], d[256];
 	const char *title = v->o->title ? v->o->title : "porttrace report";
 
+	/* Room on the right for the forecasts, up to a quarter of the run. */
+	for (unsigned int i = 0; i < v->ndests; i++) {
+		double f = v->dests[i]->full_in_s;
+		__u64 ns = f > 0 ? (__u64)(f * 1e9) : 0, most = (x.t1 - x.t0) / 4;
+
+		if (ns > most)
+			ns = most;
+		if (ns > ahead)
+			ahead = ns;
+	}
+	x.t1 += ahead;
 	if (tl && timeline__each_proc(tl, proc_add, &ps))
 		ps.n = 0;
 	if (ps.n)
@@ -1048,6 +1078,12 @@ int report_html__write(FILE *f, const struct report_view *v, struct timeline *tl
 		     s->last.failures);
 		if (s->last.lat_n)
 			escf(f, "; %llu connect() calls", s->last.lat_n);
+		if (s->full_in_s > 0) {
+			char eta[32];
+
+			escf(f, "; filling up: full in %s at the net rate of the last 10 s (dashed)",
+			     names__eta(s->full_in_s, false, eta, sizeof(eta)));
+		}
 		fprintf(f, "</p>\n");
 		occupancy_chart(f, v, s, &x, i);
 		latency_chart(f, v, s, &x, i);

@@ -352,6 +352,33 @@ static void page_holds_its_parts(void)
 	chain_free(&c);
 }
 
+/* A destination still filling up at the end carries exhaustion's
+ * forecast, drawn dashed beyond the end. */
+static void a_filling_destination_has_its_forecast(void)
+{
+	struct chain c = chain_new(&(struct report_opts){0});
+	struct pt_owner o = owner_of(10, 5, "client");
+	struct report_view v;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	/* Two of four ports in the first second: 2 ports/s, full in 1 s. */
+	connect_ok(&c, o, 100, 40000, 8080, T0 + 100 * MS, 20000);
+	connect_ok(&c, o, 101, 40001, 8080, T0 + 900 * MS, 20000);
+	report__finish(c.rep);
+	report__view(c.rep, &v);
+	CHECK(v.ndests == 1);
+	if (v.ndests == 1)
+		CHECK(v.dests[0]->full_in_s > 0.9 && v.dests[0]->full_in_s < 1.1);
+	CHECK(report_html__write(f, &v, c.tl) == 0);
+	fclose(f);
+	CHECK(strstr(buf, "<path class=\"forecast\"") != NULL);
+	CHECK(strstr(buf, "full in 1s") != NULL);
+	free(buf);
+	chain_free(&c);
+}
+
 TESTS(report_tests) = {
 	{"report: buckets hold the state at their end", buckets_hold_the_state_at_their_end},
 	{"report: long runs halve the buckets, totals kept", long_runs_halve_and_keep_totals},
@@ -359,5 +386,6 @@ TESTS(report_tests) = {
 	{"report: listeners to look at first on top", listeners_to_look_at_first_are_on_top},
 	{"report: HTML text escaped in one place", html_text_is_escaped_in_one_place},
 	{"report: the page holds its parts", page_holds_its_parts},
+	{"report: a filling destination has its forecast", a_filling_destination_has_its_forecast},
 	{},
 };
