@@ -8,6 +8,7 @@ add up to the failures the workload saw, the capacity line at the range's
 size; a screenshot is not blank; the page makes no request and logs nothing
 to the console. Then the same page from a live run's --report, and bad
 input."""
+import gzip
 import html.parser
 import json
 import os
@@ -210,6 +211,14 @@ def test_report_renders_in_a_browser(porttrace, netns, workload, chromium, tmp_p
     text = page.read_text()
     assert "://" not in text, "the page names a URL"
     assert os.path.getsize(page) < 2 * 1024 * 1024
+    # The same log rotated, its older half gzipped: the same page.
+    with open(pt.path) as f:
+        lines = f.readlines()
+    rotated = tmp_path / "rotated.jsonl"
+    with gzip.open(f"{rotated}.1.gz", "wt") as f:
+        f.writelines(lines[:len(lines) // 2])
+    rotated.write_text("".join(lines[len(lines) // 2:]))
+    assert make_report(str(rotated), tmp_path / "rotated.html").read_text() == text
 
     dom_text, console, asked = browser(netns, tmp_path, f"file://{page}", "--dump-dom")
     check_dom(Dom(dom_text), pid)
