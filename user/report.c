@@ -78,7 +78,8 @@ void report__free(struct report *r)
 		free(r->series[i]);
 	}
 	if (r->tmp) {
-		close(r->fd);
+		if (r->fd >= 0)
+			close(r->fd);
 		unlink(r->tmp);
 	}
 	free(r->order);
@@ -569,6 +570,9 @@ int report__write(struct report *r, const char *path)
 	}
 fail:
 	p_err("cannot write report %s: %s", path, strerror(-err));
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
 	unlink(r->tmp);
 	free(r->tmp);
 	r->tmp = NULL;

@@ -121,7 +121,8 @@ struct report_view {
 void report__view(struct report *r, struct report_view *v);
 struct timeline *report__timeline(struct report *r);
 
-/* Buckets of the view: index of time ts, and the start of bucket i. */
+/* The bucket of the view that time ts falls in (the first or last one when
+ * ts is outside the run). */
 unsigned int report__bucket_of(const struct report_view *v, __u64 ts);
 
 /* Render the view as HTML to f (report_html.c). 0 or -EIO. */
