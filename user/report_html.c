@@ -272,8 +272,8 @@ static void occupancy_chart(FILE *f, const struct report_view *v, const struct r
 	ymax = ymax ? ymax + (ymax + 19) / 20 : 1;
 	ys = (double)OCC_H / ymax;
 	fprintf(f, "<svg class=\"chart occ\" viewBox=\"0 0 %d %d\" role=\"img\" aria-labelledby=\"occ%d-t\" "
-		   "data-t0=\"%.6f\" data-span=\"%.6f\">",
-		W, TOP + OCC_H + BOTTOM, idx, 0.0, (x->t1 - x->t0) / 1e9);
+		   "data-span=\"%.6f\">",
+		W, TOP + OCC_H + BOTTOM, idx, (x->t1 - x->t0) / 1e9);
 	fprintf(f, "<title id=\"occ%d-t\">Ports held over time, stacked by state, against capacity %u</title>",
 		idx, cap);
 	/* Stacked layers: each a polygon, steps along its top and bottom. */
