@@ -23,10 +23,14 @@ CHROMIUM = "/usr/bin/chromium"
 SMALL = (40000, 40049)
 PORT = 18919  # porttrace -P PORT: only this test's sockets, whatever else runs
 FAILS = 7
+NAME = "<i>x</i>\u202e".encode()  # 11 bytes: fits a comm
 
 # The workload: a listener, 50 connections that fill the range, FAILS more
 # that fail, then the first 25 closed (time-wait) and the rest aborted.
 WORKLOAD = r'''
+# A name that is markup and a right-to-left override: the page must show it.
+with open("/proc/self/comm", "wb") as f:
+    f.write(NAME)
 s = listener("127.0.0.1", PORT)
 s.listen(256)  # every connection queued without an accept()
 held = []
@@ -150,7 +154,7 @@ def traced_workload(porttrace, netns, workload, *args):
     the workload saw."""
     set_range(netns, *SMALL)
     pt = porttrace("-P", str(PORT), *args)
-    w = workload(netns, f"PORT = {PORT}\nFAILS = {FAILS}\n" + WORKLOAD)
+    w = workload(netns, f"PORT = {PORT}\nFAILS = {FAILS}\nNAME = {NAME!r}\n" + WORKLOAD)
     res = w.expect(timeout=30)
     assert w.finish() == 0, w.stderr()
     pt.stop()
@@ -191,6 +195,10 @@ def check_dom(dom, pid):
     # The workload's swimlanes: a lane per port of the range, its failures.
     proc = dom.root.find("figure", "proc", data_pid=pid)
     assert len(proc) == 1, f"no swimlanes of pid {pid}"
+    # Its name is text: no element made of it, the override shown, not obeyed.
+    title = proc[0].find("h3")[0]
+    assert "<i>x</i>\\u202e" in title.all_text() and not title.find("i")
+    assert "\u202e" not in dom.root.all_text()
     lanes = [int(l.attrs["data-port"]) for l in proc[0].find("g", "lane") if "data-port" in l.attrs]
     assert sorted(p for p in lanes if SMALL[0] <= p <= SMALL[1]) == list(range(SMALL[0], SMALL[1] + 1))
     assert sum(int(m.attrs["data-count"]) for m in proc[0].find(cls="fail")) == FAILS
