@@ -128,10 +128,9 @@ unsigned int report__bucket_of(const struct report_view *v, __u64 ts);
 /* Render the view as HTML to f (report_html.c). 0 or -EIO. */
 int report_html__write(FILE *f, const struct report_view *v, struct timeline *tl);
 
-/* s as HTML text (also safe inside a quoted attribute): the one place
- * where strings from a log or the kernel are made safe for a page. At most
- * max bytes of s; bytes that are not printable ASCII or valid UTF-8 become
- * U+FFFD. */
+/* s (at most max bytes) as HTML text, also safe inside a quoted attribute:
+ * made safe for people by escape__text(), then markup as entities. Every
+ * string of the page goes through it. */
 void report_html__text(FILE *f, const char *s, size_t max);
 
 /* porttrace report FILE... -o report.html */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include "escape.h"
 #include "names.h"
 #include "output.h"
 #include "report.h"
@@ -30,67 +31,33 @@
 
 /* ---- text ---- */
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if none. */
-static size_t utf8_len(const unsigned char *s, size_t n, unsigned int *cp)
+/*
+ * Names are first made safe for people by the one escaper every output
+ * uses (control bytes, bidirectional controls and invalid UTF-8 shown as
+ * \xNN); what is left to do for a page is markup.
+ */
+void report_html__text(FILE *f, const char *s, size_t max)
 {
-	size_t len;
-	unsigned int c;
+	char stack[ESCAPE_TEXT_LEN(128)], *buf = stack;
+	size_t n = strnlen(s, max);
 
-	if (s[0] < 0xc2 || s[0] > 0xf4)
-		return 0;
-	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
-	if (len > n)
-		return 0;
-	c = s[0] & (0x7f >> len);
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (s[i] & 0x3f);
+	if (n > 128 && !(buf = malloc(ESCAPE_TEXT_LEN(n)))) {
+		fputs("?", f);
+		return;
 	}
-	/* Overlong forms, surrogates, beyond U+10FFFF. */
-	if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) ||
-	    (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
-}
-
-void report_html__text(FILE *f, const char *str, size_t max)
-{
-	const unsigned char *s = (const unsigned char *)str;
-
-	for (size_t i = 0; i < max && s[i];) {
-		unsigned char c = s[i];
-		unsigned int cp;
-		size_t n;
-
-		switch (c) {
-		case '&': fputs("&amp;", f); i++; continue;
-		case '<': fputs("&lt;", f); i++; continue;
-		case '>': fputs("&gt;", f); i++; continue;
-		case '"': fputs("&quot;", f); i++; continue;
-		case '\'': fputs("&#39;", f); i++; continue;
-		}
-		if (c >= 0x20 && c < 0x7f) {
-			fputc(c, f);
-			i++;
-			continue;
-		}
-		n = utf8_len(s + i, strnlen(str + i, max - i), &cp);
-		/* Control characters, C1 and bidirectional overrides are
-		 * shown, not obeyed: a name cannot reorder the page. */
-		if (n && !(cp >= 0x80 && cp <= 0x9f) && !(cp >= 0x202a && cp <= 0x202e) &&
-		    !(cp >= 0x2066 && cp <= 0x2069) && cp != 0x200e && cp != 0x200f) {
-			fwrite(s + i, 1, n, f);
-			i += n;
-		} else if (n) {
-			fprintf(f, "\\u%04x", cp);
-			i += n;
-		} else {
-			fprintf(f, "\\x%02x", c);
-			i++;
+	escape__text(buf, s, n);
+	for (const char *p = buf; *p; p++) {
+		switch (*p) {
+		case '&': fputs("&amp;", f); break;
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*p, f);
 		}
 	}
+	if (buf != stack)
+		free(buf);
 }
 
 static void esc(FILE *f, const char *s)
