@@ -836,3 +836,8 @@ void output__trailer(struct output *o, const struct run_stats *st)
 	o->len += p - start;
 	output__flush(o);
 }
+
+const char *output__listen_scope(__u8 family, const __u8 *addr)
+{
+	return listen_scope(family, addr);
+}

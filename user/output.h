@@ -65,4 +65,8 @@ int output__raw(struct output *o, const char *line, size_t len);
  * events' strings are; buf needs 6 * max + 3 bytes. Returns the length. */
 size_t output__json_str(char *buf, const char *s, size_t max);
 
+/* Who can reach a listener on addr: "wildcard", "loopback" or "address",
+ * as "scope" of listen events says. */
+const char *output__listen_scope(__u8 family, const __u8 *addr);
+
 #endif /* PT_OUTPUT_H */
