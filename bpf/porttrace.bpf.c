@@ -635,6 +635,16 @@ static __always_inline bool state_owner(struct sock *sk, int oldstate, int newst
 			info->synrecv_ns = bpf_ktime_get_ns();
 			return false;
 		}
+	} else if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
+		/*
+		 * A listener closes inside close() or shutdown(), in the
+		 * context of the last process that held it: the process that
+		 * called listen() may be long gone (a daemon that forked).
+		 */
+		t->owner_here = true;
+		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
+		if (info)
+			fill_owner(&info->owner);
 	} else {
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
 		/* -p: a child's owner is its acceptor once accept() named it. */

@@ -160,7 +160,7 @@ static bool holder_alive(struct holders_listener *l, __u64 now)
 {
 	if (!l->owner.pid)
 		return false;
-	if (now < l->checked_ns + 1000000000ULL)
+	if (l->checked_ns && now < l->checked_ns + 1000000000ULL)
 		return true;
 	if (kill((pid_t)l->owner.pid, 0) && errno == ESRCH)
 		return false;
@@ -226,10 +226,12 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	 * not mark. */
 	if (socktab__get(d->children, r->sk.cookie))
 		flags |= PT_F_ACCEPTED;
-	if ((flags & PT_F_OWNER_KNOWN) && r->oldstate == TCP_CLOSE &&
-	    (r->newstate == TCP_SYN_SENT || r->newstate == TCP_LISTEN)) {
-		/* The caller of connect() or listen() names itself; listeners
-		 * keep theirs in socket storage. */
+	if ((flags & PT_F_OWNER_KNOWN) &&
+	    ((r->oldstate == TCP_CLOSE &&
+	      (r->newstate == TCP_SYN_SENT || r->newstate == TCP_LISTEN)) ||
+	     (r->oldstate == TCP_LISTEN && r->newstate == TCP_CLOSE))) {
+		/* The caller of connect(), listen() or a listener's close()
+		 * names itself; listeners keep theirs in socket storage. */
 		if (r->newstate == TCP_SYN_SENT)
 			socktab__put(d->owners, r->sk.cookie, &ev.owner);
 		else

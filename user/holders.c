@@ -187,10 +187,10 @@ static void set_role(struct holders *h, const struct pt_event *ev, enum role rol
 	}
 	if (role == R_LISTEN && (!p->lis.cookie || p->lis.cookie == cookie)) {
 		p->lis.cookie = cookie;
-		if ((ev->flags & PT_F_OWNER_KNOWN) && !p->lis.owner.pid) {
+		/* Whether its holder lives is asked when another process
+		 * accepts from it. */
+		if ((ev->flags & PT_F_OWNER_KNOWN) && !p->lis.owner.pid)
 			p->lis.owner = ev->owner;
-			p->lis.checked_ns = ev->ts_ns;
-		}
 	}
 }
 
