@@ -2062,12 +2062,17 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
  *              "agrees": persistent == 0,
  *              "tw_gone": time-wait sockets gone before their time with
  *              no event (a RST in TIME-WAIT, or none was made), that this
- *              check found and gave back}      (live runs, after a check)
+ *              check found and gave back,
+ *              "server_time_wait": {"kernel", "events", "missing", "extra"}:
+ *              time-wait sockets of accepted ones (on a listener's port, or
+ *              known by cookie), compared apart, as they take no ephemeral
+ *              port}      (live runs, after a check)
  *    "pools": [{"netns", "proto", "range": [lo, hi], "capacity" (range
  *        minus reserved), "reserved", "shared" (ports held by bind/listen
  *        and UDP, against every destination),
  *        "all": the pool's own row: what a destination never seen finds,
- *               with bind(0) EADDRINUSE failures,
+ *               with bind(0) EADDRINUSE failures, and (TCP)
+ *               "server_time_wait": time-wait sockets accepted ones left,
  *        "dests": [{"family", "laddr", "raddr", "rport",
  *            "occupancy" (own + shared), "own", "shared", "pct",
  *            "connecting", "established", "closing", "time_wait" (TCP),
