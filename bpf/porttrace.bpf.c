@@ -647,14 +647,18 @@ static __always_inline bool state_owner(struct sock *sk, int oldstate, int newst
 			fill_owner(&info->owner);
 	} else {
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
-		/* -p: a child's owner is its acceptor once accept() named it. */
-		if (targ_pid_filter && info && (info->flags & (SKI_CHILD | SKI_ADOPTED)) == SKI_CHILD) {
+		/* -p: a child's owner is its acceptor once accept() named it;
+		 * a child of a listener older than tracing gets storage for it. */
+		if (targ_pid_filter &&
+		    (!info || (info->flags & (SKI_CHILD | SKI_ADOPTED)) == SKI_CHILD)) {
 			__u64 key = (__u64)sk;
 			struct pt_owner *acceptor = bpf_map_lookup_elem(&adopt, &key);
 
-			if (acceptor) {
+			if (acceptor && !info)
+				info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (acceptor && info) {
 				info->owner = *acceptor;
-				info->flags |= SKI_ADOPTED;
+				info->flags |= SKI_CHILD | SKI_ADOPTED;
 				bpf_map_delete_elem(&adopt, &key);
 			}
 		}

@@ -485,3 +485,40 @@ def test_odd_binds_are_not_read_past_what_was_passed(porttrace, netns, workload)
     # garbage would have named.
     mine = [l for l in pt.lines() if f'"pid":{pid},' in l]
     assert not mine, "\n".join(mine)
+
+
+# A forking server: the parent binds and listens, a child accepts.
+FORKED_ACCEPTOR = r'''
+s = socket.socket()
+s.bind(("127.0.0.1", 8080))
+s.listen(8)
+child = os.fork()
+if child == 0:
+    a, _ = s.accept()
+    a.close()                 # closes first
+    os._exit(0)
+report(child=child)
+step()                        # porttrace -p CHILD starts meanwhile
+c = socket.create_connection(("127.0.0.1", 8080))
+wait_eof(c)
+cport = port(c)
+c.close()
+os.waitpid(child, 0)
+report(cport=cport, done=True)
+'''
+
+
+def test_pid_filter_follows_the_acceptor(porttrace, netns, workload):
+    w = workload(netns, FORKED_ACCEPTOR)
+    child = w.expect()["child"]
+    pt = porttrace("-p", str(child))
+    w.go()
+    cport = w.expect()["cport"]
+    assert w.finish() == 0, w.stderr()
+    evs = pt.stop().events(netns)
+    acc = one(evs, type="port", event="accept", rport=cport)
+    assert acc["pid"] == child
+    mine = [(e.get("old"), e.get("new"), e.get("event")) for e in evs if e["cookie"] == acc["cookie"]]
+    assert mine == [(None, None, "accept"), ("ESTABLISHED", "FIN_WAIT1", None), ("FIN_WAIT1", "FIN_WAIT2", None),
+                    ("FIN_WAIT2", "CLOSE", None), (None, None, "time-wait")], fmt_events(evs)
+    assert all(e["pid"] == child for e in evs), fmt_events(evs)
