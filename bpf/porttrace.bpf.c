@@ -16,15 +16,18 @@
  *  - syscalls:sys_exit_connect, sys_{enter,exit}_{bind,sendto,sendmsg}: what
  *    the caller asked for and what the kernel answered (errno), including the
  *    port an autobind picked, read from the socket when the call returns.
+ *  - syscalls:sys_exit_accept{,4}: the process that accepted a connection,
+ *    its owner from then on.
  *
  * Ownership: transitions driven by packets run in softirq, where "current"
  * is whoever happened to be on the CPU. The owner is therefore read only in
- * hooks that run in the owner's context (connect(), listen(), bind()) and
- * travels in that record; user space carries it on to the socket's later
- * records by cookie. Socket storage keeps what the kernel itself must know
- * later: a listener's owner (the map has BPF_F_CLONE, so a socket accepted
- * from it starts with that owner), a bound port until its release, and the
- * owner the pid filter tests.
+ * hooks that run in the owner's context (connect(), listen(), bind(),
+ * accept(), a listener's close()) and travels in that record; user space
+ * carries it on to the socket's later records by cookie. Socket storage
+ * keeps what the kernel itself must know later: a listener's owner (the map
+ * has BPF_F_CLONE, so a socket accepted from it starts with that owner until
+ * accept() names its own), a bound port until its release, and the owner the
+ * pid filter tests.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -1409,7 +1412,11 @@ static __always_inline void accept_exit(long ret)
 	/* Made by the child's first transition, which asked for it. */
 	rec->sk.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	rec->sk._pad = 0;
-	flags = fill_range(&rec->sk, sk, sk_net(sk, false), false, false);
+	/* The port is the listener's, whose listen event said what it means:
+	 * the range is read only for the --ephemeral filter (bpf_stats: it
+	 * was a fifth of this hook's 1 us). */
+	rec->sk.range_lo = rec->sk.range_hi = 0;
+	flags = targ_ephemeral ? fill_range(&rec->sk, sk, sk_net(sk, false), false, false) : 0;
 	if ((targ_ephemeral && !in_range(&rec->sk)) ||
 	    !port_wanted(rec->sk.lport, rec->sk.rport)) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
