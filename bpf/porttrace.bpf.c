@@ -370,6 +370,13 @@ static __always_inline __u16 sk_dport(struct sock *sk, bool direct)
 	return bpf_ntohs(SK_READ(direct, sk, __sk_common.skc_dport));
 }
 
+/* The cookie a raw socket has, 0 if nothing asked for one yet: hooks that
+ * may not make one (bpf_get_socket_cookie() takes no raw pointer) read it. */
+static __always_inline __u64 sk_cookie(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
 /* Identity and addresses of a socket. */
 static __always_inline void fill_sock(struct pt_sock *s, struct sock *sk, __u16 family, bool direct)
 {
@@ -783,8 +790,14 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 	rd = (struct sock *)tp;
 	if (!state_owner(sk, oldstate, newstate, &t))
 		return 0;
-	if (targ_pid_filter && (!t.info || !pid_wanted(t.info->owner.pid)))
+	if (targ_pid_filter && (!t.info || !pid_wanted(t.info->owner.pid))) {
+		/* A child the filter drops now may be accepted by a process
+		 * it wants: sys_exit_accept, which cannot make a cookie, must
+		 * find one. */
+		if (oldstate == TCP_LISTEN)
+			bpf_get_socket_cookie(sk);
 		return 0;
+	}
 	t.lport = sk_sport(rd, true);
 	if (!port_wanted(t.lport, sk_dport(rd, true)))
 		return 0;
@@ -1132,7 +1145,7 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 		return;
 	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
 	fill_owner(&rec->owner);
-	rec->sk.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	rec->sk.cookie = sk_cookie(sk);
 	fill_sock(&rec->sk, sk, family, false);
 	rec->sk._pad = 0;
 	/* Failed calls leave the socket without a peer: report the one the
@@ -1410,7 +1423,7 @@ static __always_inline void accept_exit(long ret)
 	fill_owner(&rec->owner);
 	fill_sock(&rec->sk, sk, family, false);
 	/* Made by the child's first transition, which asked for it. */
-	rec->sk.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	rec->sk.cookie = sk_cookie(sk);
 	rec->sk._pad = 0;
 	/* The port is the listener's, whose listen event said what it means:
 	 * the range is read only for the --ephemeral filter (bpf_stats: it
