@@ -162,8 +162,11 @@ static bool holder_alive(struct holders_listener *l, __u64 now)
 		return false;
 	if (l->checked_ns && now < l->checked_ns + 1000000000ULL)
 		return true;
-	if (kill((pid_t)l->owner.pid, 0) && errno == ESRCH)
+	if (kill((pid_t)l->owner.pid, 0) && errno == ESRCH) {
+		/* Nobody known holds it until a process accepts from it. */
+		memset(&l->owner, 0, sizeof(l->owner));
 		return false;
+	}
 	l->checked_ns = now;
 	return true;
 }
@@ -204,10 +207,16 @@ static void owner_of(struct decoder *d, struct pt_event *ev, __u32 *flags)
 		ev->owner = *o;
 		*flags |= PT_F_OWNER_KNOWN;
 	} else if ((*flags & PT_F_ACCEPTED) &&
-		   (l = holders__listener(d->holders, ev->sk.netns, ev->sk.lport)) &&
-		   l->owner.pid) {
-		ev->owner = l->owner;
-		*flags |= PT_F_OWNER_KNOWN;
+		   (l = holders__listener(d->holders, ev->sk.netns, ev->sk.lport))) {
+		/* The kernel's copy names who called listen(): a process that
+		 * may be gone, which no event may name. */
+		if (holder_alive(l, ev->ts_ns)) {
+			ev->owner = l->owner;
+			*flags |= PT_F_OWNER_KNOWN;
+		} else {
+			memset(&ev->owner, 0, sizeof(ev->owner));
+			*flags &= ~PT_F_OWNER_KNOWN;
+		}
 	}
 }
 

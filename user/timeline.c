@@ -785,7 +785,14 @@ static void print_port_json(FILE *f, const struct tl_port *port)
 		(unsigned long long)port->latency_ns);
 	if (port->how == HOW_FAILED) {
 		err = names__errno(port->err, e, sizeof(e));
-		fprintf(f, ",\"err\":\"%s\"}", err ? err : "");
+		fprintf(f, ",\"err\":\"%s\"", err ? err : "");
+		if (port->held) {
+			char held[6 * 256 + 3];
+
+			output__json_str(held, port->held, 256);
+			fprintf(f, ",\"held_by\":%s", held);
+		}
+		fprintf(f, "}");
 		return;
 	}
 	fprintf(f, ",\"states\":[");

@@ -272,6 +272,8 @@ static void accept_names_the_owner_and_bind_fail_says_what_held(void)
 	decoder__record(d, &fin, sizeof(fin), collect_held, &h);
 	decoder__record(d, &tw, sizeof(tw), collect_held, &h);
 	CHECK(h.c.n == 7);
+	/* Before accept(): the listen() caller is gone, and no event names it. */
+	CHECK(h.c.ev[2].newstate == TCP_ESTABLISHED && !(h.c.ev[2].flags & PT_F_OWNER_KNOWN));
 	CHECK(h.c.ev[3].kind == PT_PORT_ACCEPT && h.c.ev[3].owner.pid == 300);
 	CHECK(h.c.ev[4].newstate == TCP_FIN_WAIT1 && h.c.ev[4].owner.pid == 300);
 	CHECK(h.c.ev[5].newstate == TCP_CLOSE && h.c.ev[5].owner.pid == 300);
