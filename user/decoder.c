@@ -153,8 +153,10 @@ static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struc
 }
 
 /*
- * Is the process that held a listener still there? Asked at most once a
- * second of event time per listener; kill(pid, 0) costs a syscall.
+ * Is the process that held a listener still there, now? Asked at most once a
+ * second of event time per listener; kill(pid, 0) costs a syscall. Only ever
+ * asked to hand the listener to an acceptor, which holds it as truly: the
+ * answer is about now, not about the time of the records being decoded.
  */
 static bool holder_alive(struct holders_listener *l, __u64 now)
 {
@@ -162,11 +164,8 @@ static bool holder_alive(struct holders_listener *l, __u64 now)
 		return false;
 	if (l->checked_ns && now < l->checked_ns + 1000000000ULL)
 		return true;
-	if (kill((pid_t)l->owner.pid, 0) && errno == ESRCH) {
-		/* Nobody known holds it until a process accepts from it. */
-		memset(&l->owner, 0, sizeof(l->owner));
+	if (kill((pid_t)l->owner.pid, 0) && errno == ESRCH)
 		return false;
-	}
 	l->checked_ns = now;
 	return true;
 }
@@ -207,16 +206,13 @@ static void owner_of(struct decoder *d, struct pt_event *ev, __u32 *flags)
 		ev->owner = *o;
 		*flags |= PT_F_OWNER_KNOWN;
 	} else if ((*flags & PT_F_ACCEPTED) &&
-		   (l = holders__listener(d->holders, ev->sk.netns, ev->sk.lport))) {
-		/* The kernel's copy names who called listen(): a process that
-		 * may be gone, which no event may name. */
-		if (holder_alive(l, ev->ts_ns)) {
-			ev->owner = l->owner;
-			*flags |= PT_F_OWNER_KNOWN;
-		} else {
-			memset(&ev->owner, 0, sizeof(ev->owner));
-			*flags &= ~PT_F_OWNER_KNOWN;
-		}
+		   (l = holders__listener(d->holders, ev->sk.netns, ev->sk.lport)) &&
+		   l->owner.pid) {
+		/* The kernel's copy names who called listen(), who may be
+		 * gone: the listener's holder, an acceptor once that one was
+		 * found gone, knows better. */
+		ev->owner = l->owner;
+		*flags |= PT_F_OWNER_KNOWN;
 	}
 }
 

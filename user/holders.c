@@ -225,6 +225,9 @@ static void existing(struct holders *h, const struct pt_event *ev)
 
 void holders__event(struct holders *h, const struct pt_event *ev)
 {
+	/* Time moves with the events: what ended by now goes, so that the
+	 * heap and the tables hold only what is live. */
+	expire(h, ev->ts_ns);
 	if (ev->type == PT_EV_STATE) {
 		if (ev->newstate == TCP_LISTEN)
 			set_role(h, ev, R_LISTEN, 0);

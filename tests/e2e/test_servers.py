@@ -198,14 +198,15 @@ def test_nginx_workers_own_what_they_accept(porttrace, netns, workload, nginx):
         assert ex["cookie"] == live["cookie"]
         assert ex["pid"] == live["pid"] == kept_owner[cport] == served[cport]
 
-    # The process that bound and listened forked the master and exited: no
-    # event after its own bind and listen names it.
+    # The process that bound and listened forked the master and exited:
+    # once a worker accepted from a listener, no event names it any more.
     prefork = one(evs, type="port", event="listen", lport=8080)["pid"]
     assert prefork not in [nginx.master] + workers and not pid_alive(prefork)
+    first_accept = {lp: min(e["t_ns"] for e in select(evs, type="port", event="accept", lport=lp))
+                    for lp in (8080, 8081)}
     for e in evs:
-        if e.get("pid") == prefork:
-            assert e.get("event") in ("bind", "listen") or (e.get("old"), e.get("new")) == ("CLOSE", "LISTEN"), \
-                fmt_events([e])
+        if e.get("pid") == prefork and e["lport"] in first_accept:
+            assert e["t_ns"] < first_accept[e["lport"]], fmt_events([e])
     # The listeners were closed at nginx's quit by a process that was
     # there to do it (the master), not by the one that listened and exited.
     for lport in (8080, 8081):
@@ -274,7 +275,12 @@ def test_server_closes_first_then_bind_fails(porttrace, netns, workload, tmp_pat
     checks = []
     for l in pt.lines():
         if l.startswith('{"type":"exhaustion"'):
-            rec = json.loads(l)
+            # A busy host's record (every namespace of every test running
+            # beside this one) may not fit in a line: that one is skipped.
+            try:
+                rec = json.loads(l)
+            except json.JSONDecodeError:
+                continue
             for p in rec["pools"]:
                 if p["netns"] == netns.inode and p["proto"] == "tcp" and "check" in p:
                     checks.append((rec, p))

@@ -272,8 +272,8 @@ static void accept_names_the_owner_and_bind_fail_says_what_held(void)
 	decoder__record(d, &fin, sizeof(fin), collect_held, &h);
 	decoder__record(d, &tw, sizeof(tw), collect_held, &h);
 	CHECK(h.c.n == 7);
-	/* Before accept(): the listen() caller is gone, and no event names it. */
-	CHECK(h.c.ev[2].newstate == TCP_ESTABLISHED && !(h.c.ev[2].flags & PT_F_OWNER_KNOWN));
+	/* Before any accept(), only the listen() caller is known. */
+	CHECK(h.c.ev[2].newstate == TCP_ESTABLISHED && h.c.ev[2].owner.pid == 0x7ffffff0);
 	CHECK(h.c.ev[3].kind == PT_PORT_ACCEPT && h.c.ev[3].owner.pid == 300);
 	CHECK(h.c.ev[4].newstate == TCP_FIN_WAIT1 && h.c.ev[4].owner.pid == 300);
 	CHECK(h.c.ev[5].newstate == TCP_CLOSE && h.c.ev[5].owner.pid == 300);
@@ -284,6 +284,11 @@ static void accept_names_the_owner_and_bind_fail_says_what_held(void)
 	CHECK(h.held.listeners == 1 && h.held.listener.pid == 300);
 	CHECK(h.held.time_wait == 1 && h.held.tw_end_ns == 50 + PT_TIMEWAIT_NS);
 	CHECK(h.held.connections == 0 && h.held.bound == 0);
+	/* A connection queued after that names the listener's new holder. */
+	est.sk.cookie = 53;
+	est.hdr.ts_ns = 61;
+	decoder__record(d, &est, sizeof(est), collect_held, &h);
+	CHECK(h.c.n == 9 && h.c.ev[8].owner.pid == 300 && (h.c.ev[8].flags & PT_F_OWNER_KNOWN));
 	/* Once the time-wait ends, only the listener is left. */
 	decoder__tick(d, 50 + PT_TIMEWAIT_NS, collect_held, &h);
 	fail.hdr.ts_ns = 50 + PT_TIMEWAIT_NS + 1;
