@@ -2133,6 +2133,10 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 		for (j = i + 1; j < n && !rows[j].any; j++) {
 			size_t mark = w.len;
 
+			/* The pool itself did not fit: the record is lost, and
+			 * a destination must not clear what says so. */
+			if (w.full)
+				break;
 			if (more || (!w.grow && nd >= SNAP_DESTS && !final)) {
 				more++;
 				continue;
