@@ -2002,11 +2002,14 @@ static void jw_procs(struct jw *w, const struct exhaustion_proc *v, size_t n)
 static void jw_check(struct jw *w, const struct pool_check *c)
 {
 	jw_put(w, "\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,\"extra\":%lu,\"persistent\":%lu,"
-		  "\"agrees\":%s,\"tw_gone\":%lu,"
-		  "\"server_time_wait\":{\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,\"extra\":%lu}",
+		  "\"agrees\":%s,\"tw_gone\":%lu",
 	       c->kernel, c->events, c->missing, c->extra, c->persistent,
-	       c->persistent ? "false" : "true", c->tw_gone, c->srv_kernel, c->srv_events,
-	       c->srv_missing, c->srv_extra);
+	       c->persistent ? "false" : "true", c->tw_gone);
+	/* Only where there are any: a record must fit in a line. */
+	if (c->srv_kernel || c->srv_events)
+		jw_put(w, ",\"server_time_wait\":{\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,"
+			  "\"extra\":%lu}",
+		       c->srv_kernel, c->srv_events, c->srv_missing, c->srv_extra);
 }
 
 static void jw_row(struct jw *w, const struct exhaustion_row *r)
@@ -2023,7 +2026,7 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
 	}
 	jw_put(w, "\"occupancy\":%u,\"own\":%u,\"shared\":%u,\"pct\":%.1f,", r->occupancy, r->own,
 	       r->shared, r->capacity ? 100.0 * r->occupancy / r->capacity : 0.0);
-	if (r->any && r->proto == IPPROTO_TCP)
+	if (r->any && r->server_tw)
 		jw_put(w, "\"server_time_wait\":%u,", r->server_tw);
 	if (!r->any && r->proto == IPPROTO_TCP)
 		jw_put(w, "\"connecting\":%u,\"established\":%u,\"closing\":%u,\"time_wait\":%u,",
@@ -2063,7 +2066,8 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
  *              "tw_gone": time-wait sockets gone before their time with
  *              no event (a RST in TIME-WAIT, or none was made), that this
  *              check found and gave back,
- *              "server_time_wait": {"kernel", "events", "missing", "extra"}:
+ *              "server_time_wait" (where there are any): {"kernel", "events",
+ *              "missing", "extra"}:
  *              time-wait sockets of accepted ones (on a listener's port, or
  *              known by cookie), compared apart, as they take no ephemeral
  *              port}      (live runs, after a check)
@@ -2071,8 +2075,9 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
  *        minus reserved), "reserved", "shared" (ports held by bind/listen
  *        and UDP, against every destination),
  *        "all": the pool's own row: what a destination never seen finds,
- *               with bind(0) EADDRINUSE failures, and (TCP)
- *               "server_time_wait": time-wait sockets accepted ones left,
+ *               with bind(0) EADDRINUSE failures, and (TCP, where there
+ *               are any) "server_time_wait": time-wait sockets accepted
+ *               ones left,
  *        "dests": [{"family", "laddr", "raddr", "rport",
  *            "occupancy" (own + shared), "own", "shared", "pct",
  *            "connecting", "established", "closing", "time_wait" (TCP),
