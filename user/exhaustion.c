@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include "exhaustion.h"
 #include "array.h"
+#include "escape.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
@@ -2222,10 +2223,12 @@ static const char *fmt_dest(char *buf, size_t len, const struct exhaustion_row *
 
 static void report_procs(FILE *f, const char *indent, const struct exhaustion_proc *v, size_t n)
 {
+	char comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
+
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].pid)
-			fprintf(f, "%spid %u %s holds %u", i ? ", " : indent, v[i].pid, v[i].comm,
-				v[i].held);
+			fprintf(f, "%spid %u %s holds %u", i ? ", " : indent, v[i].pid,
+				escape__text(comm, v[i].comm, sizeof(v[i].comm)), v[i].held);
 		else
 			fprintf(f, "%sno process (time-wait, orphans) holds %u", i ? ", " : indent,
 				v[i].held);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include "array.h"
+#include "escape.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
@@ -723,12 +724,13 @@ static void print_ports_text(FILE *f, struct tl_port **v, size_t n, __u64 base_n
 
 static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u64 base_ns)
 {
-	char d1[32], d2[32], e[16];
+	char d1[32], d2[32], e[16], comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
 	struct tl_port **v;
 	size_t n;
 	unsigned int show = PT_TIMELINE_SHOW;
 
-	fprintf(f, "PID %u (%s)  cgroup %llu  seen %.6f .. %.6f\n", p->pid, p->comm,
+	fprintf(f, "PID %u (%s)  cgroup %llu  seen %.6f .. %.6f\n", p->pid,
+		escape__text(comm, p->comm, sizeof(p->comm)),
 		(unsigned long long)p->cgroup, (double)(long long)(p->first_ns - base_ns) / 1e9,
 		(double)(long long)(p->last_ns - base_ns) / 1e9);
 	fprintf(f, "  ports taken %lu, peak %lu held at once", p->taken, p->peak);
@@ -856,9 +858,13 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 	limbo_run(t, UINT64_MAX);
 	if (t->err)
 		p_warn("timelines are incomplete: out of memory while building them");
+	/* Every format says what the timelines may miss: JSON in a record
+	 * shaped as the log's own "lost" record, first. */
 	if (t->lost && fmt == OUTPUT_TEXT)
 		fprintf(f, "note: %llu records were lost in the kernel; timelines may miss events\n\n",
 			t->lost);
+	else if (t->lost)
+		fprintf(f, "{\"type\":\"lost\",\"lost_total\":%llu}\n", t->lost);
 	qsort(t->procs, t->nprocs, sizeof(*t->procs), cmp_proc);
 	for (size_t i = 0; i < t->nprocs; i++) {
 		struct tl_proc *p = t->procs[i];
