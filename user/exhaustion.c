@@ -626,7 +626,7 @@ static bool sock_counts(const struct xsock *s)
 	/* A connect() counts from when its port is known: when the syscall
 	 * returns (even -EINPROGRESS) or the handshake ends. Counting it from
 	 * SYN_SENT would count the attempts that find no port, too. */
-	if (!s->lport)
+	if (s->cls == XC_SERVER || !s->lport)
 		return false;
 	if (!ns->hi || s->lport < ns->lo || s->lport > ns->hi)
 		return false;
@@ -711,6 +711,8 @@ static struct xsock *sock_new(struct exhaustion *e, struct xpool *p, const struc
 	s->cookie = ev->sk.cookie;
 	s->pool = p;
 	s->cls = cls;
+	if (cls == XC_SERVER)
+		p->server_tw++;
 	s->dest = d;
 	s->proc = proc_of(e, ev);
 	if (!socktab__put(e->socks, s->cookie, &s)) {
@@ -753,6 +755,8 @@ static void sock_free(struct exhaustion *e, struct xsock *s, __u64 ts)
 		p->socks = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	if (s->cls == XC_SERVER)
+		p->server_tw--;
 	if (s->cls == XC_DEST)
 		dest_touch(e, s->dest, ts);
 	pool_touch(e, p, shared, ts);
@@ -946,8 +950,16 @@ bool classify_existing(struct socktab *listen, const struct pt_event *ev,
 	case TCP_NEW_SYN_RECV:
 		return false;		/* a server's end: the listener's port */
 	}
-	if (socktab__get(listen, key))
-		return false;
+	if (socktab__get(listen, key)) {
+		/* A server's end: the listener's port. Its time-wait socket
+		 * (TIME_WAIT, or an orphan in FIN_WAIT2 the kernel folded
+		 * into one, which has a time left) blocks a rebind. */
+		if (ev->newstate != TCP_TIME_WAIT && !ev->latency_ns)
+			return false;
+		*cls = XC_SERVER;
+		*state = EXH_TIME_WAIT;
+		return true;
+	}
 	*cls = XC_DEST;
 	*state = state_of(ev->newstate);
 	return true;
@@ -1075,6 +1087,16 @@ static void on_port(struct exhaustion *e, struct xpool *p, const struct pt_event
 			failure(e, &p->any, proc_of(e, ev), ev);
 		break;
 	case PT_PORT_TIMEWAIT:
+		/* An accepted socket closed first: its time-wait socket holds
+		 * the listener's port toward its peer, no port of the range. */
+		if (!s && (ev->flags & PT_F_ACCEPTED) && port) {
+			s = sock_new(e, p, ev, XC_SERVER, NULL);
+			if (s) {
+				s->state = EXH_TIME_WAIT;
+				s->lport = port;
+			}
+			break;
+		}
 		if (s) {
 			sock_set_state(e, s, EXH_TIME_WAIT, ev->ts_ns);
 			sock_set_port(e, s, port, ev->ts_ns);

@@ -40,6 +40,8 @@ struct dumped {
 	__u64 cookie;
 	__u32 netns;
 	__u8 proto;
+	__u8 cls;		/* enum xclass, as the table alone tells it */
+	bool tw;		/* in TIME_WAIT: events may know it as XC_SERVER */
 };
 
 /* The same rules as the start-up snapshot, with the range and reserved
@@ -61,14 +63,23 @@ static int dump_event(void *ctx, const struct pt_event *ev)
 		c->all = all;
 		c->all[c->nall++] = sk->cookie;
 	}
-	if (!classify_existing(c->listen, ev, &cls, &state) || !pt_event_in_range(ev) ||
-	    (ev->flags & PT_F_RESERVED))
+	if (!classify_existing(c->listen, ev, &cls, &state))
+		return 0;
+	/* Server-side time-wait sockets are compared apart, in range or not;
+	 * so is any time-wait one, which events may know came from an
+	 * accepted socket whose listener is gone (decided when compared). */
+	if (cls != XC_SERVER && state != EXH_TIME_WAIT &&
+	    (!pt_event_in_range(ev) || (ev->flags & PT_F_RESERVED)))
 		return 0;
 	v = array__grow(c->socks, &c->cap, c->n + 1, sizeof(*v));
 	if (!v || !socktab__put(c->held, sk->cookie, &one))
 		return c->err = -ENOMEM;
 	c->socks = v;
-	c->socks[c->n++] = (struct dumped){sk->cookie, sk->netns, sk->proto};
+	c->socks[c->n++] = (struct dumped){sk->cookie, sk->netns, sk->proto, cls,
+					   state == EXH_TIME_WAIT};
+	/* Counted only when in the range: marked so by tw staying false. */
+	if (cls == XC_DEST && (!pt_event_in_range(ev) || (ev->flags & PT_F_RESERVED)))
+		c->socks[c->n - 1].cls = XC_SERVER + 1;
 	return 0;
 }
 
@@ -148,6 +159,10 @@ static void check_add(struct pool_check *a, const struct pool_check *b)
 	a->extra += b->extra;
 	a->persistent += b->persistent;
 	a->tw_gone += b->tw_gone;
+	a->srv_kernel += b->srv_kernel;
+	a->srv_events += b->srv_events;
+	a->srv_missing += b->srv_missing;
+	a->srv_extra += b->srv_extra;
 }
 
 /* What the kernel would say of time-wait socket s: where to look it up. */
@@ -258,6 +273,10 @@ int exhaustion__check_apply(struct exhaustion *e, const struct exhaustion_dump *
 		    (err = tw_reconcile(p, c->held, now_ns, gone, ctx)))
 			goto cleanup;
 		for (struct xsock *s = p->socks; s; s = s->next) {
+			if (s->cls == XC_SERVER && p->chk.reachable) {
+				p->chk.srv_events++;
+				p->chk.srv_extra += !socktab__get(c->held, s->cookie);
+			}
 			if (!s->counted)
 				continue;
 			if (!p->chk.reachable) {
@@ -277,6 +296,15 @@ int exhaustion__check_apply(struct exhaustion *e, const struct exhaustion_dump *
 		struct xpool *p = pool_find(e, c->socks[i].netns, c->socks[i].proto);
 		struct pool_check *pc = p ? &p->chk : &e->chk;
 
+		/* One events saw made by an accepted socket, its listener gone. */
+		if (c->socks[i].cls == XC_SERVER ||
+		    (c->socks[i].tw && s && s->cls == XC_SERVER)) {
+			pc->srv_kernel++;
+			pc->srv_missing += !s || s->cls != XC_SERVER;
+			continue;
+		}
+		if (c->socks[i].cls != XC_DEST && c->socks[i].cls != XC_SHARED)
+			continue;	/* out of the range: not counted */
 		pc->kernel++;
 		if (!s || !s->counted) {
 			pc->missing++;

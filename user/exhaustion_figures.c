@@ -135,6 +135,8 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	r->capacity = pool_capacity(p);
 	r->reserved = ns->reserved_in_range;
 	r->shared = shared;
+	if (d->any)
+		r->server_tw = p->server_tw;
 	r->own = d->any || p->proto == IPPROTO_UDP ? 0 : own;
 	r->occupancy = r->own + shared;
 	if (!d->any && p->proto == IPPROTO_TCP)
@@ -177,7 +179,7 @@ static bool dest_shown(const struct xdest *d)
 /* A pool is worth rows once a port of its range was held or refused. */
 static bool pool_shown(const struct xpool *p)
 {
-	if (p->shared || dest_shown(&p->any))
+	if (p->shared || p->server_tw || dest_shown(&p->any))
 		return true;
 	for (size_t i = 0; i < p->ndests; i++)
 		if (dest_shown(p->dests[i]))
@@ -402,3 +404,88 @@ size_t pool_procs(const struct xpool *p, __u64 now, struct exhaustion_proc **out
 	return nout;
 }
 
+
+/* ---- samples over time (the HTML report) ---- */
+
+_Static_assert(HIST_BUCKETS == EXH_LAT_BUCKETS, "exhaustion.h says how long a histogram is");
+
+static void sample_of(const struct xdest *d, struct exhaustion_sample *s, __u32 *dense)
+{
+	const struct xpool *p = d->pool;
+	bool own = !d->any && p->proto == IPPROTO_TCP;
+
+	memset(s, 0, sizeof(*s));
+	/* By id, never reused: a retired destination's memory may be. */
+	s->key = (const void *)(uintptr_t)d->id;
+	s->netns = p->ns->inode;
+	s->proto = p->proto;
+	s->family = d->any ? 0 : d->family;
+	s->any = d->any;
+	memcpy(s->laddr, d->laddr, 16);
+	memcpy(s->raddr, d->raddr, 16);
+	s->rport = d->rport;
+	s->capacity = pool_capacity(p);
+	s->shared = p->shared;
+	if (own)
+		memcpy(s->state, d->state, sizeof(s->state));
+	s->occupancy = (own ? d->own : 0) + p->shared;
+	/* UDP destinations have no ports of their own: the pool's peak. */
+	if (p->proto == IPPROTO_UDP) {
+		s->peak = p->any.peak;
+		s->peak_ns = p->any.peak_ns;
+	} else {
+		dest_peak(d, &s->peak, &s->peak_ns);
+	}
+	s->failures = d->failures;
+	s->fail_err = d->fail_err;
+	if (d->lat.count) {
+		hist__dense(&d->lat, dense);
+		s->lat = dense;
+		s->lat_n = d->lat.count;
+	}
+}
+
+int exhaustion__each(struct exhaustion *e, exhaustion_sample_fn fn, void *ctx)
+{
+	static __u32 dense[HIST_BUCKETS];	/* valid while fn runs */
+	struct exhaustion_sample s;
+	int err;
+
+	for (size_t i = 0; i < e->npools; i++) {
+		const struct xpool *p = e->pools[i];
+
+		if (!pool_shown(p))
+			continue;
+		sample_of(&p->any, &s, dense);
+		if ((err = fn(ctx, &s)))
+			return err;
+		for (size_t j = 0; j < p->ndests; j++) {
+			if (!dest_shown(p->dests[j]))
+				continue;
+			sample_of(p->dests[j], &s, dense);
+			if ((err = fn(ctx, &s)))
+				return err;
+		}
+	}
+	return 0;
+}
+
+__u64 exhaustion__lat_pct(const __u32 *now, const __u32 *prev, unsigned int pct,
+			  unsigned long long *n)
+{
+	unsigned long long count = 0, rank, seen = 0;
+
+	for (unsigned int b = 0; now && b < HIST_BUCKETS; b++)
+		count += now[b] - (prev ? prev[b] : 0);
+	if (n)
+		*n = count;
+	if (!count)
+		return 0;
+	rank = (count * pct + 99) / 100;
+	for (unsigned int b = 0; b < HIST_BUCKETS; b++) {
+		seen += now[b] - (prev ? prev[b] : 0);
+		if (seen >= (rank ? rank : 1))
+			return hist__bucket_value(b);
+	}
+	return hist__bucket_value(HIST_BUCKETS - 1);
+}

@@ -127,6 +127,9 @@ struct pool_check {
 	unsigned long missing, extra;	/* in the kernel only, in the events only */
 	unsigned long persistent;	/* different at the check before, too */
 	unsigned long tw_gone;	/* time-wait sockets found gone early */
+	/* Time-wait sockets accepted sockets left, on listeners' ports: no
+	 * ephemeral port, but each blocks a bind() of its port. */
+	unsigned long srv_kernel, srv_events, srv_missing, srv_extra;
 };
 
 struct xpool {
@@ -134,6 +137,7 @@ struct xpool {
 	__u8 proto;
 	struct xdest any;
 	unsigned int shared;	/* distinct shared ports counted */
+	unsigned int server_tw;	/* XC_SERVER sockets */
 	struct socktab *port_refs;	/* port + 1 -> counted shared sockets on it */
 	struct xdest **dests;
 	size_t ndests, cap_dests;
@@ -150,6 +154,8 @@ struct xpool {
 enum xclass {
 	XC_DEST,	/* connect(): counts for its destination */
 	XC_SHARED,	/* bind(), listen(), UDP: counts for all */
+	XC_SERVER,	/* the time-wait socket of an accepted one: its listener's
+			 * port toward one peer, never an ephemeral port */
 };
 
 struct xsock {

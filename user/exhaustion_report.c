@@ -91,6 +91,11 @@ static void jw_check(struct jw *w, const struct pool_check *c)
 		  "\"agrees\":%s,\"tw_gone\":%lu",
 	       c->kernel, c->events, c->missing, c->extra, c->persistent,
 	       c->persistent ? "false" : "true", c->tw_gone);
+	/* Only where there are any: a record must fit in a line. */
+	if (c->srv_kernel || c->srv_events)
+		jw_put(w, ",\"server_time_wait\":{\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,"
+			  "\"extra\":%lu}",
+		       c->srv_kernel, c->srv_events, c->srv_missing, c->srv_extra);
 }
 
 static void jw_row(struct jw *w, const struct exhaustion_row *r)
@@ -107,6 +112,8 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
 	}
 	jw_put(w, "\"occupancy\":%u,\"own\":%u,\"shared\":%u,\"pct\":%.1f,", r->occupancy, r->own,
 	       r->shared, r->capacity ? 100.0 * r->occupancy / r->capacity : 0.0);
+	if (r->any && r->server_tw)
+		jw_put(w, "\"server_time_wait\":%u,", r->server_tw);
 	if (!r->any && r->proto == IPPROTO_TCP)
 		jw_put(w, "\"connecting\":%u,\"established\":%u,\"closing\":%u,\"time_wait\":%u,",
 		       r->state[EXH_CONNECTING], r->state[EXH_ESTABLISHED], r->state[EXH_CLOSING],
@@ -216,6 +223,10 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 		for (j = i + 1; j < n && !rows[j].any; j++) {
 			size_t mark = w.len;
 
+			/* The pool itself did not fit: the record is lost, and
+			 * a destination must not clear what says so. */
+			if (w.full)
+				break;
 			if (more || (!w.grow && nd >= SNAP_DESTS && !final)) {
 				more++;
 				continue;
@@ -408,6 +419,9 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 		if (shown < end)
 			fprintf(f, "  ... %zu more destinations, less full (--format json lists every one)\n",
 				end - shown);
+		if (pr->server_tw)
+			fprintf(f, "  server-side time-wait %u: on listeners' ports, no ephemeral port; each blocks a bind() of its port without SO_REUSEADDR\n",
+				pr->server_tw);
 		if (p && p->retired)
 			fprintf(f, "  %llu more destinations held nothing for %llu s and were retired, with %llu failures\n",
 				p->retired, DEST_RETIRE_NS / NS_PER_S, p->retired_failures);
@@ -451,6 +465,10 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 					p->ns->inode, names__proto(p->proto), p->chk.events,
 					p->chk.kernel, p->chk.persistent);
 		}
+		if (c->srv_kernel || c->srv_events)
+			fprintf(f, "  server-side time-wait sockets: events %lu, kernel %lu%s\n",
+				c->srv_events, c->srv_kernel,
+				c->srv_missing || c->srv_extra ? " (differ)" : ", agree");
 		fprintf(f, "  it took %.1f ms reading the kernel's tables (on a thread of its own) and %.1f ms comparing\n",
 			e->check_dump_ns / 1e6, e->check_apply_ns / 1e6);
 		if (e->check_unreachable)

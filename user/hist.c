@@ -5,7 +5,6 @@
 #include "hist.h"
 
 #define HIST_SUB (1 << HIST_SUB_BITS)
-#define HIST_BUCKETS ((HIST_MAX_EXP - HIST_SUB_BITS + 1) * HIST_SUB)
 
 struct hist_bin {
 	__u32 bucket;
@@ -94,6 +93,18 @@ __u64 hist__pct(const struct hist *h, unsigned int pct)
 		}
 	}
 	return v < h->min ? h->min : v > h->max ? h->max : v;
+}
+
+void hist__dense(const struct hist *h, __u32 *dense)
+{
+	memset(dense, 0, HIST_BUCKETS * sizeof(*dense));
+	for (unsigned int i = 0; i < h->nbins; i++)
+		dense[h->bins[i].bucket] = h->bins[i].n;
+}
+
+__u64 hist__bucket_value(unsigned int b)
+{
+	return value_of(b);
 }
 
 void hist__reset(struct hist *h)

@@ -16,6 +16,7 @@
 
 #define HIST_SUB_BITS 3		/* 8 buckets per power of two */
 #define HIST_MAX_EXP 40		/* values clamp at 2^40 ns, 18 minutes */
+#define HIST_BUCKETS ((HIST_MAX_EXP - HIST_SUB_BITS + 1) << HIST_SUB_BITS)
 
 struct hist_bin;
 
@@ -30,6 +31,12 @@ struct hist {
 int hist__add(struct hist *h, __u64 v);
 /* The pct-th percentile (1..100); 0 when empty. */
 __u64 hist__pct(const struct hist *h, unsigned int pct);
+/* Every bucket's count into dense (HIST_BUCKETS of them), for those that
+ * keep and subtract whole histograms. */
+void hist__dense(const struct hist *h, __u32 *dense);
+/* The value a bucket stands for: its midpoint. */
+__u64 hist__bucket_value(unsigned int b);
+
 /* Empty again, keeping its memory. */
 void hist__reset(struct hist *h);
 void hist__free(struct hist *h);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "output.h"
 #include "pipeline.h"
+#include "report.h"
 #include "timeline.h"
 #include "tracer.h"
 
@@ -40,6 +41,7 @@ struct watch {
 
 struct pipeline {
 	struct pipeline_opts o;
+	struct tracer *tr;	/* told which sockets of the snapshot to watch */
 	struct watch w;
 	__u64 last_sweep_ns;
 	struct decoder *dec;
@@ -73,6 +75,8 @@ struct pipeline *pipeline__new(const struct pipeline_opts *o)
 	p->dec = decoder__new();
 	if (!p->dec || (o->out && pipeline__add(p, output__event, o->out)) ||
 	    (o->tl && pipeline__add(p, timeline__event, o->tl)) ||
+	    /* Before exhaustion: its samples hold what came before the event. */
+	    (o->rep && pipeline__add(p, report__event, o->rep)) ||
 	    (o->ex && pipeline__add(p, exhaustion__event, o->ex)) ||
 	    (o->ex && o->out && o->snapshots && !(p->snap = malloc(SNAPSHOT_MAX)))) {
 		pipeline__free(p);
@@ -99,6 +103,11 @@ void pipeline__free(struct pipeline *p)
 	free(p->cons);
 	free(p->snap);
 	free(p);
+}
+
+void pipeline__set_tracer(struct pipeline *p, struct tracer *tr)
+{
+	p->tr = tr;
 }
 
 struct decoder *pipeline__decoder(struct pipeline *p)
@@ -145,6 +154,8 @@ int pipeline__existing(void *ctx, const struct pt_event *ev)
 	if (p->o.filter && !existing_wanted(p->o.filter, ev))
 		return 0;
 	decoder__remember(p->dec, ev);
+	if (p->tr && decoder__prebound(ev) && tracer__watch_release(p->tr, ev->sk.cookie))
+		p_warn("the release of the port %u bound before now will not be seen", ev->sk.lport);
 	return pipeline__event(p, ev);
 }
 
@@ -229,7 +240,7 @@ static void watch_tick(struct pipeline *p, __u64 now)
 		return;
 	if (!p->last_sweep_ns)
 		p->last_sweep_ns = now;
-	if ((p->o.ex && exhaustion__check_due(p->o.ex, now)) ||
+	if ((p->o.ex && p->o.checks && exhaustion__check_due(p->o.ex, now)) ||
 	    now - p->last_sweep_ns >= PT_DECODER_AGE_NS / 2) {
 		p->last_sweep_ns = now;
 		watch_request(p);
@@ -243,7 +254,7 @@ static void watch_tick(struct pipeline *p, __u64 now)
 		for (size_t i = 0; i < n; i++)
 			decoder__keep(p->dec, cookies[i]);
 	}
-	if (!err && p->o.ex)
+	if (!err && p->o.ex && p->o.checks)
 		err = exhaustion__check_apply(p->o.ex, dump, now, on_tw_gone, p);
 	if (err < 0 && !p->check_warned) {
 		p_warn("checking counts against the socket table: %s", strerror(-err));

@@ -22,6 +22,7 @@
 struct output;
 struct timeline;
 struct exhaustion;
+struct report;
 struct tracer_opts;
 struct decoder;
 struct run_stats;
@@ -29,7 +30,9 @@ struct run_stats;
 struct pipeline_opts {
 	struct output *out;		/* NULL: no stream */
 	struct timeline *tl;		/* NULL: no timelines */
+	struct report *rep;		/* NULL: no HTML report; fed before exhaustion */
 	struct exhaustion *ex;		/* NULL: no exhaustion accounting */
+	bool checks;			/* live: check ex against the socket table */
 	/* The filters the kernel applies, for the sockets found at start-up;
 	 * NULL: every one. */
 	const struct tracer_opts *filter;
@@ -48,6 +51,11 @@ int pipeline__add(struct pipeline *p, pt_event_fn fn, void *ctx);
 
 /* The decoder kernel records go through (for the tracer and replays). */
 struct decoder *pipeline__decoder(struct pipeline *p);
+
+/* The tracer the records come from: a socket of the start-up snapshot that
+ * is only bound has its release watched for (tracer__watch_release()). */
+struct tracer;
+void pipeline__set_tracer(struct pipeline *p, struct tracer *tr);
 
 /* One event to every consumer: a pt_event_fn, for the decoder, a log
  * reader, or anything else that has events. */

@@ -17,7 +17,7 @@
 #include <linux/types.h>
 
 #define PT_RAW_MAGIC "PTRAWREC"
-#define PT_RAW_VERSION 1
+#define PT_RAW_VERSION 2	/* 2: pt_owner carries the thread name */
 
 struct rawfile_hdr {
 	char magic[8];

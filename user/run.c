@@ -20,6 +20,7 @@
 #include "output.h"
 #include "pipeline.h"
 #include "rawfile.h"
+#include "report.h"
 #include "run.h"
 #include "sockdiag.h"
 #include "timeline.h"
@@ -104,6 +105,7 @@ int run__main(int argc, char **argv)
 	struct pipeline_opts po = {.filter = &opts.trace};
 	struct timeline *tl = NULL;
 	struct exhaustion *ex = NULL;
+	struct report *rep = NULL;
 	struct run_info info = {.version = PT_VERSION};
 	struct run_stats stats = {};
 	struct utsname uts;
@@ -128,6 +130,16 @@ int run__main(int argc, char **argv)
 	if (opts.record_raw && (!(raw = logfile__open(opts.record_raw)) ||
 				rawfile__begin(logfile__fd(raw), opts.record_raw)))
 		goto cleanup;
+	/* So is the report's: a file beside it is made now, renamed at exit. */
+	if (opts.report) {
+		rep = report__new(&(struct report_opts){}, NULL, NULL);
+		if (!rep) {
+			p_err("out of memory");
+			goto cleanup;
+		}
+		if (report__prepare(rep, opts.report))
+			goto cleanup;
+	}
 	if (install_signals()) {
 		p_err("installing signal handlers: %s", strerror(errno));
 		goto cleanup;
@@ -154,18 +166,20 @@ int run__main(int argc, char **argv)
 	}
 	po.out = out;
 	po.live = true;
-	if (opts.timeline) {
+	/* The report draws the timelines' lives and samples exhaustion's
+	 * figures: it has both, printed or not. */
+	if (opts.timeline || opts.report) {
 		po.tl = tl = timeline__new(&opts.tl);
 		if (!tl) {
 			p_err("out of memory");
 			goto cleanup;
 		}
 	}
-	if (opts.exhaustion) {
+	if (opts.exhaustion || opts.report) {
 		struct exhaustion_opts xo = {.warn_frac = opts.warn_frac,
 					     .interval_s = opts.interval,
 					     .live = true,
-					     .say = true};
+					     .say = opts.exhaustion};
 
 		po.ex = ex = exhaustion__new(&xo);
 		if (!ex) {
@@ -173,7 +187,15 @@ int run__main(int argc, char **argv)
 			goto cleanup;
 		}
 		exhaustion__set_base(ex, start);
-		po.snapshots = opts.format == OUTPUT_JSON;
+		/* --report alone samples the figures: no checks, no records. */
+		po.checks = opts.exhaustion;
+		po.snapshots = opts.exhaustion && opts.format == OUTPUT_JSON;
+	}
+	if (rep) {
+		report__attach(rep, ex, tl);
+		report__set_start(rep, start, info.start_realtime_ns);
+		report__set_host(rep, info.host);
+		po.rep = rep;
 	}
 	pipe = pipeline__new(&po);
 	if (!pipe) {
@@ -185,6 +207,7 @@ int run__main(int argc, char **argv)
 	if (!tr)
 		goto cleanup;
 	p_info("attached: %s", tracer__hooks(tr));
+	pipeline__set_tracer(pipe, tr);
 	if (raw)
 		tracer__record_raw(tr, logfile__fd(raw));
 
@@ -231,20 +254,26 @@ int run__main(int argc, char **argv)
 	stats.end_mono_ns = clock__ns(CLOCK_MONOTONIC);
 	output__trailer(out, &stats);
 	output__flush(out);
-	if (tl) {
+	if (tl && opts.timeline) {
 		/* After the stream when it is on standard output, in its
 		 * format; for people otherwise. */
 		timeline__print(tl, stdout,
 				!log && opts.format == OUTPUT_JSON ? OUTPUT_JSON : OUTPUT_TEXT, start);
 	}
-	if (ex)
+	if (ex && opts.exhaustion)
 		exhaustion__report(ex, log ? stdout : stderr);
+	if (rep) {
+		report__finish(rep);
+		if (report__write(rep, opts.report))
+			err = -EIO;
+	}
 	fprintf(stderr, "porttrace: %llu events written, %llu lost in the kernel, %llu lost on write\n",
 		output__written(out), stats.lost, output__dropped(out));
 	ret = err ? 1 : 0;
 cleanup:
 	tracer__free(tr);
 	pipeline__free(pipe);
+	report__free(rep);
 	timeline__free(tl);
 	exhaustion__free(ex);
 	output__free(out);

@@ -485,7 +485,7 @@ int top__main(int argc, char **argv)
 	}
 	e = exhaustion__new(&a.xo);
 	if (e)
-		pipe = pipeline__new(&(struct pipeline_opts){.ex = e, .live = true});
+		pipe = pipeline__new(&(struct pipeline_opts){.ex = e, .live = true, .checks = true});
 	if (!pipe) {
 		p_err("out of memory");
 		goto cleanup;
@@ -495,6 +495,7 @@ int top__main(int argc, char **argv)
 	tr = tracer__new(&topts, pipeline__decoder(pipe), pipeline__event, pipe);
 	if (!tr)
 		goto cleanup;
+	pipeline__set_tracer(pipe, tr);
 	err = sockdiag__snapshot(pipeline__existing, pipe);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",
