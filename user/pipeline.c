@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "array.h"
+#include "clock.h"
 #include "decoder.h"
 #include "exhaustion.h"
 #include "log.h"
@@ -35,7 +36,7 @@ struct watch {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool started, want, quit;
+	bool started, want, busy, quit;
 	struct exhaustion_dump *done;	/* the last dump, not yet taken */
 };
 
@@ -182,11 +183,14 @@ static void *watch_main(void *arg)
 		if (w->quit)
 			break;
 		w->want = false;
+		w->busy = true;
 		pthread_mutex_unlock(&w->lock);
 		dump = exhaustion_dump__take();
 		pthread_mutex_lock(&w->lock);
 		exhaustion_dump__free(w->done);
 		w->done = dump;
+		w->busy = false;
+		pthread_cond_broadcast(&w->cond);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -229,13 +233,10 @@ static struct exhaustion_dump *watch_take(struct watch *w)
  * at least every half age of the decoder's tables, whose quiet entries the
  * kernel vouches for; a finished dump is compared here, between events.
  */
+static void watch_apply(struct pipeline *p, struct exhaustion_dump *dump, __u64 now);
+
 static void watch_tick(struct pipeline *p, __u64 now)
 {
-	struct exhaustion_dump *dump;
-	const __u64 *cookies;
-	size_t n;
-	int err;
-
 	if (!p->o.live)
 		return;
 	if (!p->last_sweep_ns)
@@ -245,7 +246,17 @@ static void watch_tick(struct pipeline *p, __u64 now)
 		p->last_sweep_ns = now;
 		watch_request(p);
 	}
-	dump = watch_take(&p->w);
+	watch_apply(p, watch_take(&p->w), now);
+}
+
+/* A dump taken: the decoder's quiet entries vouched for, and with
+ * exhaustion checks, the comparison. */
+static void watch_apply(struct pipeline *p, struct exhaustion_dump *dump, __u64 now)
+{
+	const __u64 *cookies;
+	size_t n;
+	int err;
+
 	if (!dump)
 		return;
 	err = exhaustion_dump__error(dump);
@@ -302,9 +313,27 @@ int pipeline__lost(struct pipeline *p, unsigned long long total, __u64 now_ns)
 	return pipeline__event(p, &ev);
 }
 
+/* The stream ends: a dump under way is waited for, so that the last
+ * record has the check that was due. */
+static void watch_finish(struct pipeline *p, __u64 now)
+{
+	struct watch *w = &p->w;
+
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	while (w->want || w->busy)
+		pthread_cond_wait(&w->cond, &w->lock);
+	pthread_mutex_unlock(&w->lock);
+	watch_apply(p, watch_take(w), now);
+}
+
 int pipeline__end(struct pipeline *p, __u64 now_ns)
 {
 	int err = decoder__end(p->dec, pipeline__event, p);
+
+	if (!err && p->o.live)
+		watch_finish(p, now_ns ? now_ns : clock__ns(CLOCK_MONOTONIC));
 
 	if (!err)
 		snapshot_tick(p, now_ns, true);

@@ -19,6 +19,7 @@
 #include "logreader.h"
 #include "options.h"
 #include "output.h"
+#include "pipeline.h"
 #include "report.h"
 #include "socktab.h"
 
@@ -634,23 +635,22 @@ static error_t rep_parse(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
-/* The offline chain: the same consumers as a live run with --report, in
- * the same order. */
+/* The offline chain is the pipeline of a live run with --report, the same
+ * consumers in the same order; the report learns the log's start first. */
 struct offline {
 	struct logreader *lr;
 	struct timeline *tl;
 	struct report *rep;
 	struct exhaustion *ex;
+	struct pipeline *pipe;
 };
 
-static int offline_event(void *ctx, const struct pt_event *ev)
+static int offline_start(void *ctx, const struct pt_event *ev)
 {
 	struct offline *c = ctx;
 
 	report__set_start(c->rep, logreader__start_mono_ns(c->lr), logreader__start_realtime_ns(c->lr));
-	timeline__event(c->tl, ev);
-	report__event(c->rep, ev);
-	return exhaustion__event(c->ex, ev);
+	return 0;
 }
 
 int report__main(int argc, char **argv)
@@ -683,21 +683,33 @@ int report__main(int argc, char **argv)
 		c.ex = exhaustion__new(&xo);
 	}
 	c.rep = c.ex && c.tl ? report__new(&a.o, c.ex, c.tl) : NULL;
-	if (!c.lr || !c.rep) {
+	if (c.rep)
+		c.pipe = pipeline__new(&(struct pipeline_opts){});
+	if (c.pipe && (pipeline__add(c.pipe, offline_start, &c) ||
+		       pipeline__add(c.pipe, timeline__event, c.tl) ||
+		       pipeline__add(c.pipe, report__event, c.rep) ||
+		       pipeline__add(c.pipe, exhaustion__event, c.ex))) {
+		pipeline__free(c.pipe);
+		c.pipe = NULL;
+	}
+	if (!c.lr || !c.pipe) {
 		p_err("out of memory");
 		goto cleanup;
 	}
 	/* An unusable -o is said before the logs are read. */
 	if (report__prepare(c.rep, a.output))
 		goto cleanup;
-	if (logreader__read_all(c.lr, a.files, a.nfiles, offline_event, &c) < 0)
+	/* The log holds the derived events already: nothing is derived again. */
+	if (logreader__read_all(c.lr, a.files, a.nfiles, pipeline__event, c.pipe) < 0)
 		goto cleanup;
+	pipeline__end(c.pipe, 0);
 	report__set_host(c.rep, logreader__host(c.lr));
 	report__finish(c.rep);
 	if (report__write(c.rep, a.output))
 		goto cleanup;
 	ret = 0;
 cleanup:
+	pipeline__free(c.pipe);
 	report__free(c.rep);
 	exhaustion__free(c.ex);
 	timeline__free(c.tl);
