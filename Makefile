@@ -27,7 +27,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(WERROR) \
 	  -DPT_VERSION='"$(VERSION)"' -I$(OUTPUT) -Ibpf -Iuser
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ -Wall $(WERROR) \
 	      -I$(VMLINUX_DIR) -Ibpf
-LDLIBS := -lbpf -lelf -lz -lm -pthread
+LDLIBS := -lbpf -lelf -lz -lm -lmicrohttpd -pthread
 
 ifeq ($(V),1)
 Q :=
@@ -39,7 +39,8 @@ endif
 
 # Debian packages a fresh machine needs to build, run and test porttrace.
 DEB_PKGS := clang llvm libclang-rt-dev libbpf-dev libelf-dev zlib1g-dev bpftool gcc make \
-	    iproute2 python3 python3-pytest
+	    iproute2 python3 python3-pytest \
+	    libmicrohttpd-dev prometheus prometheus-node-exporter logrotate systemd
 
 USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(USER_SRCS))

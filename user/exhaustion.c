@@ -51,6 +51,7 @@
 
 struct hist {
 	unsigned long long count;
+	__u64 sum_ns;
 	__u32 n[HIST_BUCKETS];
 };
 
@@ -88,8 +89,9 @@ struct xdest {
 	__u64 peak_ns;
 	bool warned;
 	struct rate rate;
-	unsigned long long allocs;
+	unsigned long long allocs, releases;
 	unsigned long long failures;
+	unsigned long long fail_by[EXH_ERRS];
 	__u64 first_fail_ns, last_fail_ns;
 	int fail_err;
 	struct xfail fails[MAX_FAIL_PROCS];
@@ -737,8 +739,10 @@ static void sock_free(struct exhaustion *e, struct xsock *s, __u64 ts)
 	unsigned int shared = sock_begin(s);
 	struct xsock **idx;
 
-	if (was && (s->noted || s->seeded))
+	if (was && (s->noted || s->seeded)) {
+		d->releases++;
 		rate_add(&d->rate, ts, false);
+	}
 	if (s->cls == XC_DEST && s->lport && (idx = socktab__get(e->port_idx, port_key(s))) &&
 	    *idx == s)
 		socktab__take(e->port_idx, port_key(s), NULL);
@@ -859,6 +863,10 @@ static void failure(struct xdest *d, struct xproc *proc, const struct pt_event *
 		d->first_fail_ns = ev->ts_ns;
 	d->last_fail_ns = ev->ts_ns;
 	d->fail_err = ev->err;
+	d->fail_by[ev->err == EADDRNOTAVAIL ? EXH_ERR_ADDRNOTAVAIL
+		   : ev->err == EADDRINUSE ? EXH_ERR_ADDRINUSE
+		   : ev->err == EAGAIN	   ? EXH_ERR_AGAIN
+					   : EXH_ERR_OTHER]++;
 	for (unsigned int i = 0; i < d->nfails && !f; i++)
 		if (d->fails[i].proc == proc)
 			f = &d->fails[i];
@@ -904,6 +912,7 @@ static void latency(struct exhaustion *e, struct xdest *d, __u64 ns, __u64 ts)
 		d->win_idx = idx;
 	}
 	d->lat->count++;
+	d->lat->sum_ns += ns;
 	d->lat->n[b]++;
 	d->win->count++;
 	d->win->n[b]++;
@@ -1613,6 +1622,9 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	r->first_fail_ns = d->first_fail_ns;
 	r->last_fail_ns = d->last_fail_ns;
 	r->fail_err = d->fail_err;
+	memcpy(r->fail_by, d->fail_by, sizeof(r->fail_by));
+	r->allocs = d->allocs;
+	r->releases = d->releases;
 	if (d->lat) {
 		r->lat_n = d->lat->count;
 		r->lat_p50_ns = hist_pct(d->lat, 50);
@@ -2190,6 +2202,32 @@ static const struct xdest *row_dest(const struct exhaustion *e, const struct exh
 			return d;
 	}
 	return NULL;
+}
+
+int exhaustion__latency(const struct exhaustion *e, const struct exhaustion_row *r,
+			const unsigned int *le_exp, size_t n, unsigned long long *cum, __u64 *sum_ns)
+{
+	const struct xdest *d = row_dest(e, r);
+	unsigned int b = 0;
+	unsigned long long seen = 0;
+
+	memset(cum, 0, n * sizeof(*cum));
+	*sum_ns = 0;
+	if (!d || !d->lat)
+		return 0;
+	/* 2^k ns starts bucket (k - 2) * HIST_SUB: the buckets below hold
+	 * exactly the values < 2^k. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned int end = le_exp[i] <= HIST_SUB_BITS ? 1u << le_exp[i]
+			: le_exp[i] > HIST_MAX_EXP ? HIST_BUCKETS
+						    : (le_exp[i] - HIST_SUB_BITS + 1) * HIST_SUB;
+
+		for (; b < end && b < HIST_BUCKETS; b++)
+			seen += d->lat->n[b];
+		cum[i] = seen;
+	}
+	*sum_ns = d->lat->sum_ns;
+	return 1;
 }
 
 void exhaustion__report(struct exhaustion *e, FILE *f)

@@ -13,11 +13,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "cgroup.h"
 #include "names.h"
+#include "netns.h"
 #include "output.h"
 
 #define BUF_SIZE (256 * 1024)
-#define LINE_MAX_LEN 1024	/* more than any one formatted event */
+#define LINE_MAX_LEN 2048	/* more than any one formatted event, identity included */
 
 struct output {
 	int fd;
@@ -36,6 +38,8 @@ struct output {
 	 * must never start without one. */
 	const struct run_info *info;
 	bool header_in_buf, header_lost;
+	struct cgroups *cg;		/* NULL: events say cgroup ids only */
+	struct netns *ns;
 };
 
 struct output *output__new(int fd, const char *name, enum output_format fmt, __u64 base_ns)
@@ -281,6 +285,11 @@ static const char *listen_scope(__u8 family, const __u8 *addr)
 				(!memcmp(addr, v4_mapped, 12) && addr[12] == 127))
 		return "loopback";
 	return "address";
+}
+
+const char *output__listen_scope(__u8 family, const __u8 *addr)
+{
+	return listen_scope(family, addr);
 }
 
 /* JSON string: quotes, backslash and bytes outside printable ASCII are
@@ -678,6 +687,67 @@ static char *reserve_line(struct output *o)
 	return o->buf + o->len;
 }
 
+void output__set_names(struct output *o, struct cgroups *cg, struct netns *ns)
+{
+	o->cg = cg;
+	o->ns = ns;
+}
+
+/*
+ * Who the owner is and where, in words, appended to a formatted line (end
+ * points after its '\n'): JSON gets fields, text a "[unit]" or
+ * "[runtime:container]" at the end. Names are bounded, so the line fits.
+ */
+static char *put_names(const struct output *o, char *end, const struct pt_event *ev)
+{
+	const struct cgroup_ident *id = NULL;
+	const char *ns = NULL;
+	char *p;
+
+	if (ev->type == PT_EV_LOST)
+		return end;
+	if (o->cg && (ev->flags & PT_F_OWNER_KNOWN))
+		id = cgroups__lookup(o->cg, ev->owner.cgroup_id);
+	if (o->ns && o->fmt == OUTPUT_JSON)
+		ns = netns__name(o->ns, ev->sk.netns);
+	if (!id && !ns)
+		return end;
+	if (o->fmt == OUTPUT_TEXT) {
+		if (!id || !id->name[0])
+			return end;
+		p = end - 1;
+		p = PUT_LIT(p, " [");
+		for (size_t i = 0; i < 100 && id->name[i]; i++) {
+			unsigned char c = id->name[i];
+
+			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
+		}
+		return PUT_LIT(p, "]\n");
+	}
+	if (o->fmt != OUTPUT_JSON)
+		return end;
+	p = end - 2;	/* "}\n" */
+	if (ns) {
+		p = PUT_LIT(p, ",\"netns_name\":");
+		p = put_json_str(p, ns, 64);
+	}
+	if (id && id->unit[0]) {
+		p = PUT_LIT(p, ",\"unit\":");
+		p = put_json_str(p, id->unit, 100);
+	}
+	if (id && id->container[0]) {
+		p = PUT_LIT(p, ",\"container\":");
+		p = put_json_str(p, id->container, sizeof(id->container));
+		p = PUT_LIT(p, ",\"runtime\":");
+		p = put_json_str(p, id->runtime, sizeof(id->runtime));
+	}
+	if (id && id->pod[0]) {
+		p = PUT_LIT(p, ",\"pod\":");
+		p = put_json_str(p, id->pod, sizeof(id->pod));
+	}
+	return PUT_LIT(p, "}\n");
+}
+
 int output__event(void *ctx, const struct pt_event *ev)
 {
 	struct output *o = ctx;
@@ -694,6 +764,7 @@ int output__event(void *ctx, const struct pt_event *ev)
 		p = text_event(start, ev, o->base_ns);
 		break;
 	}
+	p = put_names(o, p, ev);
 	o->len += p - start;
 	o->pending++;
 	if (ev->type == PT_EV_STATE)

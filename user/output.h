@@ -52,6 +52,12 @@ int output__flush(struct output *o);
  * while the old fd is still open. */
 void output__set_fd(struct output *o, int fd);
 
+/* Name owners by systemd unit or container, and namespaces by their
+ * "ip netns" names, in text and JSON (either may be NULL: not named). */
+struct cgroups;
+struct netns;
+void output__set_names(struct output *o, struct cgroups *cg, struct netns *ns);
+
 unsigned long long output__written(const struct output *o);
 unsigned long long output__dropped(const struct output *o);
 
@@ -60,6 +66,9 @@ int output__parse_format(const char *s, enum output_format *fmt);
 /* Append a preformatted line (e.g. an exhaustion snapshot record) to the
  * stream; it counts as no event. 0, or -E2BIG if it can never fit. */
 int output__raw(struct output *o, const char *line, size_t len);
+
+/* Who can reach a listener on addr: "wildcard", "loopback" or "address". */
+const char *output__listen_scope(__u8 family, const __u8 *addr);
 
 /* s (at most max bytes) as a JSON string, quotes included, escaped as the
  * events' strings are; buf needs 6 * max + 3 bytes. Returns the length. */
