@@ -1,0 +1,333 @@
+# SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+"""
+Fleet: porttrace's metrics read by the real Prometheus server and
+node_exporter (Debian's packages), its service files checked by the tools
+that will run them, and owners named by the cgroups the test makes.
+
+The workload runs in a namespace with the 4-port range; Prometheus and
+porttrace's metrics port sit on the loopback of a second namespace with the
+default range, so that scrapes and queries take no port of the tiny range.
+The workload is a python3 under a name of its own (a symlink) inside a
+cgroup the test creates, so that owner series name it and nothing else.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import textwrap
+import time
+import uuid
+
+import pytest
+
+from conftest import PORTTRACE, PYTHON, RANGE, TIMEOUT, Netns, check_call, run
+
+DEPLOY = os.path.join(os.path.dirname(__file__), "../../deploy")
+PROM_PORT = 9090
+METRICS_PORT = 9655
+
+# Four connections take every port of the range; two more find none; the
+# client closes first, so all four sit in TIME-WAIT.
+EXHAUST = r'''
+srv = listener("127.0.0.1", 8080)
+step()
+held, fails = [], []
+for i in range(6):
+    c = socket.socket()
+    try:
+        c.connect(("127.0.0.1", 8080))
+        held.append(c)
+    except OSError as e:
+        fails.append(errname(e.errno))
+accepted = [srv.accept()[0] for _ in held]
+for c in held:
+    c.close()
+for a in accepted:
+    wait_eof(a)
+    a.close()
+report(held=len(held), fails=fails)
+step()
+'''
+
+
+def cgroup2_mount():
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            dev, mnt, fstype = line.split()[:3]
+            if fstype == "cgroup2":
+                return mnt
+    pytest.fail("no cgroup v2 mount")
+
+
+class Cgroup:
+    """A cgroup made under the v2 mount: rel like "/pt-x.slice/foo.service"."""
+
+    def __init__(self, rel):
+        self.root = cgroup2_mount()
+        self.rel = rel
+        self.path = self.root + rel
+        self.made = []
+        parts = [p for p in rel.split("/") if p]
+        for i in range(len(parts)):
+            d = os.path.join(self.root, *parts[: i + 1])
+            if not os.path.isdir(d):
+                os.mkdir(d)
+                self.made.append(d)
+
+    def add(self, pid):
+        with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+            f.write(str(pid))
+
+    def remove(self):
+        # Anything left is moved back to the root first: rmdir needs it empty.
+        for d in reversed(self.made):
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as f:
+                    pids = f.read().split()
+                for p in pids:
+                    with open(os.path.join(self.root, "cgroup.procs"), "w") as r:
+                        r.write(p)
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def cgroups():
+    made = []
+
+    def make(rel):
+        cg = Cgroup(rel)
+        made.append(cg)
+        return cg
+
+    yield make
+    for cg in reversed(made):
+        cg.remove()
+
+
+@pytest.fixture
+def mon():
+    """A namespace with the default range for Prometheus and the metrics port."""
+    ns = Netns()
+    check_call(["ip", "netns", "add", ns.name])
+    try:
+        check_call(ns.cmd("ip", "link", "set", "lo", "up"))
+        ns.inode = os.stat(f"/run/netns/{ns.name}").st_ino
+        yield ns
+    finally:
+        ns.delete()
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="porttrace-fleet-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def named_python(tmp, name):
+    """python3 under another name: its comm, in every event, is name."""
+    path = os.path.join(tmp, name)
+    os.symlink(os.path.realpath(PYTHON), path)
+    return path
+
+
+class Daemon:
+    """A server in a namespace, stopped (its pid only) at teardown."""
+
+    def __init__(self, ns, argv, log):
+        self.log = log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen(ns.cmd(*argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=TIMEOUT)
+
+    def output(self):
+        with open(self.log) as f:
+            return f.read()
+
+
+def http_get(ns, url, timeout=TIMEOUT):
+    """GET url from inside ns; the body, or None when it cannot connect."""
+    code = textwrap.dedent(
+        f"""
+        import sys, urllib.request
+        try:
+            sys.stdout.write(urllib.request.urlopen({url!r}, timeout=5).read().decode())
+        except OSError as e:
+            sys.stderr.write(str(e)); sys.exit(3)
+        """
+    )
+    r = run(ns.cmd(PYTHON, "-c", code), timeout=timeout)
+    return r.stdout if r.returncode == 0 else None
+
+
+def wait_http(ns, url, daemon):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        body = http_get(ns, url)
+        if body is not None:
+            return body
+        if daemon is not None and daemon.proc.poll() is not None:
+            pytest.fail(f"{url}: the server exited: {daemon.output()}")
+        time.sleep(0.3)
+    pytest.fail(f"{url}: nothing after 30 s: {daemon.output() if daemon else ''}")
+
+
+def promql(ns, query):
+    """The instant vector of query as {frozenset(labels): value}."""
+    from urllib.parse import quote
+
+    body = http_get(ns, f"http://127.0.0.1:{PROM_PORT}/api/v1/query?query={quote(query)}")
+    assert body is not None, f"Prometheus did not answer {query}"
+    data = json.loads(body)
+    assert data["status"] == "success", data
+    return {frozenset(r["metric"].items()): float(r["value"][1]) for r in data["data"]["result"]}
+
+
+def one_value(ns, query, want, deadline):
+    """Waits until query gives exactly one series of value want (Prometheus
+    scrapes every second); returns it."""
+    got = None
+    while time.monotonic() < deadline:
+        got = promql(ns, query)
+        if len(got) == 1 and list(got.values())[0] == want:
+            return got
+        time.sleep(0.5)
+    pytest.fail(f"{query}: want one series of {want}, got {got}")
+
+
+def parse_exposition(text):
+    """{series: value} of a text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+def test_prometheus_scrapes_the_workloads_own_counts(netns, mon, porttrace, workload, cgroups, tmp):
+    name = f"ptfleet{os.getpid() % 100000}"
+    unit = f"{name}.service"
+    cg = cgroups(f"/pt-{uuid.uuid4().hex[:8]}.slice/{unit}")
+    pt = porttrace("--metrics", f"127.0.0.1:{METRICS_PORT}", "--interval", "1",
+                   prefix=("nsenter", f"--net=/run/netns/{mon.name}"))
+    text = wait_http(mon, f"http://127.0.0.1:{METRICS_PORT}/metrics", None)
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0, f"promtool check metrics: {check.stdout}{check.stderr}"
+
+    data = os.path.join(tmp, "data")
+    cfg = os.path.join(tmp, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write(textwrap.dedent(f"""\
+            global:
+              scrape_interval: 1s
+              evaluation_interval: 1s
+            scrape_configs:
+              - job_name: porttrace
+                static_configs:
+                  - targets: ["127.0.0.1:{METRICS_PORT}"]
+            """))
+    prom = Daemon(mon, ["prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                        f"--web.listen-address=127.0.0.1:{PROM_PORT}"], os.path.join(tmp, "prometheus.log"))
+    try:
+        wait_http(mon, f"http://127.0.0.1:{PROM_PORT}/-/ready", prom)
+        w = workload(netns, EXHAUST, python=named_python(tmp, name))
+        cg.add(w.pid)
+        w.go()
+        r = w.expect()
+        assert r["held"] == RANGE[1] - RANGE[0] + 1 and r["fails"] == ["EADDRNOTAVAIL"] * 2, r
+        deadline = time.monotonic() + 30
+        ns = f'netns="{netns.inode}"'
+        dest = f'{ns},proto="tcp",raddr="127.0.0.1",rport="8080"'
+        one_value(mon, f'porttrace_ephemeral_ports_capacity{{{ns},proto="tcp"}}', 4, deadline)
+        one_value(mon, f'porttrace_port_allocation_failures_total{{{dest},errno="EADDRNOTAVAIL"}}', 2, deadline)
+        one_value(mon, f'porttrace_destination_ports_peak{{{dest}}}', 4, deadline)
+        one_value(mon, f'porttrace_destination_ports{{{dest},state="time_wait"}}', 4, deadline)
+        one_value(mon, f'porttrace_port_allocations_total{{{dest}}}', 4, deadline)
+        # The owner by name and unit, never by pid.
+        got = one_value(mon, f'porttrace_owner_allocation_failures_total{{comm="{name}",errno="EADDRNOTAVAIL"}}', 2, deadline)
+        labels = dict(next(iter(got)))
+        assert labels.get("unit") == unit and "pid" not in labels, labels
+        # Which destination fills first: the README's query.
+        top = promql(mon, "topk(1, porttrace_destination_ports_occupied{raddr!=\"\"} / on (instance, netns, proto) "
+                          "group_left porttrace_ephemeral_ports_capacity)")
+        assert any(dict(k).get("netns") == str(netns.inode) and v == 1.0 for k, v in top.items()), top
+        final = http_get(mon, f"http://127.0.0.1:{METRICS_PORT}/metrics")
+        w.go("done")
+        w.finish()
+    finally:
+        prom.stop()
+    pt.stop()
+    assert final is not None
+    rules_against(tmp, final, netns)
+
+
+def render(template, labels):
+    return re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
+
+
+def rules_against(tmp, text, netns):
+    """promtool test rules: the shipped alerts over the series porttrace
+    produced for netns (and its own health), five minutes of them."""
+    import yaml
+
+    rules_path = os.path.abspath(os.path.join(DEPLOY, "porttrace-alerts.yml"))
+    with open(rules_path) as f:
+        rules = {r["alert"]: r for g in yaml.safe_load(f)["groups"] for r in g["rules"]}
+    base = {"instance": "host:9655", "job": "porttrace"}
+    inputs = []
+    for series, value in parse_exposition(text).items():
+        m = re.match(r"^(\w+)\{?(.*?)\}?$", series)
+        name, labels = m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+        if labels.get("netns") not in (None, str(netns.inode)) or name.startswith("porttrace_connect_latency"):
+            continue
+        labels.update(base)
+        sel = name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+        # Counters rise from 0 after five minutes; gauges hold their value
+        # ("Inf" cannot be repeated with "x").
+        if name.endswith("_total"):
+            values = f"0x4 {value!r}x10"
+        else:
+            values = " ".join(["Inf" if value == float("inf") else repr(value)] * 16)
+        inputs.append({"series": sel, "values": values})
+    dest = {**base, "netns": str(netns.inode), "proto": "tcp", "laddr": "127.0.0.1", "raddr": "127.0.0.1", "rport": "8080"}
+    full = {**dest, "severity": "warning"}
+    fail = {**base, "netns": str(netns.inode), "proto": "tcp", "raddr": "127.0.0.1", "rport": "8080",
+            "errno": "EADDRNOTAVAIL", "severity": "critical"}
+    del fail["job"]
+
+    def expect(name, labels):
+        ann = {k: render(v, labels) for k, v in rules[name]["annotations"].items()}
+        return {"exp_labels": labels, "exp_annotations": ann}
+
+    test = {
+        "rule_files": [rules_path],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": "1m",
+            "input_series": inputs,
+            "alert_rule_test": [
+                {"eval_time": "6m", "alertname": "PorttraceDestinationNearlyFull", "exp_alerts": [expect("PorttraceDestinationNearlyFull", full)]},
+                {"eval_time": "6m", "alertname": "PorttraceAllocationFailures", "exp_alerts": [expect("PorttraceAllocationFailures", fail)]},
+                {"eval_time": "6m", "alertname": "PorttraceLosingEvents", "exp_alerts": []},
+            ],
+        }],
+    }
+    path = os.path.join(tmp, "alerts.test.yml")
+    with open(path, "w") as f:
+        yaml.safe_dump(test, f)
+    r = run(["promtool", "test", "rules", path])
+    assert r.returncode == 0, f"promtool test rules:\n{r.stdout}{r.stderr}\ninputs: {json.dumps(inputs, indent=1)}"
