@@ -147,9 +147,20 @@ bench: all
 bench-quick: all
 	$(Q)$(PYTHON) tools/bench.py --build $(OUTPUT) --quick
 
+# The service files go where their tools look: systemd's unit directory
+# under PREFIX (its ExecStart made to match), logrotate's /etc, and the
+# DaemonSet and alert rules as documentation.
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 install: $(OUTPUT)/porttrace
 	install -D -m 0755 $(OUTPUT)/porttrace $(DESTDIR)$(PREFIX)/sbin/porttrace
 	install -D -m 0644 man/porttrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/porttrace.8
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/etc/logrotate.d $(DESTDIR)$(PREFIX)/share/porttrace
+	sed 's|/usr/local/sbin/porttrace|$(PREFIX)/sbin/porttrace|' deploy/porttrace.service \
+		> $(DESTDIR)$(SYSTEMD_UNIT_DIR)/porttrace.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/porttrace.service
+	install -m 0644 deploy/porttrace.logrotate $(DESTDIR)/etc/logrotate.d/porttrace
+	install -m 0644 deploy/porttrace-daemonset.yaml deploy/porttrace-alerts.yml \
+		$(DESTDIR)$(PREFIX)/share/porttrace/
 
 clean:
 	rm -rf $(OUTPUT)

@@ -208,13 +208,19 @@ def one_value(ns, query, want, deadline):
     pytest.fail(f"{query}: want one series of {want}, got {got}")
 
 
+def series_key(name, labels):
+    """name{labels} with the labels sorted, as node_exporter writes them."""
+    return name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+
+
 def parse_exposition(text):
-    """{series: value} of a text exposition."""
+    """{series_key: value} of a text exposition."""
     out = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             series, value = line.rsplit(" ", 1)
-            out[series] = float(value)
+            m = re.match(r"^(\w+)(?:\{(.*)\})?$", series)
+            out[series_key(m.group(1), dict(re.findall(r'(\w+)="([^"]*)"', m.group(2) or "")))] = float(value)
     return out
 
 
@@ -331,3 +337,99 @@ def rules_against(tmp, text, netns):
         yaml.safe_dump(test, f)
     r = run(["promtool", "test", "rules", path])
     assert r.returncode == 0, f"promtool test rules:\n{r.stdout}{r.stderr}\ninputs: {json.dumps(inputs, indent=1)}"
+
+
+def test_node_exporter_serves_the_textfile_and_agrees_on_time_wait(netns, porttrace, workload, tmp):
+    """--metrics-textfile read by Debian's node_exporter (textfile
+    collector), run in the workload's namespace so that its sockstat
+    collector counts that namespace's sockets: node_sockstat_TCP_tw and
+    porttrace's time-wait ports of the namespace are the same number."""
+    tf = os.path.join(tmp, "textfile")
+    os.mkdir(tf)
+    prom = os.path.join(tf, "porttrace.prom")
+    pt = porttrace("--metrics-textfile", prom, "--interval", "1")
+    w = workload(netns, EXHAUST)
+    w.go()
+    r = w.expect()
+    assert r["held"] == 4, r
+    # Two rewrites later the file has the time-wait sockets.
+    ns = f'netns="{netns.inode}"'
+    tw = series_key("porttrace_destination_ports", {"netns": str(netns.inode), "proto": "tcp", "laddr": "127.0.0.1",
+                                                     "raddr": "127.0.0.1", "rport": "8080", "state": "time_wait"})
+    deadline = time.monotonic() + TIMEOUT
+    series = {}
+    while time.monotonic() < deadline and series.get(tw) != 4:
+        time.sleep(0.5)
+        with open(prom) as f:
+            series = parse_exposition(f.read())
+    assert series.get(tw) == 4, f"{tw} in the textfile: {series.get(tw)}"
+    assert not [n for n in os.listdir(tf) if n != "porttrace.prom"], "a temporary file was left behind"
+    ne = Daemon(netns, ["prometheus-node-exporter", "--collector.disable-defaults", "--collector.textfile",
+                        f"--collector.textfile.directory={tf}", "--collector.sockstat",
+                        "--web.listen-address=127.0.0.1:9100"], os.path.join(tmp, "node_exporter.log"))
+    try:
+        # One scrape only: its own connection, once closed, is one more
+        # time-wait socket that the answer does not count yet.
+        body = wait_http(netns, "http://127.0.0.1:9100/metrics", ne)
+    finally:
+        ne.stop()
+    got = parse_exposition(body)
+    assert got.get("node_textfile_scrape_error") == 0, body[-2000:]
+    assert got.get(tw) == 4, f"node_exporter does not serve {tw}"
+    porttrace_tw = sum(v for k, v in got.items() if k.startswith("porttrace_destination_ports{") and ns in k
+                       and 'state="time_wait"' in k)
+    assert got.get("node_sockstat_TCP_tw") == porttrace_tw == 4, (got.get("node_sockstat_TCP_tw"), porttrace_tw)
+    w.go("done")
+    w.finish()
+    pt.stop()
+
+
+IDENT = r'''
+step()
+s = listener("127.0.0.1", PORT)
+c = socket.create_connection(("127.0.0.1", PORT))
+a, _ = s.accept()
+c.close()
+a.close()
+report(done=True)
+step()
+'''
+
+
+def test_owners_named_by_unit_container_and_pod(netns, porttrace, workload, cgroups, tmp):
+    """A process in a systemd-style service cgroup and one in a
+    Kubernetes-style container cgroup, both made by the test: events name
+    the unit, or the container, its runtime and pod, and the namespace by
+    its ip netns name."""
+    tag = uuid.uuid4().hex[:8]
+    unit = f"ptident-{tag}.service"
+    pod = str(uuid.uuid4())
+    ctr = uuid.uuid4().hex + uuid.uuid4().hex
+    svc = cgroups(f"/pt-{tag}.slice/{unit}")
+    kube = cgroups(f"/pt-{tag}-kubepods/besteffort/pod{pod}/{ctr}")
+    pt = porttrace()
+    pids = {}
+    for name, cg, port in (("svc", svc, 8080), ("ctr", kube, 8081)):
+        w = workload(netns, f"PORT = {port}\n" + IDENT)
+        cg.add(w.pid)
+        w.go()
+        assert w.expect()["done"]
+        pids[name] = w.pid
+        w.go("done")
+        w.finish()
+    pt.stop()
+    events = pt.events(netns)
+    by = {name: [e for e in events if e.get("pid") == pid] for name, pid in pids.items()}
+    assert by["svc"] and by["ctr"], fmt(events)
+    for e in by["svc"]:
+        assert e.get("unit") == unit and "container" not in e, e
+    for e in by["ctr"]:
+        assert (e.get("container"), e.get("runtime"), e.get("pod")) == (ctr, "cri", pod), e
+        assert "unit" not in e, e
+    assert all(e.get("netns_name") == netns.name for e in events if e.get("netns") == netns.inode)
+
+
+def fmt(events):
+    from conftest import fmt_events
+
+    return fmt_events(events)
