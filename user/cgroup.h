@@ -26,7 +26,8 @@ struct cgroup_ident {
 	char runtime[16];		/* "docker", "containerd", "cri-o", "podman", "cri" */
 	char container[65];		/* 64 hex digits; "" when none */
 	char pod[40];			/* Kubernetes pod UID, with dashes; "" when none */
-	char name[160];			/* for people: the unit, or "docker:0123456789ab" */
+	char name[160];			/* for people: the unit, or "docker:0123456789ab";
+					 * printable ASCII only */
 };
 
 struct cgroups;

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include "exhaustion.h"
 #include "array.h"
+#include "cgroup.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
@@ -64,6 +65,7 @@ struct rate {
 struct xproc {
 	__u32 pid;
 	__u64 start_ns;
+	__u64 cgroup;
 	char comm[PT_TASK_COMM_LEN];
 };
 
@@ -204,6 +206,7 @@ struct exhaustion {
 	unsigned long check_unreachable;	/* ports counted in namespaces it could not read */
 	bool check_persistent_said;	/* warned; again only after it agreed once */
 	struct socktab *mismatch;	/* cookies that differed at the last check */
+	struct cgroups *cg;		/* names in the report; NULL: none */
 };
 
 /* ---- small tools ---- */
@@ -538,6 +541,7 @@ static struct xproc *proc_of(struct exhaustion *e, const struct pt_event *ev)
 	e->procs = v;
 	p->pid = ev->owner.pid;
 	p->start_ns = ev->owner.start_ns;
+	p->cgroup = ev->owner.cgroup_id;
 	memcpy(p->comm, ev->owner.comm, sizeof(p->comm));
 	p->comm[sizeof(p->comm) - 1] = '\0';
 	e->procs[e->nprocs++] = p;
@@ -1516,6 +1520,7 @@ static void fill_proc(struct exhaustion_proc *f, const struct xproc *p, unsigned
 	memset(f, 0, sizeof(*f));
 	if (p) {
 		f->pid = p->pid;
+		f->cgroup_id = p->cgroup;
 		memcpy(f->comm, p->comm, sizeof(f->comm));
 	}
 	f->held = held;
@@ -2134,12 +2139,21 @@ static const char *fmt_dest(char *buf, size_t len, const struct exhaustion_row *
 	return buf;
 }
 
-static void report_procs(FILE *f, const char *indent, const struct exhaustion_proc *v, size_t n)
+void exhaustion__set_names(struct exhaustion *e, struct cgroups *cg)
+{
+	e->cg = cg;
+}
+
+static void report_procs(FILE *f, struct cgroups *cg, const char *indent,
+			 const struct exhaustion_proc *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		const struct cgroup_ident *id = cgroups__lookup(cg, v[i].cgroup_id);
+
 		if (v[i].pid)
-			fprintf(f, "%spid %u %s holds %u", i ? ", " : indent, v[i].pid, v[i].comm,
-				v[i].held);
+			fprintf(f, "%spid %u %s%s%s%s holds %u", i ? ", " : indent, v[i].pid, v[i].comm,
+				id && id->name[0] ? " [" : "", id ? id->name : "",
+				id && id->name[0] ? "]" : "", v[i].held);
 		else
 			fprintf(f, "%sno process (time-wait, orphans) holds %u", i ? ", " : indent,
 				v[i].held);
@@ -2183,7 +2197,7 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 			names__errno(r->fail_err, ebuf, sizeof(ebuf)) ?: "",
 			fmt_secs(a, sizeof(a), r->first_fail_ns, base),
 			fmt_secs(b, sizeof(b), r->last_fail_ns, base));
-	report_procs(f, "      ", r->top, r->ntop);
+	report_procs(f, e->cg, "      ", r->top, r->ntop);
 }
 
 static const struct xdest *row_dest(const struct exhaustion *e, const struct exhaustion_row *r)
@@ -2275,7 +2289,7 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 		}
 		if (np) {
 			fprintf(f, "  processes:\n");
-			report_procs(f, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
+			report_procs(f, e->cg, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
 		}
 		free(procs);
 		i = end;

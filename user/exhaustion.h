@@ -88,6 +88,10 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 /* The human report printed at exit and by "porttrace exhaustion FILE". */
 void exhaustion__report(struct exhaustion *e, FILE *f);
 
+/* The report names processes' units and containers from cg (borrowed). */
+struct cgroups;
+void exhaustion__set_names(struct exhaustion *e, struct cgroups *cg);
+
 /* Times in the report and in views are printed relative to base_ns
  * (the run's start); by default the first event's time. */
 void exhaustion__set_base(struct exhaustion *e, __u64 base_ns);
@@ -115,6 +119,7 @@ enum exhaustion_err {
 
 struct exhaustion_proc {
 	__u32 pid;
+	__u64 cgroup_id;
 	char comm[PT_TASK_COMM_LEN];
 	unsigned int held;
 	unsigned long long failures;

@@ -717,11 +717,8 @@ static char *put_names(const struct output *o, char *end, const struct pt_event 
 			return end;
 		p = end - 1;
 		p = PUT_LIT(p, " [");
-		for (size_t i = 0; i < 100 && id->name[i]; i++) {
-			unsigned char c = id->name[i];
-
-			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
-		}
+		for (size_t i = 0; i < 100 && id->name[i]; i++)
+			*p++ = id->name[i];
 		return PUT_LIT(p, "]\n");
 	}
 	if (o->fmt != OUTPUT_JSON)

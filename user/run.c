@@ -318,6 +318,10 @@ int run__main(int argc, char **argv)
 	cg = cgroups__new();
 	nsn = netns__new();
 	output__set_names(out, cg, nsn);
+	if (pipe.tl)
+		timeline__set_names(pipe.tl, cg);
+	if (pipe.ex)
+		exhaustion__set_names(pipe.ex, cg);
 	if (opts.metrics || opts.metrics_textfile) {
 		pipe.metrics = metrics__new(opts.metrics_max_dests, pipe.ex, cg, nsn);
 		if (!pipe.metrics) {

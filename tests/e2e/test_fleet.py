@@ -433,3 +433,57 @@ def fmt(events):
     from conftest import fmt_events
 
     return fmt_events(events)
+
+
+def test_names_in_text_timelines_and_report_and_netns_filter(netns, workload, cgroups, tmp):
+    """Text events, the live timelines and the exhaustion report name the
+    unit and the container; --netns NAME keeps only that namespace, though
+    another one is busy at the same time."""
+    tag = uuid.uuid4().hex[:8]
+    unit = f"ptname-{tag}.service"
+    ctr = uuid.uuid4().hex + uuid.uuid4().hex
+    svc = cgroups(f"/pt-{tag}.slice/{unit}")
+    kube = cgroups(f"/pt-{tag}-kubepods/burstable/pod{uuid.uuid4()}/{ctr}")
+    other = Netns().create()
+    out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+    try:
+        with open(out, "w") as o, open(err, "w") as e:
+            proc = subprocess.Popen([PORTTRACE, "--timeline", "--exhaustion", "--netns", netns.name, "-v"],
+                                    stdin=subprocess.DEVNULL, stdout=o, stderr=e)
+        try:
+            deadline = time.monotonic() + TIMEOUT
+            while "attached:" not in open(err).read():
+                assert time.monotonic() < deadline and proc.poll() is None, open(err).read()
+                time.sleep(0.05)
+            noise = workload(other, "PORT = 8082\n" + IDENT)
+            noise.go()
+            assert noise.expect()["done"]
+            w1 = workload(netns, EXHAUST)
+            svc.add(w1.pid)
+            w1.go()
+            assert w1.expect()["fails"] == ["EADDRNOTAVAIL"] * 2
+            w2 = workload(netns, "PORT = 8081\n" + IDENT)
+            kube.add(w2.pid)
+            w2.go()
+            assert w2.expect()["done"]
+            for w in (w1, w2, noise):
+                w.go("done")
+                w.finish()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=TIMEOUT)
+    finally:
+        other.delete()
+    text, report = open(out).read(), open(err).read()
+    assert proc.returncode == 0, report
+    short = f"cri:{ctr[:12]}"
+    lines1 = [l for l in text.splitlines() if re.match(rf"^\s*[\d.]+\s+{w1.pid}\s", l)]
+    lines2 = [l for l in text.splitlines() if re.match(rf"^\s*[\d.]+\s+{w2.pid}\s", l)]
+    assert lines1 and all(l.endswith(f"[{unit}]") for l in lines1), "\n".join(lines1)
+    assert lines2 and all(l.endswith(f"[{short}]") for l in lines2), "\n".join(lines2)
+    assert f"PID {w1.pid} (python3)" in text and re.search(rf"PID {w1.pid} \(python3\)  cgroup \d+ \[{re.escape(unit)}\]", text), text[-3000:]
+    assert re.search(rf"PID {w2.pid} \(python3\)  cgroup \d+ \[{short}\]", text), text[-3000:]
+    assert re.search(rf"pid {w1.pid} python3 \[{re.escape(unit)}\]", report), report
+    # --netns: nothing of the other namespace (its workload and port 8082).
+    assert not re.search(rf"^\s*[\d.]+\s+{noise.pid}\s", text, re.M) and ":8082" not in text
+    assert f"netns {other.inode}" not in report and f"netns {netns.inode} tcp" in report, report
