@@ -184,6 +184,107 @@ def startup(args, tmp, tries):
     return statistics.median(times)
 
 
+# ---- fleet: --metrics (issue 18) ------------------------------------------
+
+METRICS_PORT = 19655
+
+SCRAPER = r"""
+import json, sys, time, urllib.request
+url, n, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+times, size, series = [], 0, 0
+for i in range(n):
+    time.sleep(gap)
+    t0 = time.monotonic()
+    body = urllib.request.urlopen(url, timeout=10).read()
+    times.append(time.monotonic() - t0)
+    size = len(body)
+    series = sum(1 for l in body.splitlines() if l and not l.startswith(b"#"))
+times.sort()
+print(json.dumps({"median_s": times[len(times) // 2], "max_s": times[-1], "bytes": size, "series": series}))
+"""
+
+HOLDER = r"""
+import resource, socket, sys, time
+n = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_NOFILE, (4 * n + 64, 4 * n + 64))
+keep = []
+for i in range(n):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 20000 + i)); s.listen(4)
+    c = socket.create_connection(("127.0.0.1", 20000 + i))
+    keep += [s, c, s.accept()[0]]
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def fleet(args, pairs, seconds, quick):
+    """--metrics: the storm's rate beside porttrace serving metrics and
+    writing no log (scraped every second, as a busy Prometheus would), and
+    one scrape's time and size at the destination cap, with twice or more
+    as many destinations held."""
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+
+    def start(extra):
+        p = subprocess.Popen(["nsenter", f"--net=/run/netns/{NS}", args.porttrace, "--no-events",
+                              "--metrics", f"127.0.0.1:{METRICS_PORT}", *extra],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while subprocess.run(nsexec(sys.executable, "-c", f"import urllib.request; urllib.request.urlopen({url!r})"),
+                             capture_output=True).returncode:
+            if p.poll() is not None or time.monotonic() > deadline:
+                p.kill()
+                raise RuntimeError(f"porttrace --metrics did not serve: {p.communicate()[1]}")
+            time.sleep(0.1)
+        return p
+
+    def stop(p):
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+        if p.returncode != 0:
+            raise RuntimeError(f"porttrace --metrics failed: {err}")
+
+    def traced(i, run_storm):
+        p = start([])
+        scraper = subprocess.Popen(nsexec(sys.executable, "-c", SCRAPER, url, str(seconds), "1"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        b = run_storm()
+        scraper.wait()
+        stop(p)
+        return b
+
+    r = paired(args, "--metrics, no log, scraped every 1 s", pairs, seconds, traced)
+    scrapes = []
+    for cap, dests in ((50, 100 if quick else 200), (1000, 1000 if quick else 2000)):
+        holder = subprocess.Popen(nsexec(sys.executable, "-c", HOLDER, str(dests)), stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        p = None
+        try:
+            if holder.stdout.readline().strip() != "held":
+                raise RuntimeError("the destination holder failed")
+            # Started after: its snapshot of the socket table finds them all.
+            p = start(["--metrics-max-destinations", str(cap)])
+            out = subprocess.run(nsexec(sys.executable, "-c", SCRAPER, url, "3" if quick else "10", "1.1"),
+                                 check=True, capture_output=True, text=True).stdout
+            scrapes.append(dict(json.loads(out), cap=cap, dests=dests))
+        finally:
+            if p:
+                stop(p)
+            holder.stdin.close()
+            holder.wait()
+    return r, scrapes
+
+
+def fleet_rows(r, scrapes):
+    rows = [(f"overhead, {r['label']}", f"{r['traced']:.0f}/{r['base']:.0f} conn/s = {r['ratio']:.3f}x",
+             ">= 0.97x", r["ratio"] >= 0.97)]
+    for s in scrapes:
+        rows.append((f"scrape at --metrics-max-destinations {s['cap']} ({s['dests']} held)",
+                     f"{s['median_s'] * 1000:.1f} ms median, {s['max_s'] * 1000:.1f} ms max, "
+                     f"{s['bytes'] / 1024:.0f} KiB, {s['series']} series", "", None))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -214,6 +315,7 @@ def main():
                 runs.append(overhead(args, "json log + --exhaustion", ["--exhaustion"], pairs,
                                      seconds, tmp))
             hooks = floor(args, pairs, seconds)
+            metrics, scrapes = fleet(args, pairs, seconds, args.quick)
             dec = decoder_throughput(args, raw)
             rss = memory(args, tmp, conns)
             start = startup(args, tmp, 1 if args.quick else 3)
@@ -238,6 +340,7 @@ def main():
                  "<= 32 MiB", rss <= 32))
     rows.append(("start-up: launch to first event", f"{start * 1000:.0f} ms", "<= 300 ms",
                  start <= 0.3))
+    rows += fleet_rows(metrics, scrapes)
     rows.append(("porttrace CPU per 1000 events", f"{runs[0]['cpu_per_1000'] * 1000:.1f} ms",
                  "", None))
 
@@ -250,7 +353,7 @@ def main():
     for name, value, target, ok in rows:
         met = "" if ok is None else ("yes" if ok else "NO")
         lines.append(f"| {name.ljust(width)} | {value} | {target} | {met} |")
-    for r in runs + [hooks]:
+    for r in runs + [hooks, metrics]:
         lines.append(f"ratios {r['label']}: " + " ".join(f"{x:.3f}" for x in r["ratios"]))
     text = "\n".join(lines)
     print(text)
