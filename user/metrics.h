@@ -20,6 +20,7 @@
 #include "event.h"
 #include "exhaustion.h"
 #include "netns.h"
+#include "tracer.h"
 
 #define METRICS_DEFAULT_DESTS 50
 #define METRICS_MAX_DESTS 10000
@@ -29,14 +30,9 @@ struct metrics_health {
 	unsigned long long lost_kernel;	/* records the kernel could not queue */
 	unsigned long long lost_write;	/* events dropped by a failed write */
 	unsigned long long bad_records;	/* malformed records skipped */
-	/* BPF programs' own run time; n 0 when kernel.bpf_stats_enabled is off */
-	const struct metrics_prog *progs;
+	/* BPF programs' own run time; none while kernel.bpf_stats_enabled is 0 */
+	const struct tracer_prog_stat *progs;
 	size_t nprogs;
-};
-
-struct metrics_prog {
-	const char *name;
-	unsigned long long run_ns, runs;
 };
 
 struct metrics;

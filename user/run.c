@@ -162,18 +162,21 @@ static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
 /* --metrics: build the exposition on this thread, the ring buffer's
  * reader, when a scrape wants one or, for the textfile, every interval;
  * libmicrohttpd's thread only serves the copy. */
-static void metrics_tick(struct pipeline *p, const struct run_opts *o, struct decoder *dec,
-			 unsigned long long lost, __u64 now, bool final)
+static void metrics_tick(struct pipeline *p, const struct run_opts *o, struct tracer *tr,
+			 struct decoder *dec, unsigned long long lost, __u64 now, bool final)
 {
+	struct tracer_prog_stat progs[64];
 	struct metrics_health h = {.lost_kernel = lost,
 				   .lost_write = output__dropped(p->out),
-				   .bad_records = decoder__bad_records(dec)};
+				   .bad_records = decoder__bad_records(dec),
+				   .progs = progs};
 	bool file_due = final || now - p->metrics_ns >= (__u64)(o->interval * 1e9);
 	char *text;
 	size_t len;
 
 	if (!p->metrics || (!file_due && !exposition__wanted(p->expo)))
 		return;
+	h.nprogs = tracer__prog_stats(tr, progs, sizeof(progs) / sizeof(progs[0]));
 	if (metrics__build(p->metrics, now, now, &h, &text, &len)) {
 		p_warn("building metrics: out of memory");
 		return;
@@ -365,7 +368,7 @@ int run__main(int argc, char **argv)
 		decoder__tick(dec, now, pipeline__event, &pipe);
 		report_lost(tr, &pipe, &lost_seen, false);
 		exhaustion_tick(&pipe, now, false);
-		metrics_tick(&pipe, &opts, dec, lost_seen, now, false);
+		metrics_tick(&pipe, &opts, tr, dec, lost_seen, now, false);
 		if (reopen_requested)
 			handle_reopen(log, out, &info);
 		if (now - last_flush >= FLUSH_NS) {
@@ -381,7 +384,7 @@ int run__main(int argc, char **argv)
 	tracer__poll(tr, 0);
 	report_lost(tr, &pipe, &lost_seen, true);
 	exhaustion_tick(&pipe, 0, true);
-	metrics_tick(&pipe, &opts, dec, lost_seen, run__now_ns(CLOCK_MONOTONIC), true);
+	metrics_tick(&pipe, &opts, tr, dec, lost_seen, run__now_ns(CLOCK_MONOTONIC), true);
 	stats.lost = lost_seen;
 	stats.bad = decoder__bad_records(dec);
 	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);

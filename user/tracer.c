@@ -450,3 +450,34 @@ const char *tracer__hooks(const struct tracer *t)
 {
 	return t->hooks;
 }
+
+size_t tracer__prog_stats(struct tracer *t, struct tracer_prog_stat *v, size_t max)
+{
+	struct bpf_program *prog;
+	char on = '0';
+	size_t n = 0;
+	FILE *f;
+
+	/* The kernel times programs only while asked to: the numbers would
+	 * be zeros, or stale, otherwise. */
+	f = fopen("/proc/sys/kernel/bpf_stats_enabled", "r");
+	if (f) {
+		on = fgetc(f);
+		fclose(f);
+	}
+	if (!t || on != '1')
+		return 0;
+	bpf_object__for_each_program(prog, t->skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (n == max || fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+			continue;
+		v[n].name = bpf_program__name(prog);
+		v[n].run_ns = info.run_time_ns;
+		v[n].runs = info.run_cnt;
+		n++;
+	}
+	return n;
+}

@@ -59,6 +59,14 @@ const char *tracer__hooks(const struct tracer *t);
  */
 void tracer__record_raw(struct tracer *t, int fd);
 
+/* Run time of each loaded program, as the kernel counts it while
+ * kernel.bpf_stats_enabled is 1 (0 programs otherwise). */
+struct tracer_prog_stat {
+	const char *name;
+	unsigned long long run_ns, runs;
+};
+size_t tracer__prog_stats(struct tracer *t, struct tracer_prog_stat *v, size_t max);
+
 /* Check the preconditions that need no BPF: capabilities and BTF. */
 int tracer__preflight(void);
 
