@@ -179,6 +179,18 @@ struct exposition *exposition__new(const char *listen, const char *textfile)
 		p_err("out of memory");
 		goto fail;
 	}
+	/* The first write comes an interval later: say now if it cannot. */
+	if (textfile) {
+		char *dir = strdup(textfile), *slash = dir ? strrchr(dir, '/') : NULL;
+		const char *d = !slash ? "." : slash == dir ? "/" : (*slash = '\0', dir);
+
+		if (!dir || access(d, W_OK)) {
+			p_err("cannot write metrics to %s: %s", textfile, dir ? strerror(errno) : "out of memory");
+			free(dir);
+			goto fail;
+		}
+		free(dir);
+	}
 	if (!listen)
 		return x;
 	fd = listen_on(listen);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "cgroup.h"
 #include "exposition.h"
 #include "metrics.h"
 #include "netns.h"
@@ -366,18 +367,28 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 	case OPT_NO_EVENTS:
 		o->no_events = true;
 		break;
-	case OPT_CGROUP:
+	case OPT_CGROUP: {
+		struct cgroups *cg = *arg ? cgroups__new() : NULL;
+		int err = cg ? cgroups__id(cg, arg, &o->trace.cgroup_id) : -errno;
+
+		cgroups__free(cg);
 		if (!*arg)
 			argp_error(state, "empty --cgroup path");
+		if (err)
+			argp_error(state, "invalid --cgroup '%s': %s", arg,
+				   err == -ENOENT ? "no such cgroup" : strerror(-err));
 		o->cgroup = arg;
 		break;
+	}
 	case OPT_NETNS: {
 		__u32 ino;
 		int err = netns__parse(arg, &ino);
 
 		if (err)
 			argp_error(state, "invalid --netns '%s': %s", arg,
-				   err == -EINVAL ? "not a network namespace" : strerror(-err));
+				   err == -EINVAL   ? "not a network namespace"
+				   : err == -ENOENT ? "no such namespace (name, path or inode)"
+						    : strerror(-err));
 		o->netns = ino;
 		break;
 	}

@@ -23,6 +23,7 @@ struct tracer_opts {
 	__u8 proto;		/* 0, IPPROTO_TCP or IPPROTO_UDP */
 	bool ephemeral;
 	bool failures;
+	__u64 cgroup_id;	/* only owners in this cgroup v2 subtree; 0: all */
 	unsigned int ring_mb;	/* power of two */
 	/* Attach every hook, but let each program return at once: what the
 	 * hook points alone cost (tools/ptfloor, for make bench). */

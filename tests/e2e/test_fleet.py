@@ -487,3 +487,41 @@ def test_names_in_text_timelines_and_report_and_netns_filter(netns, workload, cg
     # --netns: nothing of the other namespace (its workload and port 8082).
     assert not re.search(rf"^\s*[\d.]+\s+{noise.pid}\s", text, re.M) and ":8082" not in text
     assert f"netns {other.inode}" not in report and f"netns {netns.inode} tcp" in report, report
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--metrics", "1.2.3:80"], "invalid --metrics '1.2.3:80'"),
+    (["--metrics", ":0"], "invalid --metrics ':0'"),
+    (["--metrics", "[::1:9655"], "invalid --metrics '[::1:9655'"),
+    (["--metrics-textfile", "/tmp/porttrace.txt"], "the name must end in .prom"),
+    (["--metrics-max-destinations", "0"], "expected 1..10000"),
+    (["--metrics-max-destinations", "10001"], "expected 1..10000"),
+    (["--netns", "/etc/passwd"], "not a network namespace"),
+    (["--netns", "pt-no-such-namespace"], "no such namespace"),
+    (["--cgroup", "/pt-no-such-cgroup"], "no such cgroup"),
+    (["--no-events", "-o", "/tmp/porttrace-never.jsonl"], "--no-events writes no log"),
+], ids=lambda v: v if isinstance(v, str) else " ".join(v))
+def test_bad_fleet_options_are_one_line_and_exit_2(args, says):
+    r = run([PORTTRACE, *args, "-d", "1"])
+    lines = r.stderr.splitlines()
+    assert r.returncode == 2 and says in lines[0], (r.returncode, r.stderr)
+
+
+def test_metrics_port_in_use_or_textfile_unwritable_stop_before_tracing(mon):
+    """Said in one line, exit 1, before anything is attached (no header
+    on standard output)."""
+    holder = subprocess.Popen(mon.cmd(PYTHON, "-c", "import socket,sys; s=socket.socket(); "
+                                      f"s.bind(('127.0.0.1',{METRICS_PORT})); s.listen(); print('up', flush=True); sys.stdin.read()"),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "up"
+        r = run(["nsenter", f"--net=/run/netns/{mon.name}", PORTTRACE, "--format", "json", "--metrics",
+                 f"127.0.0.1:{METRICS_PORT}", "-d", "1"])
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=TIMEOUT)
+    assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout[:200])
+    assert r.stderr.strip() == f"porttrace: serving metrics on 127.0.0.1:{METRICS_PORT}: Address already in use", r.stderr
+    r = run([PORTTRACE, "--format", "json", "--metrics-textfile", "/nonexistent-dir/porttrace.prom", "-d", "1"])
+    assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout[:200])
+    assert r.stderr.strip() == "porttrace: cannot write metrics to /nonexistent-dir/porttrace.prom: No such file or directory", r.stderr
