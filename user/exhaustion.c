@@ -2204,17 +2204,18 @@ static const struct xdest *row_dest(const struct exhaustion *e, const struct exh
 {
 	const struct xpool *p = pool_find(e, r->netns, r->proto);
 
+	struct xdest **slot;
+
 	if (!p)
 		return NULL;
 	if (r->any)
 		return &p->any;
-	for (size_t i = 0; i < p->ndests; i++) {
-		const struct xdest *d = p->dests[i];
-
-		if (d->family == r->family && d->rport == r->rport && !memcmp(d->laddr, r->laddr, 16) &&
-		    !memcmp(d->raddr, r->raddr, 16))
+	/* By the index, not a walk: views ask for every row. */
+	slot = socktab__get(e->dest_idx, dest_hash(p, r->family, r->laddr, r->raddr, r->rport));
+	for (const struct xdest *d = slot ? *slot : NULL; d; d = d->hnext)
+		if (d->pool == p && d->family == r->family && d->rport == r->rport &&
+		    !memcmp(d->laddr, r->laddr, 16) && !memcmp(d->raddr, r->raddr, 16))
 			return d;
-	}
 	return NULL;
 }
 

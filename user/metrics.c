@@ -640,6 +640,10 @@ int metrics__build(struct metrics *m, __u64 now_ns, __u64 mono_ns, const struct 
 	family(f, "porttrace_bad_records_total", "counter", "Malformed kernel records skipped.");
 	fputs("porttrace_bad_records_total", f);
 	value(f, h->bad_records);
+	family(f, "porttrace_metrics_build_seconds", "gauge",
+	       "How long building the previous exposition took, on the thread that reads the ring buffer.");
+	fputs("porttrace_metrics_build_seconds", f);
+	value(f, h->last_build_s);
 	family(f, "porttrace_socket_check_age_seconds", "gauge",
 	       "Seconds since the counts were last checked against the kernel's socket table; +Inf before the first check.");
 	fputs("porttrace_socket_check_age_seconds", f);

@@ -30,6 +30,7 @@ struct metrics_health {
 	unsigned long long lost_kernel;	/* records the kernel could not queue */
 	unsigned long long lost_write;	/* events dropped by a failed write */
 	unsigned long long bad_records;	/* malformed records skipped */
+	double last_build_s;		/* how long the previous build took */
 	/* BPF programs' own run time; none while kernel.bpf_stats_enabled is 0 */
 	const struct tracer_prog_stat *progs;
 	size_t nprogs;

@@ -78,6 +78,7 @@ struct pipeline {
 	struct metrics *metrics;	/* NULL without --metrics or --metrics-textfile */
 	struct exposition *expo;
 	__u64 metrics_ns;	/* when the textfile was last written */
+	double metrics_build_s;	/* the last build's duration */
 	__u32 netns;		/* --netns: the one namespace consumers see; 0: all */
 	bool no_events;		/* --no-events: out gets the header and trailer only */
 	const struct tracer_opts *filter;	/* for the start-up snapshot */
@@ -169,6 +170,7 @@ static void metrics_tick(struct pipeline *p, const struct run_opts *o, struct tr
 	struct metrics_health h = {.lost_kernel = lost,
 				   .lost_write = output__dropped(p->out),
 				   .bad_records = decoder__bad_records(dec),
+				   .last_build_s = p->metrics_build_s,
 				   .progs = progs};
 	bool file_due = final || now - p->metrics_ns >= (__u64)(o->interval * 1e9);
 	char *text;
@@ -181,6 +183,7 @@ static void metrics_tick(struct pipeline *p, const struct run_opts *o, struct tr
 		p_warn("building metrics: out of memory");
 		return;
 	}
+	p->metrics_build_s = (run__now_ns(CLOCK_MONOTONIC) - now) / 1e9;
 	if (file_due)
 		p->metrics_ns = now;
 	exposition__publish(p->expo, text, len, file_due);
