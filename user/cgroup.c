@@ -242,7 +242,8 @@ static bool relative(const struct cgroups *c, const char *abs, char *out, size_t
 	return true;
 }
 
-static bool by_handle(struct cgroups *c, __u64 id, char *out, size_t cap)
+/* 0, or -errno: -ESTALE when no such cgroup exists (any more). */
+static int by_handle(struct cgroups *c, __u64 id, char *out, size_t cap)
 {
 	union {
 		struct file_handle fh;
@@ -257,14 +258,14 @@ static bool by_handle(struct cgroups *c, __u64 id, char *out, size_t cap)
 	memcpy(h.fh.f_handle, &id, sizeof(id));
 	fd = open_by_handle_at(c->mount_fd, &h.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return -errno;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, abs, sizeof(abs) - 1);
 	close(fd);
 	if (n <= 0)
-		return false;
+		return -EINVAL;
 	abs[n] = '\0';
-	return relative(c, abs, out, cap);
+	return relative(c, abs, out, cap) ? 0 : -EXDEV;
 }
 
 /* Depth-first through the hierarchy, by directory inode. */
@@ -301,10 +302,14 @@ static bool walk(int dfd, const char *rel, __u64 id, int depth, char *out, size_
 static bool resolve(struct cgroups *c, __u64 id, char *out, size_t cap)
 {
 	struct stat st;
-	int fd;
+	int fd, err = by_handle(c, id, out, cap);
 
-	if (by_handle(c, id, out, cap))
+	/* Gone (a container that came and went) or elsewhere: walking would
+	 * find nothing either, at the cost of the whole tree. */
+	if (!err)
 		return true;
+	if (err == -ESTALE || err == -ENOENT || err == -EXDEV)
+		return false;
 	if (!fstat(c->mount_fd, &st) && st.st_ino == id) {
 		copy(out, cap, "/", 1);
 		return true;

@@ -87,8 +87,11 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, mode);
 	enum MHD_Result ret;
 
-	if (!r)
+	if (!r) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free((void *)body);
 		return MHD_NO;
+	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE);
 	ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
