@@ -525,3 +525,37 @@ def test_metrics_port_in_use_or_textfile_unwritable_stop_before_tracing(mon):
     r = run([PORTTRACE, "--format", "json", "--metrics-textfile", "/nonexistent-dir/porttrace.prom", "-d", "1"])
     assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout[:200])
     assert r.stderr.strip() == "porttrace: cannot write metrics to /nonexistent-dir/porttrace.prom: No such file or directory", r.stderr
+
+
+def test_idle_scrapers_do_not_hold_up_tracing(netns, mon, porttrace, workload):
+    """Sixteen connections to the metrics port that never send a request
+    (every slot libmicrohttpd has): tracing goes on, events reach the log
+    as fast as ever, and once they go a scrape is served."""
+    pt = porttrace("--metrics", f"127.0.0.1:{METRICS_PORT}", prefix=("nsenter", f"--net=/run/netns/{mon.name}"))
+    wait_http(mon, f"http://127.0.0.1:{METRICS_PORT}/metrics", None)
+    idle = subprocess.Popen(mon.cmd(PYTHON, "-c", "import socket,sys\n"
+                                    f"s=[socket.create_connection(('127.0.0.1',{METRICS_PORT})) for _ in range(16)]\n"
+                                    "print('idle', flush=True); sys.stdin.read()"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert idle.stdout.readline().strip() == "idle"
+        w = workload(netns, "PORT = 8080\n" + IDENT)
+        w.go()
+        assert w.expect()["done"]
+        # The log is flushed every second by the reader: within two, the
+        # connection's events are there, scrapers or not.
+        deadline = time.monotonic() + 2.5
+        seen = False
+        while time.monotonic() < deadline and not seen:
+            time.sleep(0.1)
+            with open(pt.path) as f:
+                seen = any(f'"netns":{netns.inode},' in l and '"event":"alloc"' in l for l in f)
+        assert seen, "the reader stalled while scrapers sat idle"
+        w.go("done")
+        w.finish()
+    finally:
+        idle.stdin.close()
+        idle.wait(timeout=TIMEOUT)
+    body = wait_http(mon, f"http://127.0.0.1:{METRICS_PORT}/metrics", None)
+    assert f'netns="{netns.inode}"' in body
+    pt.stop()
