@@ -377,7 +377,6 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 		if (err)
 			argp_error(state, "invalid --cgroup '%s': %s", arg,
 				   err == -ENOENT ? "no such cgroup" : strerror(-err));
-		o->cgroup = arg;
 		break;
 	}
 	case OPT_NETNS: {

@@ -32,7 +32,6 @@ struct run_opts {
 	const char *metrics;	/* --metrics ADDR:PORT; NULL: no server */
 	const char *metrics_textfile;	/* NULL: none */
 	unsigned int metrics_max_dests;
-	const char *cgroup;	/* --cgroup PATH: only this subtree */
 	__u32 netns;		/* --netns: only this namespace; 0: all */
 };
 
