@@ -162,11 +162,6 @@ void cgroup__parse_path(const char *path, struct cgroup_ident *out)
 		snprintf(out->name, sizeof(out->name), "%s", out->unit);
 	else if (strcmp(path, "/"))
 		snprintf(out->name, sizeof(out->name), "%s", path);
-	/* Anyone with a delegated subtree names directories: the name goes
-	 * to terminals as it is, so only printable ASCII. */
-	for (char *s = out->name; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
-			*s = '?';
 }
 
 static int find_mount(char *dir, size_t cap)

@@ -27,7 +27,7 @@ struct cgroup_ident {
 	char container[65];		/* 64 hex digits; "" when none */
 	char pod[40];			/* Kubernetes pod UID, with dashes; "" when none */
 	char name[160];			/* for people: the unit, or "docker:0123456789ab";
-					 * printable ASCII only */
+					 * as the path has it: escape before showing */
 };
 
 struct cgroups;

@@ -23,6 +23,7 @@
 #include "exhaustion.h"
 #include "array.h"
 #include "cgroup.h"
+#include "escape.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
@@ -2147,12 +2148,15 @@ void exhaustion__set_names(struct exhaustion *e, struct cgroups *cg)
 static void report_procs(FILE *f, struct cgroups *cg, const char *indent,
 			 const struct exhaustion_proc *v, size_t n)
 {
+	char comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)], name[ESCAPE_TEXT_LEN(160)];
+
 	for (size_t i = 0; i < n; i++) {
 		const struct cgroup_ident *id = cgroups__lookup(cg, v[i].cgroup_id);
 
 		if (v[i].pid)
-			fprintf(f, "%spid %u %s%s%s%s holds %u", i ? ", " : indent, v[i].pid, v[i].comm,
-				id && id->name[0] ? " [" : "", id ? id->name : "",
+			fprintf(f, "%spid %u %s%s%s%s holds %u", i ? ", " : indent, v[i].pid,
+				escape__text(comm, v[i].comm, sizeof(v[i].comm)),
+				id && id->name[0] ? " [" : "", id ? escape__text(name, id->name, sizeof(id->name)) : "",
 				id && id->name[0] ? "]" : "", v[i].held);
 		else
 			fprintf(f, "%sno process (time-wait, orphans) holds %u", i ? ", " : indent,

@@ -43,6 +43,19 @@ static int open_locked(const char *path)
 		close(fd);
 		return -EINVAL;
 	}
+	/*
+	 * A log someone else owns, or may write, is no record of ours: its
+	 * owner can change it, or already holds it open to add lines porttrace
+	 * never wrote. Refused, not repaired: a chmod would not take back a
+	 * descriptor already open.
+	 */
+	if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		p_err("refusing to write %s: it is %s (mode %04o, owner uid %u); remove it, or chown and chmod go-w it",
+		      path, st.st_uid != geteuid() ? "owned by another user" : "writable by group or others",
+		      (unsigned int)(st.st_mode & 07777), (unsigned int)st.st_uid);
+		close(fd);
+		return -EPERM;
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		err = errno;
 		if (err == EWOULDBLOCK)
@@ -116,16 +129,22 @@ const char *logfile__path(const struct logfile *l)
 	return l->path;
 }
 
-int logfile__reopen(struct logfile *l)
+bool logfile__is(const struct logfile *l, const char *path)
 {
 	struct stat now, ours;
+
+	return !stat(path, &now) && !fstat(l->fd, &ours) && now.st_dev == ours.st_dev &&
+	       now.st_ino == ours.st_ino;
+}
+
+int logfile__reopen(struct logfile *l)
+{
 	int fd;
 
 	/* Not moved away (a stray HUP, or logrotate's copytruncate): the
 	 * file we hold is still the one at path, lock and all. */
-	if (!stat(l->path, &now) && !fstat(l->fd, &ours) && now.st_dev == ours.st_dev &&
-	    now.st_ino == ours.st_ino)
-		return 0;
+	if (logfile__is(l, l->path))
+		return 1;
 	fd = open_locked(l->path);
 	if (fd < 0)
 		return fd;

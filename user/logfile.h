@@ -3,9 +3,13 @@
  * logfile: the file events are appended to. Opened before anything is
  * attached, so that a bad path fails fast; created 0640, never through a
  * symlink, and locked so that two porttraces cannot interleave one file.
+ * An existing file owned by another user, or writable by group or others,
+ * is refused.
  */
 #ifndef PT_LOGFILE_H
 #define PT_LOGFILE_H
+
+#include <stdbool.h>
 
 struct logfile;
 
@@ -14,9 +18,13 @@ struct logfile *logfile__open(const char *path);
 void logfile__close(struct logfile *l);
 int logfile__fd(const struct logfile *l);
 const char *logfile__path(const struct logfile *l);
-/* After logrotate moved the file away: open path anew. 0 or -errno; on
+/* After logrotate moved the file away: open path anew. 0: a new file;
+ * 1: path still names the file written, nothing was done; -errno: on
  * failure the old file stays in use. */
 int logfile__reopen(struct logfile *l);
+/* Whether path names the very file l writes (a hard link, another
+ * spelling of the path). */
+bool logfile__is(const struct logfile *l, const char *path);
 
 /* Bytes in the file now. */
 long long logfile__size(const struct logfile *l);

@@ -23,6 +23,16 @@
 
 #define LINE_BUF (64 * 1024)
 #define MAX_WARNINGS_PER_FILE 20
+/*
+ * A porttrace log compresses 18 times at gzip -1 (its rotation) and 28 at
+ * -9 (measured): a piece that inflates far beyond that is no porttrace log
+ * but a way to keep a reader busy (1 GiB of newlines is 4.7 MB at -1, and
+ * took a minute to read line by line). Such a piece is refused once it has
+ * given INFLATE_FLOOR and more than MAX_INFLATE_RATIO times the compressed
+ * bytes read so far, which zlib's read-ahead can only overstate.
+ */
+#define MAX_INFLATE_RATIO 100
+#define INFLATE_FLOOR (4ULL << 20)
 
 struct logreader {
 	unsigned long warnings;
@@ -74,8 +84,74 @@ static int hexval(char ch)
 	return -1;
 }
 
-/* A JSON string into out (NUL-terminated, truncated to cap); \u escapes
- * above 0xff are kept as '?': porttrace writes only \u00XX. */
+static int hex4(struct cur *c)
+{
+	int v = 0;
+
+	if (c->end - c->p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(c->p[i]);
+
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	c->p += 4;
+	return v;
+}
+
+/*
+ * The bytes a \u escape stands for (escape.h): \udcNN is the byte NN that
+ * was not UTF-8; \u0080-\u00ff is byte 0x80-0xff too, as porttrace wrote
+ * every such byte before it passed UTF-8 through (it writes none now); any
+ * other code point, a surrogate pair included, is written as UTF-8; a lone
+ * surrogate that porttrace does not write is '?'.
+ */
+static int unescape_u(struct cur *c, char *b)
+{
+	int v = hex4(c), lo;
+
+	if (v < 0)
+		return -1;
+	if (v <= 0xff || (v >= 0xdc80 && v <= 0xdcff)) {
+		b[0] = (char)(v & 0xff);
+		return 1;
+	}
+	if (v >= 0xd800 && v <= 0xdbff && c->end - c->p >= 6 && c->p[0] == '\\' &&
+	    c->p[1] == 'u') {
+		struct cur peek = {c->p + 2, c->end};
+
+		lo = hex4(&peek);
+		if (lo >= 0xdc00 && lo <= 0xdfff) {
+			c->p = peek.p;
+			v = 0x10000 + ((v - 0xd800) << 10) + (lo - 0xdc00);
+		}
+	}
+	if (v >= 0xd800 && v <= 0xdfff) {
+		b[0] = '?';
+		return 1;
+	}
+	if (v < 0x800) {
+		b[0] = (char)(0xc0 | v >> 6);
+		b[1] = (char)(0x80 | (v & 0x3f));
+		return 2;
+	}
+	if (v < 0x10000) {
+		b[0] = (char)(0xe0 | v >> 12);
+		b[1] = (char)(0x80 | (v >> 6 & 0x3f));
+		b[2] = (char)(0x80 | (v & 0x3f));
+		return 3;
+	}
+	b[0] = (char)(0xf0 | v >> 18);
+	b[1] = (char)(0x80 | (v >> 12 & 0x3f));
+	b[2] = (char)(0x80 | (v >> 6 & 0x3f));
+	b[3] = (char)(0x80 | (v & 0x3f));
+	return 4;
+}
+
+/* A JSON string into out (NUL-terminated, truncated to cap, never inside a
+ * character's bytes). */
 static int parse_string(struct cur *c, char *out, size_t cap, size_t *len)
 {
 	size_t n = 0;
@@ -83,44 +159,39 @@ static int parse_string(struct cur *c, char *out, size_t cap, size_t *len)
 	if (!eat(c, '"'))
 		return -1;
 	while (c->p < c->end && *c->p != '"') {
-		char ch = *c->p++;
+		char b[4];
+		int nb = 1;
 
-		if (ch == '\\') {
+		b[0] = *c->p++;
+		if (b[0] == '\\') {
 			if (c->p >= c->end)
 				return -1;
-			ch = *c->p++;
-			switch (ch) {
-			case '"': case '\\': case '/':
-				break;
-			case 'n': ch = '\n'; break;
-			case 't': ch = '\t'; break;
-			case 'r': ch = '\r'; break;
-			case 'b': ch = '\b'; break;
-			case 'f': ch = '\f'; break;
-			case 'u': {
-				int v = 0;
-
-				if (c->end - c->p < 4)
+			switch (*c->p++) {
+			case '"': b[0] = '"'; break;
+			case '\\': b[0] = '\\'; break;
+			case '/': b[0] = '/'; break;
+			case 'n': b[0] = '\n'; break;
+			case 't': b[0] = '\t'; break;
+			case 'r': b[0] = '\r'; break;
+			case 'b': b[0] = '\b'; break;
+			case 'f': b[0] = '\f'; break;
+			case 'u':
+				nb = unescape_u(c, b);
+				if (nb < 0)
 					return -1;
-				for (int i = 0; i < 4; i++) {
-					int h = hexval(c->p[i]);
-
-					if (h < 0)
-						return -1;
-					v = v * 16 + h;
-				}
-				c->p += 4;
-				ch = v <= 0xff ? (char)v : '?';
 				break;
-			}
 			default:
 				return -1;
 			}
-		} else if ((unsigned char)ch < 0x20) {
+		} else if ((unsigned char)b[0] < 0x20) {
 			return -1;
 		}
-		if (n + 1 < cap)
-			out[n++] = ch;
+		if (n + nb < cap) {
+			memcpy(out + n, b, nb);
+			n += nb;
+		} else {
+			cap = n + 1;	/* full: keep no later, shorter character */
+		}
 	}
 	if (!eat(c, '"'))
 		return -1;
@@ -434,6 +505,8 @@ static void warn_line(struct logreader *r, unsigned long *file_warnings, const c
 static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, void *ctx)
 {
 	unsigned long lineno = 0, file_warnings = 0;
+	unsigned long long inflated = 0;
+	bool compressed;
 	struct stat st;
 	gzFile gz;
 	int ret = 0;
@@ -449,6 +522,7 @@ static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, voi
 		return -(errno ? errno : ENOMEM);
 	}
 	gzbuffer(gz, 256 * 1024);
+	compressed = !gzdirect(gz);
 	while (gzgets(gz, r->line, LINE_BUF)) {
 		size_t len = strlen(r->line);
 		bool complete = len && r->line[len - 1] == '\n';
@@ -456,15 +530,27 @@ static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, voi
 		int res;
 
 		lineno++;
+		inflated += len;
 		if (!complete && len == LINE_BUF - 1) {
 			/* Longer than any line porttrace writes: skip it all. */
 			int ch;
 
 			while ((ch = gzgetc(gz)) != -1 && ch != '\n')
-				;
+				inflated++;
 			warn_line(r, &file_warnings, path, lineno, "line too long, skipped");
-			continue;
 		}
+		if (compressed && inflated > INFLATE_FLOOR &&
+		    inflated / MAX_INFLATE_RATIO > (unsigned long long)gzoffset(gz)) {
+			p_err("%s inflates more than %d-fold, as no porttrace log does; refusing it",
+			      path, MAX_INFLATE_RATIO);
+			ret = -EFBIG;
+			break;
+		}
+		/* A blank line holds no record: nothing to warn about. */
+		if (!complete && len == LINE_BUF - 1)
+			continue;
+		if (len == strspn(r->line, " \t\r\n"))
+			continue;
 		res = logreader__parse_line(r, r->line, len, &ev);
 		if (res == 1) {
 			ret = fn(ctx, &ev);

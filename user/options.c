@@ -203,7 +203,9 @@ static int parse_size(const char *s, unsigned long long *out)
 		mult = 1ULL << (10 * (u - units + 1));
 		num[len - 1] = '\0';
 	}
-	if (options__parse_ulong(num, 1, 1UL << 40, &v) || v * mult < 4096 || v * mult > (1ULL << 40))
+	/* v > max / mult first: v * mult must not wrap around into range. */
+	if (options__parse_ulong(num, 1, 1UL << 40, &v) || v > (1ULL << 40) / mult ||
+	    v * mult < 4096)
 		return -ERANGE;
 	*out = v * mult;
 	return 0;

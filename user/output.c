@@ -12,14 +12,17 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include "cgroup.h"
+#include "escape.h"
 #include "names.h"
 #include "netns.h"
 #include "output.h"
 
 #define BUF_SIZE (256 * 1024)
-#define LINE_MAX_LEN 2048	/* more than any one formatted event, identity included */
+#define LINE_MAX_LEN 3072	/* an event (< 1024) and its names (< 1200, all escaped) */
+#define HEADER_MAX 2048		/* host and kernel: 64 bytes each, up to 6 written per byte */
 
 struct output {
 	int fd;
@@ -40,6 +43,7 @@ struct output {
 	bool header_in_buf, header_lost;
 	struct cgroups *cg;		/* NULL: events say cgroup ids only */
 	struct netns *ns;
+	long long full_free;		/* ENOSPC: bytes free after the cut-back */
 };
 
 struct output *output__new(int fd, const char *name, enum output_format fmt, __u64 base_ns)
@@ -97,57 +101,94 @@ int output__parse_format(const char *s, enum output_format *fmt)
 	return 0;
 }
 
-static void put_header(struct output *o);
+static size_t format_header(const struct output *o, char *p);
 
-int output__flush(struct output *o)
+/* What no write could take is counted, never kept: tracing goes on. */
+static void drop_pending(struct output *o)
+{
+	o->dropped += o->pending;
+	o->len = 0;
+	o->pending = 0;
+	if (o->header_in_buf) {
+		o->header_in_buf = false;
+		o->header_lost = true;
+	}
+}
+
+/* Bytes the file system of fd has free for us; -1 if it cannot tell. */
+static long long free_bytes(int fd)
+{
+	struct statvfs sv;
+
+	if (fstatvfs(fd, &sv))
+		return -1;
+	/* root may write into the blocks reserved for it */
+	return (long long)(geteuid() ? sv.f_bavail : sv.f_bfree) * (long long)sv.f_frsize;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
 {
 	size_t off = 0;
-	off_t before = -1;
-	struct stat st;
 
-	if (o->header_lost && o->len + LINE_MAX_LEN <= BUF_SIZE) {
-		char header[LINE_MAX_LEN];
-		size_t len = o->len, hlen;
-
-		/* Put the header in front of what is waiting. */
-		put_header(o);
-		hlen = o->len - len;
-		memcpy(header, o->buf + len, hlen);
-		memmove(o->buf + hlen, o->buf, len);
-		memcpy(o->buf, header, hlen);
-		o->header_lost = false;
-	}
-	if (!o->len)
-		return 0;
-	if (!fstat(o->fd, &st) && S_ISREG(st.st_mode))
-		before = st.st_size;
-	while (off < o->len) {
-		ssize_t n = write(o->fd, o->buf + off, o->len - off);
+	while (off < len) {
+		ssize_t n = write(fd, buf + off, len - off);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			int err = n < 0 ? errno : EIO;
-
-			/* Never leave half a line: cut the file back to the
-			 * last complete one. */
-			if (off && before >= 0 && ftruncate(o->fd, before))
-				err = errno;
-			if (!o->failing)
-				fprintf(stderr,
-					"porttrace: writing %s: %s; counting the events lost until it can write again\n",
-					o->name, strerror(err));
-			o->failing = err;
-			o->dropped += o->pending;
-			o->len = 0;
-			o->pending = 0;
-			if (o->header_in_buf) {
-				o->header_in_buf = false;
-				o->header_lost = true;
-			}
-			return -err;
-		}
+		if (n <= 0)
+			return n < 0 ? errno : EIO;
 		off += n;
+	}
+	return 0;
+}
+
+int output__flush(struct output *o)
+{
+	off_t before = -1;
+	struct stat st;
+	int err = 0;
+
+	if (!o->len && !o->header_lost)
+		return 0;
+	/*
+	 * A full disk is one period, said once: cutting a failed write back
+	 * frees the room it took, and a smaller write then fits, only to fail
+	 * again. So while the disk is full, nothing is tried until the file
+	 * system has more room than it had right after that cut.
+	 */
+	if (o->failing == ENOSPC && o->full_free >= 0 && free_bytes(o->fd) <= o->full_free) {
+		drop_pending(o);
+		return -ENOSPC;
+	}
+	if (!fstat(o->fd, &st) && S_ISREG(st.st_mode))
+		before = st.st_size;
+	/* A file never starts without its header: one that a failed write
+	 * dropped goes first, on its own, however full the buffer is. */
+	if (o->header_lost) {
+		char header[HEADER_MAX];
+
+		err = write_all(o->fd, header, format_header(o, header));
+		if (!err) {
+			o->header_lost = false;
+			if (!fstat(o->fd, &st) && S_ISREG(st.st_mode))
+				before = st.st_size;
+		}
+	}
+	if (!err)
+		err = write_all(o->fd, o->buf, o->len);
+	if (err) {
+		/* Never leave half a line: cut the file back to the last
+		 * complete one. */
+		if (before >= 0 && ftruncate(o->fd, before))
+			err = errno;
+		if (!o->failing)
+			fprintf(stderr,
+				"porttrace: writing %s: %s; counting the events lost until it can write again\n",
+				o->name, strerror(err));
+		o->failing = err;
+		o->full_free = err == ENOSPC ? free_bytes(o->fd) : -1;
+		drop_pending(o);
+		return -err;
 	}
 	if (o->failing) {
 		fprintf(stderr, "porttrace: writing %s again after %llu events were lost\n", o->name,
@@ -292,31 +333,6 @@ const char *output__listen_scope(__u8 family, const __u8 *addr)
 	return listen_scope(family, addr);
 }
 
-/* JSON string: quotes, backslash and bytes outside printable ASCII are
- * escaped so that a comm of any bytes makes valid JSON. */
-static char *put_json_str(char *p, const char *s, size_t max)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	*p++ = '"';
-	for (size_t i = 0; i < max && s[i]; i++) {
-		unsigned char c = s[i];
-
-		if (c == '"' || c == '\\') {
-			*p++ = '\\';
-			*p++ = c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			p = PUT_LIT(p, "\\u00");
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 15];
-		} else {
-			*p++ = c;
-		}
-	}
-	*p++ = '"';
-	return p;
-}
-
 static const char *event_name(const struct pt_event *ev)
 {
 	switch (ev->type) {
@@ -363,7 +379,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 		p = PUT_LIT(p, ",\"pstart_ns\":");
 		p = put_u64(p, ev->owner.start_ns);
 		p = PUT_LIT(p, ",\"comm\":");
-		p = put_json_str(p, ev->owner.comm, PT_TASK_COMM_LEN);
+		p = escape__json_put(p, ev->owner.comm, PT_TASK_COMM_LEN);
 		p = PUT_LIT(p, ",\"cgroup\":");
 		p = put_u64(p, ev->owner.cgroup_id);
 	} else {
@@ -434,7 +450,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 			s = names__service(ev->sk.lport, ev->sk.proto);
 			if (s) {
 				p = PUT_LIT(p, ",\"service\":");
-				p = put_json_str(p, s, 64);
+				p = escape__json_put(p, s, 64);
 			}
 		}
 	}
@@ -495,7 +511,7 @@ static char *text_meaning(char *p, const struct pt_event *ev)
 	svc = names__service(ev->sk.lport, ev->sk.proto);
 	if (svc) {
 		*p++ = ' ';
-		p = put_str(p, svc);
+		p = escape__text_put(p, svc, 64, NULL);
 	}
 	if (pt_event_in_range(ev))
 		p = PUT_LIT(p, " ephemeral");
@@ -576,18 +592,15 @@ static char *text_event(char *p, const struct pt_event *ev, __u64 base_ns)
 	p = pad_to(p, col, 7);
 	col = p;
 	if (known) {
-		size_t n = strnlen(ev->owner.comm, PT_TASK_COMM_LEN);
+		size_t cols;
 
-		/* Keep the columns straight whatever the process called itself. */
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = ev->owner.comm[i];
-
-			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
-		}
+		/* Padded by the columns it shows, not its bytes. */
+		p = escape__text_put(p, ev->owner.comm, PT_TASK_COMM_LEN, &cols);
+		p = pad_to(p, p - cols, 15);
 	} else {
 		p = PUT_LIT(p, "-");
+		p = pad_to(p, col, 15);
 	}
-	p = pad_to(p, col, 15);
 	col = p;
 	p = put_str(p, names__proto(ev->sk.proto));
 	*p++ = ev->sk.family == AF_INET6 ? '6' : '4';
@@ -626,18 +639,25 @@ static char *csv_event(char *p, const struct pt_event *ev)
 	*p++ = ',';
 	p = put_str(p, event_name(ev));
 	*p++ = ',';
+	if (ev->type == PT_EV_LOST) {
+		/* No socket: only the count, in the latency_ns column. */
+		p = PUT_LIT(p, ",,,,,,,,,,,,,");
+		p = put_u64(p, ev->lost);
+		return PUT_LIT(p, ",,\n");
+	}
 	if (known)
 		p = put_u64(p, ev->owner.pid);
 	*p++ = ',';
 	if (known) {
-		/* Quoted, with quotes doubled, and anything odd replaced. */
-		*p++ = '"';
-		for (size_t i = 0; i < PT_TASK_COMM_LEN && ev->owner.comm[i]; i++) {
-			unsigned char c = ev->owner.comm[i];
+		/* Made safe, then quoted with quotes doubled. */
+		char safe[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
 
-			if (c == '"')
+		escape__text(safe, ev->owner.comm, PT_TASK_COMM_LEN);
+		*p++ = '"';
+		for (const char *c = safe; *c; c++) {
+			if (*c == '"')
 				*p++ = '"';
-			*p++ = c < 0x20 || c >= 0x7f ? '?' : c;
+			*p++ = *c;
 		}
 		*p++ = '"';
 	}
@@ -717,8 +737,7 @@ static char *put_names(const struct output *o, char *end, const struct pt_event 
 			return end;
 		p = end - 1;
 		p = PUT_LIT(p, " [");
-		for (size_t i = 0; i < 100 && id->name[i]; i++)
-			*p++ = id->name[i];
+		p = escape__text_put(p, id->name, 100, NULL);
 		return PUT_LIT(p, "]\n");
 	}
 	if (o->fmt != OUTPUT_JSON)
@@ -726,21 +745,21 @@ static char *put_names(const struct output *o, char *end, const struct pt_event 
 	p = end - 2;	/* "}\n" */
 	if (ns) {
 		p = PUT_LIT(p, ",\"netns_name\":");
-		p = put_json_str(p, ns, 64);
+		p = escape__json_put(p, ns, 64);
 	}
 	if (id && id->unit[0]) {
 		p = PUT_LIT(p, ",\"unit\":");
-		p = put_json_str(p, id->unit, 100);
+		p = escape__json_put(p, id->unit, 100);
 	}
 	if (id && id->container[0]) {
 		p = PUT_LIT(p, ",\"container\":");
-		p = put_json_str(p, id->container, sizeof(id->container));
+		p = escape__json_put(p, id->container, sizeof(id->container));
 		p = PUT_LIT(p, ",\"runtime\":");
-		p = put_json_str(p, id->runtime, sizeof(id->runtime));
+		p = escape__json_put(p, id->runtime, sizeof(id->runtime));
 	}
 	if (id && id->pod[0]) {
 		p = PUT_LIT(p, ",\"pod\":");
-		p = put_json_str(p, id->pod, sizeof(id->pod));
+		p = escape__json_put(p, id->pod, sizeof(id->pod));
 	}
 	return PUT_LIT(p, "}\n");
 }
@@ -786,11 +805,13 @@ int output__raw(struct output *o, const char *line, size_t len)
 
 size_t output__json_str(char *buf, const char *s, size_t max)
 {
-	char *end = put_json_str(buf, s, max);
+	char *end = escape__json_put(buf, s, max);
 
 	*end = '\0';
 	return end - buf;
 }
+
+static void put_header(struct output *o);
 
 void output__header(struct output *o, const struct run_info *info)
 {
@@ -799,21 +820,21 @@ void output__header(struct output *o, const struct run_info *info)
 	put_header(o);
 }
 
-static void put_header(struct output *o)
+static size_t format_header(const struct output *o, char *start)
 {
 	const struct run_info *info = o->info;
-	char *start = reserve_line(o), *p = start;
+	char *p = start;
 
 	switch (o->fmt) {
 	case OUTPUT_JSON:
 		p = PUT_LIT(p, "{\"type\":\"header\",\"schema\":");
 		p = put_u64(p, PT_SCHEMA_VERSION);
 		p = PUT_LIT(p, ",\"porttrace\":");
-		p = put_json_str(p, info->version, 64);
+		p = escape__json_put(p, info->version, 64);
 		p = PUT_LIT(p, ",\"host\":");
-		p = put_json_str(p, info->host, 256);
+		p = escape__json_put(p, info->host, 64);
 		p = PUT_LIT(p, ",\"kernel\":");
-		p = put_json_str(p, info->kernel, 256);
+		p = escape__json_put(p, info->kernel, 64);
 		p = PUT_LIT(p, ",\"clock\":\"CLOCK_MONOTONIC\",\"start_mono_ns\":");
 		p = put_u64(p, info->start_mono_ns);
 		p = PUT_LIT(p, ",\"start_realtime_ns\":");
@@ -832,11 +853,22 @@ static void put_header(struct output *o)
 			       "err,reason,opts,latency_ns,netns,cookie\n");
 		break;
 	default:
-		p += snprintf(p, LINE_MAX_LEN, "%-10s %-7s %-15s %-5s %-21s %-21s %s\n", "TIME(s)",
+		p += snprintf(p, HEADER_MAX, "%-10s %-7s %-15s %-5s %-21s %-21s %s\n", "TIME(s)",
 			      "PID", "COMM", "PROTO", "LADDR:LPORT", "RADDR:RPORT", "EVENT");
 		break;
 	}
-	o->len += p - start;
+	return p - start;
+}
+
+static void put_header(struct output *o)
+{
+	char header[HEADER_MAX];
+	size_t len = format_header(o, header);
+
+	if (o->len + len > BUF_SIZE)
+		output__flush(o);
+	memcpy(o->buf + o->len, header, len);
+	o->len += len;
 	o->header_in_buf = true;
 }
 

@@ -218,11 +218,17 @@ static void next_file(struct logfile *log, struct output *out, const struct run_
 
 static void handle_reopen(struct logfile *log, struct output *out, const struct run_info *info)
 {
+	int err;
+
 	reopen_requested = 0;
 	if (!log)
 		return;
 	output__flush(out);
-	next_file(log, out, info, logfile__reopen(log));
+	err = logfile__reopen(log);
+	/* A stray HUP (1: the file is where it was) writes nothing new: a
+	 * header in the middle of a file would start no file. */
+	if (err != 1)
+		next_file(log, out, info, err);
 }
 
 static void maybe_rotate(const struct run_opts *o, struct logfile *log, struct output *out,
@@ -261,6 +267,10 @@ int run__main(int argc, char **argv)
 		log = logfile__open(opts.output);
 		if (!log)
 			return 1;
+	}
+	if (log && opts.record_raw && logfile__is(log, opts.record_raw)) {
+		p_err("-o and --record-raw name the same file, %s; give each its own", opts.record_raw);
+		goto cleanup;
 	}
 	if (opts.record_raw && !(raw = logfile__open(opts.record_raw)))
 		goto cleanup;

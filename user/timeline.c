@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include "array.h"
+#include "escape.h"
 #include "log.h"
 #include "logreader.h"
 #include "cgroup.h"
@@ -713,15 +714,17 @@ static void print_ports_text(FILE *f, struct tl_port **v, size_t n, __u64 base_n
 
 static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u64 base_ns)
 {
-	char d1[32], d2[32], e[16];
+	char d1[32], d2[32], e[16], comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
 	struct tl_port **v;
 	size_t n;
 	unsigned int show = PT_TIMELINE_SHOW;
 
 	const struct cgroup_ident *id = cgroups__lookup(t->cg, p->cgroup);
+	char name[ESCAPE_TEXT_LEN(sizeof(id->name))];
 
-	fprintf(f, "PID %u (%s)  cgroup %llu%s%s%s  seen %.6f .. %.6f\n", p->pid, p->comm,
-		(unsigned long long)p->cgroup, id && id->name[0] ? " [" : "", id ? id->name : "",
+	fprintf(f, "PID %u (%s)  cgroup %llu%s%s%s  seen %.6f .. %.6f\n", p->pid,
+		escape__text(comm, p->comm, sizeof(p->comm)), (unsigned long long)p->cgroup,
+		id && id->name[0] ? " [" : "", id ? escape__text(name, id->name, sizeof(id->name)) : "",
 		id && id->name[0] ? "]" : "", (double)(long long)(p->first_ns - base_ns) / 1e9,
 		(double)(long long)(p->last_ns - base_ns) / 1e9);
 	fprintf(f, "  ports taken %lu, peak %lu held at once", p->taken, p->peak);
@@ -866,9 +869,13 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 	limbo_run(t, UINT64_MAX);
 	if (t->err)
 		p_warn("timelines are incomplete: out of memory while building them");
+	/* Every format says what the timelines may miss: JSON in a record
+	 * shaped as the log's own "lost" record, first. */
 	if (t->lost && fmt == OUTPUT_TEXT)
 		fprintf(f, "note: %llu records were lost in the kernel; timelines may miss events\n\n",
 			t->lost);
+	else if (t->lost)
+		fprintf(f, "{\"type\":\"lost\",\"lost_total\":%llu}\n", t->lost);
 	qsort(t->procs, t->nprocs, sizeof(*t->procs), cmp_proc);
 	for (size_t i = 0; i < t->nprocs; i++) {
 		struct tl_proc *p = t->procs[i];

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "decoder.h"
+#include "escape.h"
 #include "exhaustion.h"
 #include "log.h"
 #include "names.h"
@@ -263,7 +264,7 @@ static bool row_wanted(const struct exhaustion_row *r)
 
 static void detail_line(struct frame *f, const struct exhaustion_row *r)
 {
-	char who[256] = "", st[96] = "";
+	char who[512] = "", st[96] = "", comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
 	size_t off = 0;
 
 	if (!r->any && r->proto == IPPROTO_TCP)
@@ -272,8 +273,9 @@ static void detail_line(struct frame *f, const struct exhaustion_row *r)
 	for (unsigned int i = 0; i < r->ntop && off < sizeof(who); i++) {
 		const struct exhaustion_proc *p = &r->top[i];
 
-		off += snprintf(who + off, sizeof(who) - off, "%s%u %.*s %u%s", i ? ", " : "  by ",
-				p->pid, PT_TASK_COMM_LEN, p->pid ? p->comm : "?", p->held,
+		off += snprintf(who + off, sizeof(who) - off, "%s%u %s %u%s", i ? ", " : "  by ",
+				p->pid, p->pid ? escape__text(comm, p->comm, sizeof(p->comm)) : "?",
+				p->held,
 				p->failures ? "!" : "");
 	}
 	line(f, "      ns %u%s%s", r->netns, st, who);

@@ -117,9 +117,13 @@ def assert_one_line_error(r, *needles):
         (["-P", "70000"], "70000"),
         (["-d", "-1"], "-1"),
         (["-o", "/tmp/x.jsonl", "--rotate-size", "1 "], "invalid --rotate-size '1 '"),
+        # 17179869185 * 2^30 wraps around to 2^30 in 64 bits; 2^24+1 MiB is
+        # one MiB above 16 TiB, where 2^40 bytes would still be accepted.
+        (["-o", "/tmp/x.jsonl", "--rotate-size", "17179869185G"], "invalid --rotate-size '17179869185G'"),
+        (["-o", "/tmp/x.jsonl", "--rotate-size", "1048577M"], "invalid --rotate-size '1048577M'"),
     ],
     ids=["unknown-option", "pid-not-a-number", "pid-zero", "port-too-big", "negative-duration",
-         "rotate-size-trailing-space"],
+         "rotate-size-trailing-space", "rotate-size-wraps-around", "rotate-size-above-1T"],
 )
 def test_bad_arguments_exit_2(args, needle):
     r = run([PORTTRACE, *args])

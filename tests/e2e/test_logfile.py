@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+import zlib
 
 import pytest
 
@@ -594,3 +595,191 @@ def test_timeline_reads_past_bad_lines(porttrace, netns, server, tmp_path):
     assert good.returncode == 0 and good.stderr == ""
     assert tl == json.loads(good.stdout), "the good events read differently around bad lines"
     assert (tl["pid"], tl["taken"], [p["how"] for p in tl["ports"]]) == (pid, 2, ["connect-autobind"] * 2), tl
+
+
+# ---- 7. promises kept (issue 21) -----------------------------------------------
+
+
+class Tmpfs:
+    """A tmpfs of size bytes at tmp_path/name, unmounted at the end."""
+
+    def __init__(self, tmp_path, name, size):
+        self.dir = tmp_path / name
+        self.dir.mkdir()
+        check_call(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(self.dir)])
+
+    def umount(self):
+        if run(["umount", str(self.dir)]).returncode:
+            run(["umount", "-l", str(self.dir)])
+
+
+def load(ns, *args):
+    """portload in the background against the test's server."""
+    return subprocess.Popen(ns.cmd(PORTLOAD, "-q", *args, "127.0.0.1", str(SERVER_PORT)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_disk_full_at_start_under_load_header_comes_first(tmp_path, logrun, netns, server):
+    """Hundreds of connections a second, a disk full from the start: when
+    room returns, the buffer is full of events, and the header must still be
+    the first line."""
+    check_call(netns.cmd("sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40999"))
+    fs = Tmpfs(tmp_path, "full", "32m")
+    try:
+        filler = fill(fs.dir)
+        path = fs.dir / "log.jsonl"
+        pt = logrun(path, "-P", str(SERVER_PORT), wait_header=False)
+        wait_for(lambda: full_msg(path) in stderr_now(pt), "disk-full message on stderr")
+        lg = load(netns, "--close", "rst", "-c", "4", "-r", "1000", "-d", "3")
+        time.sleep(1.5)
+        filler.unlink()
+        assert lg.wait(timeout=TIMEOUT) == 0, lg.stderr.read()
+        pt.stop()
+        recs = complete_log(str(path))
+        assert [r["type"] for r in recs].count("header") == 1
+        assert len(of_ns(recs, netns, type="port", event="alloc")) > 100, len(recs)
+        assert pt.stderr.splitlines().count(full_msg(path)) == 1, pt.stderr
+    finally:
+        fs.umount()
+
+
+def test_disk_full_is_said_once_per_full_disk_period(tmp_path, logrun, netns, server):
+    """A disk with a little room: a large flush fails and is cut back, and a
+    smaller one would fit in the room the cut freed, then the next large one
+    fails again. That is one full-disk period: one message, no 'again'."""
+    check_call(netns.cmd("sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40999"))
+    fs = Tmpfs(tmp_path, "full", "2m")
+    try:
+        filler = fill(fs.dir)
+        os.truncate(filler, os.stat(filler).st_size - 64 * 1024)
+        path = fs.dir / "log.jsonl"
+        pt = logrun(path, "-P", str(SERVER_PORT))
+        for rate, secs in (("400", "1.5"), ("4", "2.5"), ("400", "1.5"), ("4", "2.5")):
+            assert load(netns, "--close", "rst", "-c", "2", "-r", rate, "-d", secs).wait(timeout=TIMEOUT) == 0
+        pt.stop()
+        msgs = pt.stderr.splitlines()
+        assert msgs.count(full_msg(path)) == 1, pt.stderr
+        assert not again_re(path).search(pt.stderr), pt.stderr
+        written, _, write_lost = pt.tally()
+        assert write_lost > 0 and written > 0, pt.stderr
+        lines, rest = read_lines(path)
+        assert rest == "" and parse_all(lines, path)[0]["type"] == "header"
+    finally:
+        fs.umount()
+
+
+def test_stray_sighup_writes_no_second_header(porttrace, netns, server):
+    """SIGHUP with the file where it was (a stray one, or logrotate's
+    copytruncate): nothing new in the file, one header, one trailer."""
+    pt = porttrace("-P", str(SERVER_PORT))
+    portload(netns, "-n", "2", "--close", "rst")
+    for _ in range(3):
+        pt.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.3)
+    portload(netns, "-n", "2", "--close", "rst")
+    pt.stop()
+    recs = complete_log(pt.path)
+    assert [r["type"] for r in recs].count("header") == 1, [r["type"] for r in recs]
+    assert len(of_ns(recs, netns, type="port", event="alloc")) == 4
+    assert len(pt.stderr.splitlines()) == 1, pt.stderr
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotdot", "hardlink"])
+def test_same_file_for_output_and_record_raw_is_refused(tmp_path, spelling):
+    path = tmp_path / "log.jsonl"
+    other = {"same": path, "dotdot": tmp_path / "sub" / ".." / "log.jsonl",
+             "hardlink": tmp_path / "link"}[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "hardlink":
+        path.write_text("")
+        os.chmod(path, 0o640)
+        os.link(path, other)
+    r = run([PORTTRACE, "--format", "json", "-o", str(path), "--record-raw", str(other), "-d", "1"])
+    msgs = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(msgs) == 1, r.stderr
+    assert "same file" in msgs[0] and "another porttrace" not in msgs[0], msgs
+    assert os.stat(path).st_size == 0
+
+
+@pytest.mark.parametrize("mode,owner,why", [
+    (0o666, 65534, "owned by another user"),
+    (0o640, 65534, "owned by another user"),
+    (0o662, 0, "writable by group or others"),
+    (0o660, 0, "writable by group or others"),
+])
+def test_unsafe_existing_log_is_refused(tmp_path, mode, owner, why):
+    """A log someone else owns or may write is refused in one line, and left
+    as it was."""
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"type":"header","schema":1}\n')
+    os.chown(path, owner, owner)
+    os.chmod(path, mode)
+    before = os.stat(path)
+    r = run([PORTTRACE, "--format", "json", "-o", str(path), "-d", "1"])
+    msgs = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(msgs) == 1, r.stderr
+    assert msgs[0].startswith(f"porttrace: refusing to write {path}: it is {why} (mode {mode:04o}, owner uid {owner})"), msgs
+    after = os.stat(path)
+    assert (after.st_mode, after.st_uid, after.st_size, after.st_mtime_ns) == \
+        (before.st_mode, before.st_uid, before.st_size, before.st_mtime_ns)
+
+
+LOST_LOG = [
+    {"type": "header", "schema": 1, "porttrace": "0.1.0", "host": "h", "kernel": "k",
+     "clock": "CLOCK_MONOTONIC", "start_mono_ns": 1000000000, "start_realtime_ns": 1700000000000000000,
+     "ephemeral_range": [40000, 40003]},
+    {"type": "port", "t_ns": 1100000000, "event": "alloc", "cpu": 0, "pid": 42, "tid": 42, "pstart_ns": 5,
+     "comm": "curl", "cgroup": 1, "netns": 4026531840, "cookie": 7, "proto": "tcp", "family": 4,
+     "laddr": "127.0.0.1", "lport": 40001, "raddr": "127.0.0.1", "rport": 80, "req_port": 0, "err": None,
+     "latency_ns": 1000, "range": [40000, 40003], "ephemeral": True, "class": "registered", "flags": 65},
+    {"type": "lost", "t_ns": 1200000000, "lost": 4, "lost_total": 4},
+    {"type": "lost", "t_ns": 1250000000, "lost": 3, "lost_total": 7},
+    {"type": "trailer", "t_ns": 1300000000, "events": {"state": 0, "alloc": 1, "lost": 2}, "kernel_lost": 7,
+     "bad_records": 0, "write_lost": 0},
+]
+
+
+def test_loss_is_in_every_offline_output_format(tmp_path):
+    """A log that lost 7 records: timeline and exhaustion, text and JSON,
+    each say so."""
+    path = tmp_path / "lost.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in LOST_LOG))
+    out = {}
+    for cmd in ("timeline", "exhaustion"):
+        for fmt in ("text", "json"):
+            r = run([PORTTRACE, cmd, "-f", fmt, str(path)])
+            assert r.returncode == 0, r.stderr
+            out[cmd, fmt] = r.stdout
+    assert out["timeline", "text"].startswith("note: 7 records were lost in the kernel"), out
+    recs = [json.loads(l) for l in out["timeline", "json"].splitlines()]
+    assert recs[0] == {"type": "lost", "lost_total": 7}, recs
+    assert [r["type"] for r in recs[1:]] == ["timeline"], recs
+    assert ", 7 lost;" in out["exhaustion", "text"].splitlines()[0], out
+    assert json.loads(out["exhaustion", "json"])["lost"] == 7, out
+
+
+@pytest.mark.parametrize("cmd", ["timeline", "exhaustion"])
+def test_gzip_piece_of_newlines_is_refused(tmp_path, cmd):
+    """A rotated piece that is 64 MiB of newlines in 64 KiB of gzip (a
+    porttrace log compresses 18-28 times): refused in one line, not read
+    line by line for seconds. The newer pieces were not reached: exit 1."""
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in LOST_LOG))
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = b"\n" * (1 << 20)
+    with open(tmp_path / "log.jsonl.1.gz", "wb") as f:
+        for _ in range(64):
+            f.write(z.compress(chunk))
+        f.write(z.flush())
+    r = run([PORTTRACE, cmd, str(path)])
+    assert r.returncode == 1, r
+    assert r.stderr.splitlines() == [
+        f"porttrace: {path}.1.gz inflates more than 100-fold, as no porttrace log does; refusing it"], r.stderr
+
+
+def test_blank_lines_are_no_records_and_no_warnings(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text("\n\n".join(json.dumps(r) for r in LOST_LOG) + "\n \n\t\n")
+    r = run([PORTTRACE, "timeline", str(path)])
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "PID 42 (curl)" in r.stdout

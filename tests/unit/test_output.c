@@ -2,6 +2,7 @@
 #include <netinet/in.h>
 #include "check.h"
 #include "fixtures.h"
+#include "escape.h"
 #include "logreader.h"
 
 static void text_state_line(void)
@@ -44,6 +45,7 @@ static void text_lost_line(void)
 	CHECK_STR(format_event(&ev, OUTPUT_TEXT, 0),
 		  "0.002500   LOST 3 records in the kernel, 10 in all\n");
 	CHECK(strstr(format_event(&ev, OUTPUT_JSON, 0), "\"lost\":3,\"lost_total\":10"));
+	CHECK_STR(format_event(&ev, OUTPUT_CSV, 0), "2500000,lost,,,,,,,,,,,,,,3,,\n");
 }
 
 static void unknown_owner_is_not_current(void)
@@ -76,6 +78,62 @@ static void json_round_trip(void)
 	CHECK(out.flags == in.flags && out.req_port == 5 && out.cpu == 1);
 	CHECK(!memcmp(&out.owner, &in.owner, sizeof(in.owner)));
 	CHECK(!memcmp(&out.sk, &in.sk, sizeof(in.sk)));
+	logreader__free(r);
+}
+
+/* A hostile name shown to people: no control byte, bidi mark or invalid
+ * byte passes; valid UTF-8 does; columns stay straight. */
+static void text_hostile_names_escaped(void)
+{
+	struct pt_event ev = ev_state(5, owner_of(1, 1, "\x1b[2J\r\nPID 1"),
+				      sock4(1, IPPROTO_TCP, "127.0.0.1", 1, "127.0.0.1", 2), 2, 1);
+	struct pt_event cafe = ev_state(5, owner_of(1, 1, "caf\xc3\xa9"),
+					sock4(1, IPPROTO_TCP, "127.0.0.1", 1, "127.0.0.1", 2), 2, 1);
+	char buf[ESCAPE_TEXT_LEN(16)];
+	const char *line;
+
+	CHECK_STR(escape__text(buf, "\x1b]52;c;\x07", 16), "\\x1b]52;c;\\x07");
+	CHECK_STR(escape__text(buf, "a\\x1b", 16), "a\\\\x1b");
+	CHECK_STR(escape__text(buf, "caf\xc3\xa9 \xe2\x80\xae!", 16), "caf\xc3\xa9 \\xe2\\x80\\xae!");
+	CHECK_STR(escape__text(buf, "\xc2\x9b" "1m\xff\xc3", 16), "\\xc2\\x9b1m\\xff\\xc3");
+	CHECK_STR(escape__text(buf, "\xed\xa0\x80\xc0\xaf", 16), "\\xed\\xa0\\x80\\xc0\\xaf");
+	line = format_event(&ev, OUTPUT_TEXT, 0);
+	CHECK(strstr(line, "\\x1b[2J\\x0d\\x0aPID 1 tcp4"));
+	CHECK(!strpbrk(line, "\x1b\r") && strchr(line, '\n') == line + strlen(line) - 1);
+	line = format_event(&ev, OUTPUT_CSV, 0);
+	CHECK(strstr(line, ",\"\\x1b[2J\\x0d\\x0aPID 1\","));
+	CHECK(!strpbrk(line, "\x1b\r") && strchr(line, '\n') == line + strlen(line) - 1);
+	/* Padded to 15 columns: "café" is 4 of them, in 5 bytes. */
+	CHECK(strstr(format_event(&cafe, OUTPUT_TEXT, 0), "    caf\xc3\xa9            tcp4"));
+	CHECK(strstr(format_event(&cafe, OUTPUT_CSV, 0), ",\"caf\xc3\xa9\","));
+}
+
+/* JSON: UTF-8 as UTF-8, invalid bytes as \udcNN, and both read back to the
+ * very bytes; logs written before (\u00NN for every byte) still read. */
+static void json_utf8_and_invalid_bytes_round_trip(void)
+{
+	static const char *const names[] = {"caf\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac",
+					    "a\xff" "b\xc3", "\xf0\x9f\x98\x80x", "q\"\\\x1b\x7f"};
+	struct logreader *r = logreader__new();
+	struct pt_event out;
+	char buf[ESCAPE_JSON_LEN(16)];
+	const char *line;
+
+	CHECK_STR((output__json_str(buf, "caf\xc3\xa9", 16), buf), "\"caf\xc3\xa9\"");
+	CHECK_STR((output__json_str(buf, "a\xff" "b\xc3", 16), buf), "\"a\\udcffb\\udcc3\"");
+	CHECK_STR((output__json_str(buf, "q\"\\\x1b\x7f", 16), buf), "\"q\\\"\\\\\\u001b\\u007f\"");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct pt_event in = ev_state(5, owner_of(1, 1, names[i]),
+					      sock4(1, IPPROTO_TCP, "127.0.0.1", 1, "127.0.0.1", 2), 2, 1);
+
+		line = format_event(&in, OUTPUT_JSON, 0);
+		CHECK(logreader__parse_line(r, line, strlen(line), &out) == 1);
+		CHECK_STR(out.owner.comm, names[i]);
+	}
+	line = "{\"type\":\"state\",\"t_ns\":1,\"pid\":1,\"comm\":\"caf\\u00c3\\u00a9 \\ud83d\\ude00\","
+	       "\"family\":4,\"laddr\":\"127.0.0.1\",\"raddr\":\"127.0.0.1\",\"old\":\"CLOSE\",\"new\":\"LISTEN\"}";
+	CHECK(logreader__parse_line(r, line, strlen(line), &out) == 1);
+	CHECK_STR(out.owner.comm, "caf\xc3\xa9 \xf0\x9f\x98\x80");
 	logreader__free(r);
 }
 
@@ -131,5 +189,7 @@ TESTS(output_tests) = {
 	{"output: an unknown owner is shown as unknown", unknown_owner_is_not_current},
 	{"output: JSON Lines read back into the same event", json_round_trip},
 	{"output: class, service and ephemeral flag of a port", port_meaning},
+	{"output: hostile names shown escaped to people, text and CSV", text_hostile_names_escaped},
+	{"output: JSON passes UTF-8, escapes invalid bytes, reads back", json_utf8_and_invalid_bytes_round_trip},
 	{},
 };
