@@ -559,3 +559,32 @@ def test_idle_scrapers_do_not_hold_up_tracing(netns, mon, porttrace, workload):
     body = wait_http(mon, f"http://127.0.0.1:{METRICS_PORT}/metrics", None)
     assert f'netns="{netns.inode}"' in body
     pt.stop()
+
+
+def test_a_hostile_unit_name_is_shown_escaped(netns, workload, cgroups, tmp):
+    """Whoever has a delegated cgroup subtree names its directories: a unit
+    name with a terminal escape is shown through the one escaper in text
+    events, never raw."""
+    tag = uuid.uuid4().hex[:8]
+    unit = f"evil\x1b[2J{tag}.service"
+    cg = cgroups(f"/pt-{tag}.slice/{unit}")
+    out, err = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+    with open(out, "wb") as o, open(err, "w") as e:
+        proc = subprocess.Popen([PORTTRACE, "--netns", netns.name, "-v"], stdin=subprocess.DEVNULL, stdout=o, stderr=e)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while "attached:" not in open(err).read():
+            assert time.monotonic() < deadline and proc.poll() is None, open(err).read()
+            time.sleep(0.05)
+        w = workload(netns, "PORT = 8080\n" + IDENT)
+        cg.add(w.pid)
+        w.go()
+        assert w.expect()["done"]
+        w.go("done")
+        w.finish()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=TIMEOUT)
+    text = open(out, "rb").read()
+    assert b"\x1b" not in text, "a raw escape reached the terminal"
+    assert f"[evil\\x1b[2J{tag}.service]".encode() in text, text[-1500:]
