@@ -2428,3 +2428,75 @@ cleanup:
 	logreader__free(r);
 	return ret;
 }
+
+/* ---- samples over time ---- */
+
+_Static_assert(HIST_BUCKETS == EXH_LAT_BUCKETS, "exhaustion.h says how long a histogram is");
+
+static void sample_of(const struct xdest *d, struct exhaustion_sample *s)
+{
+	const struct xpool *p = d->pool;
+	bool own = !d->any && p->proto == IPPROTO_TCP;
+
+	memset(s, 0, sizeof(*s));
+	s->key = d;
+	s->netns = p->ns->inode;
+	s->proto = p->proto;
+	s->family = d->any ? 0 : d->family;
+	s->any = d->any;
+	memcpy(s->laddr, d->laddr, 16);
+	memcpy(s->raddr, d->raddr, 16);
+	s->rport = d->rport;
+	s->capacity = pool_capacity(p);
+	s->shared = p->shared;
+	if (own)
+		memcpy(s->state, d->state, sizeof(s->state));
+	s->occupancy = (own ? d->own : 0) + p->shared;
+	/* UDP destinations have no ports of their own: the pool's peak. */
+	s->peak = p->proto == IPPROTO_UDP ? p->any.peak : d->peak;
+	s->peak_ns = p->proto == IPPROTO_UDP ? p->any.peak_ns : d->peak_ns;
+	s->failures = d->failures;
+	s->fail_err = d->fail_err;
+	if (d->lat) {
+		s->lat = d->lat->n;
+		s->lat_n = d->lat->count;
+	}
+}
+
+int exhaustion__each(struct exhaustion *e, exhaustion_sample_fn fn, void *ctx)
+{
+	struct exhaustion_sample s;
+	int err;
+
+	for (size_t i = 0; i < e->npools; i++) {
+		const struct xpool *p = e->pools[i];
+
+		if (!pool_shown(p))
+			continue;
+		sample_of(&p->any, &s);
+		if ((err = fn(ctx, &s)))
+			return err;
+		for (size_t j = 0; j < p->ndests; j++) {
+			if (!dest_shown(p->dests[j]))
+				continue;
+			sample_of(p->dests[j], &s);
+			if ((err = fn(ctx, &s)))
+				return err;
+		}
+	}
+	return 0;
+}
+
+__u64 exhaustion__lat_pct(const __u32 *now, const __u32 *prev, unsigned int pct,
+			  unsigned long long *n)
+{
+	struct hist h = {};
+
+	for (unsigned int b = 0; now && b < HIST_BUCKETS; b++) {
+		h.n[b] = now[b] - (prev ? prev[b] : 0);
+		h.count += h.n[b];
+	}
+	if (n)
+		*n = h.count;
+	return hist_pct(&h, pct);
+}

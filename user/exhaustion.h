@@ -181,6 +181,42 @@ void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st
 int exhaustion__latency(const struct exhaustion *e, const struct exhaustion_row *r,
 			const unsigned int *le_exp, size_t n, unsigned long long *cum, __u64 *sum_ns);
 
+/* ---- samples over time, for views that draw them (porttrace report) ---- */
+
+#define EXH_LAT_BUCKETS 304	/* connect() latency histogram: 8 buckets per power of two */
+
+/* One destination (or pool row) as it stands, read without walking its
+ * sockets: cheap enough to take at every time-bucket boundary. */
+struct exhaustion_sample {
+	const void *key;	/* the same destination, the same key, for the whole run */
+	__u32 netns;
+	__u8 proto;
+	__u8 family;		/* 0 for the pool row */
+	bool any;
+	__u8 laddr[16], raddr[16];
+	__u16 rport;
+	unsigned int capacity, occupancy, shared;
+	unsigned int state[EXH_STATES];	/* own ports by state (TCP destinations) */
+	unsigned int peak;
+	__u64 peak_ns;
+	unsigned long long failures;	/* so far */
+	int fail_err;
+	const __u32 *lat;	/* cumulative latency counts, EXH_LAT_BUCKETS; NULL: no call yet */
+	unsigned long long lat_n;
+};
+
+typedef int (*exhaustion_sample_fn)(void *ctx, const struct exhaustion_sample *s);
+
+/* fn for every pool row and every destination worth a row, as of the last
+ * event; stops at fn's first non-zero result, which it returns. */
+int exhaustion__each(struct exhaustion *e, exhaustion_sample_fn fn, void *ctx);
+
+/* Percentile pct (nearest rank) of the calls counted in now and not in
+ * prev (both cumulative, EXH_LAT_BUCKETS long; prev may be NULL): the
+ * latency between two samples. 0 when there were none; *n gets how many. */
+__u64 exhaustion__lat_pct(const __u32 *now, const __u32 *prev, unsigned int pct,
+			  unsigned long long *n);
+
 /* porttrace exhaustion FILE... and porttrace top. */
 int exhaustion__main(int argc, char **argv);
 int top__main(int argc, char **argv);

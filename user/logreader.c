@@ -38,6 +38,7 @@ struct logreader {
 	unsigned long warnings;
 	unsigned long long start_realtime_ns;
 	unsigned long long start_mono_ns;
+	char host[256];		/* from the header; "" when none was seen */
 	char *line;
 };
 
@@ -350,6 +351,8 @@ static int parse_field(struct logreader *r, struct cur *c, const char *key, stru
 	UINT_FIELD("schema", ps->schema, ~0ULL)
 	UINT_FIELD("start_mono_ns", r->start_mono_ns, ~0ULL)
 	UINT_FIELD("start_realtime_ns", r->start_realtime_ns, ~0ULL)
+	if (KEY("host") && ps->kind == REC_HEADER)
+		return parse_string(c, r->host, sizeof(r->host), NULL);
 	if (KEY("pid")) {
 		if (parse_uint_or_null(c, &v, &null) || v > 0xffffffffULL)
 			return -1;
@@ -666,4 +669,9 @@ unsigned long long logreader__start_realtime_ns(const struct logreader *r)
 unsigned long long logreader__start_mono_ns(const struct logreader *r)
 {
 	return r->start_mono_ns;
+}
+
+const char *logreader__host(const struct logreader *r)
+{
+	return r->host[0] ? r->host : NULL;
 }

@@ -33,6 +33,7 @@ struct run_opts {
 	const char *metrics_textfile;	/* NULL: none */
 	unsigned int metrics_max_dests;
 	__u32 netns;		/* --netns: only this namespace; 0: all */
+	const char *report;	/* an HTML report written at exit; NULL: none */
 };
 
 /* Parse argv into o; exits with code 2 on a usage error. */

@@ -328,11 +328,6 @@ static const char *listen_scope(__u8 family, const __u8 *addr)
 	return "address";
 }
 
-const char *output__listen_scope(__u8 family, const __u8 *addr)
-{
-	return listen_scope(family, addr);
-}
-
 static const char *event_name(const struct pt_event *ev)
 {
 	switch (ev->type) {
@@ -902,4 +897,9 @@ void output__trailer(struct output *o, const struct run_stats *st)
 	p = PUT_LIT(p, "}\n");
 	o->len += p - start;
 	output__flush(o);
+}
+
+const char *output__listen_scope(__u8 family, const __u8 *addr)
+{
+	return listen_scope(family, addr);
 }

@@ -67,11 +67,13 @@ int output__parse_format(const char *s, enum output_format *fmt);
  * stream; it counts as no event. 0, or -E2BIG if it can never fit. */
 int output__raw(struct output *o, const char *line, size_t len);
 
-/* Who can reach a listener on addr: "wildcard", "loopback" or "address". */
-const char *output__listen_scope(__u8 family, const __u8 *addr);
 
 /* s (at most max bytes) as a JSON string, quotes included, escaped as the
  * events' strings are; buf needs 6 * max + 3 bytes. Returns the length. */
 size_t output__json_str(char *buf, const char *s, size_t max);
+
+/* Who can reach a listener on addr: "wildcard", "loopback" or "address",
+ * as "scope" of listen events says. */
+const char *output__listen_scope(__u8 family, const __u8 *addr);
 
 #endif /* PT_OUTPUT_H */

@@ -890,6 +890,88 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 	fflush(f);
 }
 
+/* ---- what the timelines hold, for views ---- */
+
+_Static_assert(MAX_FAIL_KINDS == TIMELINE_FAIL_KINDS, "timeline.h says how many kinds are kept");
+
+int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct timeline_proc_info *p),
+			void *ctx)
+{
+	struct timeline_proc_info info;
+	int err;
+
+	limbo_run(t, UINT64_MAX);
+	for (size_t i = 0; i < t->nprocs; i++) {
+		const struct tl_proc *p = t->procs[i];
+
+		if (!p->selected || (!p->taken && !p->failures))
+			continue;
+		memset(&info, 0, sizeof(info));
+		info.key = p;
+		info.pid = p->pid;
+		info.start_ns = p->start_ns;
+		memcpy(info.comm, p->comm, sizeof(info.comm));
+		info.cgroup = p->cgroup;
+		info.first_ns = p->first_ns;
+		info.last_ns = p->last_ns;
+		info.taken = p->taken;
+		info.held = p->held;
+		info.peak = p->peak;
+		info.peak_ns = p->peak_ns;
+		info.time_wait = p->time_wait;
+		info.folded = p->folded;
+		info.failures = p->failures;
+		info.nfail = p->nfail;
+		for (int k = 0; k < p->nfail; k++) {
+			info.fail[k].err = p->fail[k].err;
+			info.fail[k].n = p->fail[k].n;
+			info.fail[k].first_ns = p->fail[k].first_ns;
+			info.fail[k].last_ns = p->fail[k].last_ns;
+		}
+		if ((err = fn(ctx, &info)))
+			return err;
+	}
+	return 0;
+}
+
+int timeline__each_life(struct timeline *t, const void *key,
+			int (*fn)(void *ctx, const struct timeline_life *l), void *ctx)
+{
+	struct tl_proc *p = (struct tl_proc *)key;
+	struct tl_port **v;
+	size_t n;
+	int err = 0;
+
+	v = ports_sorted(t, p, &n);
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct tl_port *port = v[i];
+		struct timeline_life l = {
+			.sk = port->sk,
+			.how = how_names[port->how],
+			.failed = port->how == HOW_FAILED,
+			.released = port->released,
+			.computed = port->computed,
+			.err = port->err,
+			.reason = port->reason,
+			.taken_ns = port->taken_ns,
+			.tw_ns = port->tw_ns,
+			.released_ns = port->released ? port->released_ns : 0,
+			.latency_ns = port->latency_ns,
+			.nstates = port->nstates,
+			.state = port->state,
+			.state_ns = port->state_ns,
+		};
+
+		if (port->pending || l.failed)
+			l.sk.lport = 0;
+		err = fn(ctx, &l);
+	}
+	free(v);
+	return err;
+}
+
 /* ---- porttrace timeline FILE ---- */
 
 struct tl_args {
