@@ -19,6 +19,10 @@
  *    destination takes the same port over (tcp_tw_reuse);
  *  - ports held by bind() (bind(0) included), listen() and every UDP port
  *    are "shared": they count against every destination, once per port;
+ *  - the time-wait socket an accepted socket leaves (the server closed
+ *    first) holds its listener's port toward one peer: no ephemeral port,
+ *    so no occupancy, but counted apart per pool (a bind() of that port
+ *    without SO_REUSEADDR fails while it lasts) and compared by the check;
  *  - occupancy of a destination = its own ports + the shared ones, counted
  *    only inside the range and outside the reserved ports;
  *  - rates are ports taken and given back per second over the last 10 s
@@ -137,6 +141,7 @@ struct exhaustion_row {
 	__u16 range_lo, range_hi;
 	unsigned int capacity, reserved;
 	unsigned int occupancy;	/* own + shared */
+	unsigned int server_tw;	/* pool row: time-wait sockets of accepted ones */
 	unsigned int own, shared;
 	unsigned int state[EXH_STATES];
 	unsigned int peak;

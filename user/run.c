@@ -86,6 +86,7 @@ struct pipeline {
 	bool no_events;		/* --no-events: out gets the header and trailer only */
 	const struct tracer_opts *filter;	/* for the start-up snapshot */
 	struct decoder *dec;
+	struct tracer *tr;	/* told which sockets of the snapshot to watch */
 	bool snapshots;		/* exhaustion records go into the (JSON) stream */
 };
 
@@ -127,6 +128,8 @@ static int pipeline__existing(void *ctx, const struct pt_event *ev)
 	    (t->ephemeral && !pt_event_in_range(ev)))
 		return 0;
 	decoder__remember(p->dec, ev);
+	if (decoder__prebound(ev) && tracer__watch_release(p->tr, ev->sk.cookie))
+		p_warn("the release of the port %u bound before now will not be seen", ev->sk.lport);
 	return pipeline__event(p, ev);
 }
 
@@ -377,6 +380,7 @@ int run__main(int argc, char **argv)
 	if (!tr)
 		goto cleanup;
 	p_info("attached: %s", tracer__hooks(tr));
+	pipe.tr = tr;
 	if (raw)
 		tracer__record_raw(tr, logfile__fd(raw));
 

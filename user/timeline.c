@@ -51,7 +51,15 @@ struct tl_port {
 	bool counted;		/* in taken/held: its port is known */
 	__u8 state[TL_STATES];
 	__u64 state_ns[TL_STATES];
+	char *held;		/* a failed bind(): what held the port */
 };
+
+static void port_free(struct tl_port *port)
+{
+	if (port)
+		free(port->held);
+	free(port);
+}
 
 struct tl_fail {
 	int err;
@@ -137,11 +145,11 @@ struct timeline *timeline__new(const struct timeline_opts *o)
 static void proc_free(struct tl_proc *p)
 {
 	for (unsigned int i = 0; i < p->nfirst; i++)
-		free(p->first[i]);
+		port_free(p->first[i]);
 	for (size_t i = 0; i < p->nopen; i++)
-		free(p->open[i]);
+		port_free(p->open[i]);
 	for (unsigned int i = 0; i < p->nrecent; i++)
-		free(p->recent[i]);
+		port_free(p->recent[i]);
 	free(p->first);
 	free(p->open);
 	free(p->recent);
@@ -292,7 +300,7 @@ static void port_retire(struct timeline *t, struct tl_proc *p, struct tl_port *p
 	}
 	slot = (p->recent_head + p->nrecent) % t->half;
 	if (p->nrecent == t->half) {
-		free(p->recent[p->recent_head]);
+		port_free(p->recent[p->recent_head]);
 		p->recent_head = (p->recent_head + 1) % t->half;
 		p->folded++;
 	} else {
@@ -434,7 +442,14 @@ static void limbo_run(struct timeline *t, __u64 now)
 
 static void fail(struct timeline *t, struct tl_proc *p, const struct pt_event *ev)
 {
-	failed(t, p, port_new(t, p, ev, HOW_FAILED), ev->err, ev->ts_ns, ev->latency_ns);
+	struct tl_port *port = port_new(t, p, ev, HOW_FAILED);
+	char held[256];
+
+	if (port && (ev->flags & PT_F_HELD) && ev->held) {
+		output__held_text(held, sizeof(held), ev->held, ev->ts_ns);
+		port->held = strdup(held);
+	}
+	failed(t, p, port, ev->err, ev->ts_ns, ev->latency_ns);
 }
 
 /* Fill in what an earlier record of the socket could not know yet. */
@@ -653,6 +668,8 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 		if (port->how == HOW_FAILED) {
 			err = names__errno(port->err, e, sizeof(e));
 			fprintf(f, "FAILED %s", err ? err : "");
+			if (port->held)
+				fprintf(f, " held by: %s", port->held);
 		} else {
 			fprintf(f, "%s", how_names[port->how]);
 		}
@@ -781,7 +798,14 @@ static void print_port_json(FILE *f, const struct tl_port *port)
 		(unsigned long long)port->latency_ns);
 	if (port->how == HOW_FAILED) {
 		err = names__errno(port->err, e, sizeof(e));
-		fprintf(f, ",\"err\":\"%s\"}", err ? err : "");
+		fprintf(f, ",\"err\":\"%s\"", err ? err : "");
+		if (port->held) {
+			char held[6 * 256 + 3];
+
+			output__json_str(held, port->held, 256);
+			fprintf(f, ",\"held_by\":%s", held);
+		}
+		fprintf(f, "}");
 		return;
 	}
 	fprintf(f, ",\"states\":[");

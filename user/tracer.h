@@ -68,6 +68,11 @@ struct tracer_prog_stat {
 };
 size_t tracer__prog_stats(struct tracer *t, struct tracer_prog_stat *v, size_t max);
 
+/* A TCP socket only bound before tracing began (decoder__prebound()):
+ * have the kernel send its release, which nothing else would mark.
+ * 0 or -errno. */
+int tracer__watch_release(struct tracer *t, __u64 cookie);
+
 /* Check the preconditions that need no BPF: capabilities and BTF. */
 int tracer__preflight(void);
 
