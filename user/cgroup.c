@@ -345,10 +345,47 @@ const struct cgroup_ident *cgroups__lookup(struct cgroups *c, __u64 id)
 	return e->known ? &e->ident : NULL;
 }
 
-int cgroups__id(struct cgroups *c, const char *path, __u64 *id)
+bool cgroups__pid_under(struct cgroups *c, __u32 pid, __u64 id, __u32 level)
 {
-	char abs[PATH_MAX];
+	char path[64], line[CGROUP_PATH_MAX + 8], *p;
+	bool under = false;
 	struct stat st;
+	FILE *f;
+
+	if (!c)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	while (!under && fgets(line, sizeof(line), f)) {
+		char abs[PATH_MAX];
+		__u32 depth = 0;
+
+		/* The v2 line is "0::/path". */
+		if (strncmp(line, "0::/", 4))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		/* Its ancestor at level: the path cut after level components. */
+		for (p = line + 3; *p && depth <= level; p++)
+			if (*p == '/' && ++depth > level)
+				break;
+		if (depth < level)
+			break;
+		*p = '\0';
+		if (snprintf(abs, sizeof(abs), "%s%s", c->mount, line + 3) >= (int)sizeof(abs))
+			break;
+		under = !stat(abs, &st) && st.st_ino == id;
+	}
+	fclose(f);
+	return under;
+}
+
+int cgroups__id(struct cgroups *c, const char *path, __u64 *id, __u32 *level)
+{
+	char abs[PATH_MAX], real[PATH_MAX], rel[CGROUP_PATH_MAX];
+	struct stat st;
+	__u32 depth = 0;
 
 	if (path[0] == '/' && !strncmp(path, c->mount, c->mount_len) &&
 	    (!path[c->mount_len] || path[c->mount_len] == '/'))
@@ -360,6 +397,12 @@ int cgroups__id(struct cgroups *c, const char *path, __u64 *id)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	/* "..", "." and symbolic links would miscount the depth. */
+	if (!realpath(abs, real) || !relative(c, real, rel, sizeof(rel)))
+		return -EXDEV;
+	for (const char *p = rel; *p; p++)
+		depth += p[0] == '/' && p[1] && p[1] != '/';
 	*id = st.st_ino;
+	*level = depth;
 	return 0;
 }

@@ -42,8 +42,13 @@ void cgroups__free(struct cgroups *c);
 const struct cgroup_ident *cgroups__lookup(struct cgroups *c, __u64 id);
 
 /* The id (directory inode) of a cgroup given by its path, either absolute
- * (under the v2 mount) or relative to the mount; 0 or -errno. */
-int cgroups__id(struct cgroups *c, const char *path, __u64 *id);
+ * (under the v2 mount) or relative to the mount, and its depth (the root is
+ * 0); 0 or -errno. */
+int cgroups__id(struct cgroups *c, const char *path, __u64 *id, __u32 *level);
+
+/* Whether process pid is in the subtree of cgroup id, at depth level (as
+ * /proc/PID/cgroup says now); false when that cannot be read. */
+bool cgroups__pid_under(struct cgroups *c, __u32 pid, __u64 id, __u32 level);
 
 /* The identity a path (relative to the v2 mount) names; no I/O, so the
  * rules can be checked without cgroups. */

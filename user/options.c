@@ -381,14 +381,16 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_CGROUP: {
 		struct cgroups *cg = *arg ? cgroups__new() : NULL;
-		int err = cg ? cgroups__id(cg, arg, &o->trace.cgroup_id) : -errno;
+		int err = cg ? cgroups__id(cg, arg, &o->trace.cgroup_id, &o->trace.cgroup_level) : -errno;
 
 		cgroups__free(cg);
 		if (!*arg)
 			argp_error(state, "empty --cgroup path");
 		if (err)
 			argp_error(state, "invalid --cgroup '%s': %s", arg,
-				   err == -ENOENT ? "no such cgroup" : strerror(-err));
+				   err == -ENOENT  ? "no such cgroup"
+				   : err == -EXDEV ? "not under the cgroup v2 mount"
+						   : strerror(-err));
 		break;
 	}
 	case OPT_NETNS: {

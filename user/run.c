@@ -84,6 +84,7 @@ struct pipeline {
 	double metrics_build_s;	/* the last build's duration */
 	__u32 netns;		/* --netns: the one namespace consumers see; 0: all */
 	bool no_events;		/* --no-events: out gets the header and trailer only */
+	struct cgroups *cg;	/* names, and --cgroup for the start-up snapshot */
 	const struct tracer_opts *filter;	/* for the start-up snapshot */
 	struct decoder *dec;
 	struct tracer *tr;	/* told which sockets of the snapshot to watch */
@@ -119,6 +120,10 @@ static int pipeline__existing(void *ctx, const struct pt_event *ev)
 	const struct tracer_opts *t = p->filter;
 	bool pid_ok = !t->n_pids, port_ok = !t->n_ports;
 
+	/* --cgroup: what the kernel's filter decides for a process. */
+	if (t->cgroup_id && !((ev->flags & PT_F_OWNER_KNOWN) &&
+			      cgroups__pid_under(p->cg, ev->owner.pid, t->cgroup_id, t->cgroup_level)))
+		return 0;
 	for (int i = 0; i < t->n_pids && !pid_ok; i++)
 		pid_ok = (ev->flags & PT_F_OWNER_KNOWN) && ev->owner.pid == t->pids[i];
 	for (int i = 0; i < t->n_ports && !port_ok; i++)
@@ -360,6 +365,7 @@ int run__main(int argc, char **argv)
 	/* Names for owners and namespaces; without a cgroup v2 mount, ids. */
 	cg = cgroups__new();
 	nsn = netns__new();
+	pipe.cg = cg;
 	output__set_names(out, cg, nsn);
 	if (pipe.tl)
 		timeline__set_names(pipe.tl, cg);

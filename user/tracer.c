@@ -145,6 +145,9 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 	skel->rodata->targ_family = o->family;
 	skel->rodata->targ_proto = o->proto;
 	skel->rodata->targ_pid_filter = o->n_pids > 0;
+	skel->rodata->targ_cgroup_filter = o->cgroup_id != 0;
+	skel->rodata->targ_cgroup_id = o->cgroup_id;
+	skel->rodata->targ_cgroup_level = o->cgroup_level;
 	skel->rodata->targ_port_filter = o->n_ports > 0;
 	skel->rodata->targ_ephemeral = o->ephemeral;
 	skel->rodata->targ_failures = o->failures;

@@ -24,6 +24,7 @@ struct tracer_opts {
 	bool ephemeral;
 	bool failures;
 	__u64 cgroup_id;	/* only owners in this cgroup v2 subtree; 0: all */
+	__u32 cgroup_level;	/* its depth: 0 is the root */
 	unsigned int ring_mb;	/* power of two */
 	/* Attach every hook, but let each program return at once: what the
 	 * hook points alone cost (tools/ptfloor, for make bench). */
