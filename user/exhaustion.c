@@ -405,6 +405,7 @@ static struct xproc *proc_of(struct exhaustion *e, const struct pt_event *ev)
 	e->procs = v;
 	p->pid = ev->owner.pid;
 	p->start_ns = ev->owner.start_ns;
+	p->cgroup = ev->owner.cgroup_id;
 	memcpy(p->comm, ev->owner.comm, sizeof(p->comm));
 	p->comm[sizeof(p->comm) - 1] = '\0';
 	p->idx = e->nprocs;
@@ -743,8 +744,10 @@ static void sock_free(struct exhaustion *e, struct xsock *s, __u64 ts)
 	unsigned int shared = sock_begin(s);
 	struct xsock **idx;
 
-	if (was && (s->noted || s->seeded))
+	if (was && (s->noted || s->seeded)) {
+		d->releases++;
 		rate_add(&d->rate, ts, false);
+	}
 	if (s->cls == XC_DEST && s->lport && (idx = socktab__get(e->port_idx, port_key(s))) &&
 	    *idx == s)
 		socktab__take(e->port_idx, port_key(s), NULL);
@@ -875,6 +878,10 @@ static void failure(struct exhaustion *e, struct xdest *d, struct xproc *proc,
 		d->first_fail_ns = ev->ts_ns;
 	d->last_fail_ns = ev->ts_ns;
 	d->fail_err = ev->err;
+	d->fail_by[ev->err == EADDRNOTAVAIL ? EXH_ERR_ADDRNOTAVAIL
+		   : ev->err == EADDRINUSE ? EXH_ERR_ADDRINUSE
+		   : ev->err == EAGAIN	   ? EXH_ERR_AGAIN
+					   : EXH_ERR_OTHER]++;
 	for (unsigned int i = 0; i < d->nfails && !f; i++)
 		if (d->fails[i].proc == proc)
 			f = &d->fails[i];
@@ -911,7 +918,8 @@ static void latency(struct exhaustion *e, struct xdest *d, __u64 ns, __u64 ts)
 			latwin_close(d);
 		d->win_idx = idx;
 	}
-	hist__add(&d->lat, ns);
+	if (!hist__add(&d->lat, ns))
+		d->lat_sum_ns += ns;
 	hist__add(&d->win, ns);
 }
 

@@ -51,6 +51,7 @@ static void fill_proc(struct exhaustion_proc *f, const struct xproc *p, unsigned
 	memset(f, 0, sizeof(*f));
 	if (p) {
 		f->pid = p->pid;
+		f->cgroup_id = p->cgroup;
 		memcpy(f->comm, p->comm, sizeof(f->comm));
 	}
 	f->held = held;
@@ -163,6 +164,9 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	r->first_fail_ns = d->first_fail_ns;
 	r->last_fail_ns = d->last_fail_ns;
 	r->fail_err = d->fail_err;
+	memcpy(r->fail_by, d->fail_by, sizeof(r->fail_by));
+	r->allocs = d->allocs;
+	r->releases = d->releases;
 	if (d->lat.count) {
 		r->lat_n = d->lat.count;
 		r->lat_p50_ns = hist__pct(&d->lat, 50);
@@ -488,4 +492,35 @@ __u64 exhaustion__lat_pct(const __u32 *now, const __u32 *prev, unsigned int pct,
 			return hist__bucket_value(b);
 	}
 	return hist__bucket_value(HIST_BUCKETS - 1);
+}
+
+int exhaustion__latency(const struct exhaustion *e, const struct exhaustion_row *r,
+			const unsigned int *le_exp, size_t n, unsigned long long *cum, __u64 *sum_ns)
+{
+	const struct xpool *p = pool_find(e, r->netns, r->proto);
+	const struct xdest *d = !p ? NULL : r->any ? &p->any
+			      : dest_find(e, p, r->family, r->laddr, r->raddr, r->rport);
+	__u32 dense[HIST_BUCKETS];
+	const unsigned int sub = 1u << HIST_SUB_BITS;
+	unsigned int b = 0;
+	unsigned long long seen = 0;
+
+	memset(cum, 0, n * sizeof(*cum));
+	*sum_ns = 0;
+	if (!d || !d->lat.count)
+		return 0;
+	hist__dense(&d->lat, dense);
+	/* 2^k ns starts bucket (k - 2) * 8: the buckets below hold exactly
+	 * the values < 2^k. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned int end = le_exp[i] <= HIST_SUB_BITS ? 1u << le_exp[i]
+			: le_exp[i] > HIST_MAX_EXP ? HIST_BUCKETS
+						    : (le_exp[i] - HIST_SUB_BITS + 1) * sub;
+
+		for (; b < end && b < HIST_BUCKETS; b++)
+			seen += dense[b];
+		cum[i] = seen;
+	}
+	*sum_ns = d->lat_sum_ns;
+	return 1;
 }

@@ -44,6 +44,7 @@ struct rate {
 struct xproc {
 	__u32 pid;
 	__u64 start_ns;
+	__u64 cgroup;
 	char comm[PT_TASK_COMM_LEN];
 	unsigned int refs;
 	size_t idx;		/* in e->procs */
@@ -71,13 +72,15 @@ struct xdest {
 	__u64 peak_ns;
 	bool warned;
 	struct rate rate;
-	unsigned long long allocs;
+	unsigned long long allocs, releases;
 	unsigned long long failures;
+	unsigned long long fail_by[EXH_ERRS];
 	__u64 first_fail_ns, last_fail_ns;
 	int fail_err;
 	struct xfail fails[MAX_FAIL_PROCS];
 	unsigned int nfails;
 	struct hist lat, win;	/* whole run; current window */
+	__u64 lat_sum_ns;	/* of lat, for Prometheus's _sum */
 	__u64 win_idx;
 	__u64 win_p99[LAT_WINDOWS];	/* of the last closed windows */
 	unsigned long long nwins;
@@ -213,6 +216,7 @@ struct exhaustion {
 	unsigned long check_unreachable;	/* ports counted in namespaces it could not read */
 	bool check_persistent_said;	/* warned; again only after it agreed once */
 	struct socktab *mismatch;	/* cookies that differed at the last check */
+	struct cgroups *cg;		/* names in the report; NULL: none */
 	__u64 check_dump_ns, check_apply_ns;	/* what the last check cost */
 };
 

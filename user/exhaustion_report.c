@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include "exhaustion_int.h"
+#include "cgroup.h"
 #include "escape.h"
 #include "log.h"
 #include "logreader.h"
@@ -305,14 +306,24 @@ static const char *fmt_dest(char *buf, size_t len, const struct exhaustion_row *
 	return buf;
 }
 
-static void report_procs(FILE *f, const char *indent, const struct exhaustion_proc *v, size_t n)
+void exhaustion__set_names(struct exhaustion *e, struct cgroups *cg)
 {
-	char comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
+	e->cg = cg;
+}
+
+static void report_procs(FILE *f, struct cgroups *cg, const char *indent,
+			 const struct exhaustion_proc *v, size_t n)
+{
+	char comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)], name[ESCAPE_TEXT_LEN(160)];
 
 	for (size_t i = 0; i < n; i++) {
+		const struct cgroup_ident *id = cgroups__lookup(cg, v[i].cgroup_id);
+
 		if (v[i].pid)
-			fprintf(f, "%spid %u %s holds %u", i ? ", " : indent, v[i].pid,
-				escape__text(comm, v[i].comm, sizeof(v[i].comm)), v[i].held);
+			fprintf(f, "%spid %u %s%s%s%s holds %u", i ? ", " : indent, v[i].pid,
+				escape__text(comm, v[i].comm, sizeof(v[i].comm)),
+				id && id->name[0] ? " [" : "", id ? escape__text(name, id->name, sizeof(id->name)) : "",
+				id && id->name[0] ? "]" : "", v[i].held);
 		else
 			fprintf(f, "%sno process (time-wait, orphans) holds %u", i ? ", " : indent,
 				v[i].held);
@@ -356,7 +367,7 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 			names__errno(r->fail_err, ebuf, sizeof(ebuf)) ?: "",
 			fmt_secs(a, sizeof(a), r->first_fail_ns, base),
 			fmt_secs(b, sizeof(b), r->last_fail_ns, base));
-	report_procs(f, "      ", r->top, r->ntop);
+	report_procs(f, e->cg, "      ", r->top, r->ntop);
 }
 
 static const struct xdest *row_dest(const struct exhaustion *e, const struct exhaustion_row *r)
@@ -427,7 +438,7 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 				p->retired, DEST_RETIRE_NS / NS_PER_S, p->retired_failures);
 		if (np) {
 			fprintf(f, "  processes:\n");
-			report_procs(f, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
+			report_procs(f, e->cg, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
 		}
 		free(procs);
 		i = end;

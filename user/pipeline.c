@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "array.h"
+#include "cgroup.h"
 #include "clock.h"
 #include "decoder.h"
 #include "exhaustion.h"
@@ -74,7 +75,7 @@ struct pipeline *pipeline__new(const struct pipeline_opts *o)
 	pthread_mutex_init(&p->w.lock, NULL);
 	pthread_cond_init(&p->w.cond, NULL);
 	p->dec = decoder__new();
-	if (!p->dec || (o->out && pipeline__add(p, output__event, o->out)) ||
+	if (!p->dec || (o->out && !o->no_events && pipeline__add(p, output__event, o->out)) ||
 	    (o->tl && pipeline__add(p, timeline__event, o->tl)) ||
 	    /* Before exhaustion: its samples hold what came before the event. */
 	    (o->rep && pipeline__add(p, report__event, o->rep)) ||
@@ -120,6 +121,10 @@ int pipeline__event(void *ctx, const struct pt_event *ev)
 {
 	struct pipeline *p = ctx;
 
+	/* --netns: the decoder saw it (it may need it to make others);
+	 * nobody else. */
+	if (p->o.netns && ev->type != PT_EV_LOST && ev->sk.netns != p->o.netns)
+		return 0;
 	for (size_t i = 0; i < p->ncons; i++) {
 		int err = p->cons[i].fn(p->cons[i].ctx, ev);
 
@@ -136,10 +141,15 @@ int pipeline__record(struct pipeline *p, const void *data, size_t len)
 
 /* The sockets held before tracing began pass the filters the kernel
  * applies to events. */
-static bool existing_wanted(const struct tracer_opts *t, const struct pt_event *ev)
+static bool existing_wanted(const struct tracer_opts *t, struct cgroups *cg,
+			    const struct pt_event *ev)
 {
 	bool pid_ok = !t->n_pids, port_ok = !t->n_ports;
 
+	/* --cgroup: what the kernel's filter decides for a process. */
+	if (t->cgroup_id && !((ev->flags & PT_F_OWNER_KNOWN) &&
+			      cgroups__pid_under(cg, ev->owner.pid, t->cgroup_id, t->cgroup_level)))
+		return false;
 	for (int i = 0; i < t->n_pids && !pid_ok; i++)
 		pid_ok = (ev->flags & PT_F_OWNER_KNOWN) && ev->owner.pid == t->pids[i];
 	for (int i = 0; i < t->n_ports && !port_ok; i++)
@@ -152,7 +162,7 @@ int pipeline__existing(void *ctx, const struct pt_event *ev)
 {
 	struct pipeline *p = ctx;
 
-	if (p->o.filter && !existing_wanted(p->o.filter, ev))
+	if (p->o.filter && !existing_wanted(p->o.filter, p->o.cg, ev))
 		return 0;
 	decoder__remember(p->dec, ev);
 	if (p->tr && decoder__prebound(ev) && tracer__watch_release(p->tr, ev->sk.cookie))

@@ -26,6 +26,7 @@ struct report;
 struct tracer_opts;
 struct decoder;
 struct run_stats;
+struct cgroups;
 
 struct pipeline_opts {
 	struct output *out;		/* NULL: no stream */
@@ -38,6 +39,9 @@ struct pipeline_opts {
 	const struct tracer_opts *filter;
 	bool snapshots;			/* exhaustion records into out (JSON) */
 	bool live;			/* the kernel is there: read its socket table */
+	bool no_events;			/* --no-events: out gets no events */
+	__u32 netns;			/* --netns: the one namespace consumers hear; 0: all */
+	struct cgroups *cg;		/* --cgroup for the start-up snapshot (borrowed) */
 };
 
 struct pipeline;

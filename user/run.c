@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +13,14 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "cgroup.h"
 #include "clock.h"
 #include "exhaustion.h"
+#include "exposition.h"
 #include "log.h"
 #include "logfile.h"
+#include "metrics.h"
+#include "netns.h"
 #include "options.h"
 #include "output.h"
 #include "pipeline.h"
@@ -58,6 +63,44 @@ static int install_signals(void)
 	    sigaction(SIGHUP, &hup, NULL))
 		return -errno;
 	return 0;
+}
+
+/* --metrics: the exposition, built on this thread (the ring buffer's
+ * reader) when a scrape wants one or, for the textfile, every interval;
+ * libmicrohttpd's thread only serves the copy. */
+struct fleet {
+	struct metrics *metrics;
+	struct exposition *expo;
+	__u64 written_ns;	/* when the textfile was last written */
+	double build_s;		/* the last build's duration */
+};
+
+static void fleet_tick(struct fleet *fl, const struct run_opts *o, struct tracer *tr,
+		       struct pipeline *pipe, struct output *out, __u64 now, bool final)
+{
+	struct tracer_prog_stat progs[64];
+	struct run_stats st = {};
+	struct metrics_health h = {.lost_write = output__dropped(out),
+				   .last_build_s = fl->build_s,
+				   .progs = progs};
+	bool file_due = final || now - fl->written_ns >= (__u64)(o->interval * 1e9);
+	char *text;
+	size_t len;
+
+	if (!fl->metrics || (!file_due && !exposition__wanted(fl->expo)))
+		return;
+	pipeline__stats(pipe, &st);
+	h.lost_kernel = st.lost;
+	h.bad_records = st.bad;
+	h.nprogs = tracer__prog_stats(tr, progs, sizeof(progs) / sizeof(progs[0]));
+	if (metrics__build(fl->metrics, now, now, &h, &text, &len)) {
+		p_warn("building metrics: out of memory");
+		return;
+	}
+	fl->build_s = (clock__ns(CLOCK_MONOTONIC) - now) / 1e9;
+	if (file_due)
+		fl->written_ns = now;
+	exposition__publish(fl->expo, text, len, file_due);
 }
 
 /* Every file porttrace starts (reopened or rotated) describes itself. */
@@ -106,11 +149,14 @@ int run__main(int argc, char **argv)
 	struct timeline *tl = NULL;
 	struct exhaustion *ex = NULL;
 	struct report *rep = NULL;
+	struct cgroups *cg = NULL;
+	struct netns *nsn = NULL;
+	struct fleet fl = {};
 	struct run_info info = {.version = PT_VERSION};
 	struct run_stats stats = {};
 	struct utsname uts;
 	__u64 start, deadline = 0, last_flush;
-	int err = 0, ret = 1;
+	int err = 0, ret = 1, null_fd = -1;
 
 	options__parse_run(argc, argv, &opts);
 	log__set_verbose(opts.verbose);
@@ -158,14 +204,26 @@ int run__main(int argc, char **argv)
 	}
 	sockdiag__own_range(&info.range_lo, &info.range_hi);
 
-	out = output__new(log ? logfile__fd(log) : STDOUT_FILENO,
+	/* --no-events: a stream nobody reads, so header and trailer go too. */
+	if (opts.no_events && (null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+		p_err("opening /dev/null: %s", strerror(errno));
+		goto cleanup;
+	}
+	out = output__new(log ? logfile__fd(log) : null_fd >= 0 ? null_fd : STDOUT_FILENO,
 			  log ? logfile__path(log) : "standard output", opts.format, start);
+	/* Names for owners and namespaces; without a cgroup v2 mount, ids. */
+	cg = cgroups__new();
+	nsn = netns__new();
 	if (!out) {
 		p_err("out of memory");
 		goto cleanup;
 	}
+	output__set_names(out, cg, nsn);
 	po.out = out;
 	po.live = true;
+	po.cg = cg;
+	po.netns = opts.netns;
+	po.no_events = opts.no_events;
 	/* The report draws the timelines' lives and samples exhaustion's
 	 * figures: it has both, printed or not. */
 	if (opts.timeline || opts.report) {
@@ -174,6 +232,7 @@ int run__main(int argc, char **argv)
 			p_err("out of memory");
 			goto cleanup;
 		}
+		timeline__set_names(tl, cg);
 	}
 	if (opts.exhaustion || opts.report) {
 		struct exhaustion_opts xo = {.warn_frac = opts.warn_frac,
@@ -187,6 +246,7 @@ int run__main(int argc, char **argv)
 			goto cleanup;
 		}
 		exhaustion__set_base(ex, start);
+		exhaustion__set_names(ex, cg);
 		/* --report alone samples the figures: no checks, no records. */
 		po.checks = opts.exhaustion;
 		po.snapshots = opts.exhaustion && opts.format == OUTPUT_JSON;
@@ -201,6 +261,17 @@ int run__main(int argc, char **argv)
 	if (!pipe) {
 		p_err("out of memory");
 		goto cleanup;
+	}
+	/* --metrics implies --exhaustion: the figures are exhaustion's. */
+	if (opts.metrics || opts.metrics_textfile) {
+		fl.metrics = metrics__new(opts.metrics_max_dests, ex, cg, nsn);
+		if (!fl.metrics || pipeline__add(pipe, metrics__event, fl.metrics)) {
+			p_err("out of memory");
+			goto cleanup;
+		}
+		fl.expo = exposition__new(opts.metrics, opts.metrics_textfile);
+		if (!fl.expo)
+			goto cleanup;
 	}
 
 	tr = tracer__new(&opts.trace, pipeline__decoder(pipe), pipeline__event, pipe);
@@ -235,6 +306,7 @@ int run__main(int argc, char **argv)
 		now = clock__ns(CLOCK_MONOTONIC);
 		pipeline__lost(pipe, tracer__lost(tr, false), now);
 		pipeline__tick(pipe, now);
+		fleet_tick(&fl, &opts, tr, pipe, out, now, false);
 		if (reopen_requested)
 			handle_reopen(log, out, &info);
 		if (now - last_flush >= FLUSH_NS) {
@@ -250,6 +322,7 @@ int run__main(int argc, char **argv)
 	tracer__poll(tr, 0);
 	pipeline__lost(pipe, tracer__lost(tr, true), clock__ns(CLOCK_MONOTONIC));
 	pipeline__end(pipe, 0);
+	fleet_tick(&fl, &opts, tr, pipe, out, clock__ns(CLOCK_MONOTONIC), true);
 	pipeline__stats(pipe, &stats);
 	stats.end_mono_ns = clock__ns(CLOCK_MONOTONIC);
 	output__trailer(out, &stats);
@@ -273,10 +346,16 @@ int run__main(int argc, char **argv)
 cleanup:
 	tracer__free(tr);
 	pipeline__free(pipe);
+	exposition__free(fl.expo);
+	metrics__free(fl.metrics);
 	report__free(rep);
 	timeline__free(tl);
 	exhaustion__free(ex);
 	output__free(out);
+	cgroups__free(cg);
+	netns__free(nsn);
+	if (null_fd >= 0)
+		close(null_fd);
 	logfile__close(log);
 	logfile__close(raw);
 	free((char *)info.host);
