@@ -39,7 +39,7 @@ endif
 
 # Debian packages a fresh machine needs to build, run and test porttrace.
 DEB_PKGS := clang llvm libclang-rt-dev libbpf-dev libelf-dev zlib1g-dev bpftool gcc make \
-	    iproute2 python3 python3-pytest
+	    iproute2 python3 python3-pytest nginx chromium python3-pil e2fsprogs
 
 USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(USER_SRCS))

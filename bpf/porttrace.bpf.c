@@ -16,15 +16,18 @@
  *  - syscalls:sys_exit_connect, sys_{enter,exit}_{bind,sendto,sendmsg}: what
  *    the caller asked for and what the kernel answered (errno), including the
  *    port an autobind picked, read from the socket when the call returns.
+ *  - syscalls:sys_exit_accept{,4}: the process that accepted a connection,
+ *    its owner from then on.
  *
  * Ownership: transitions driven by packets run in softirq, where "current"
  * is whoever happened to be on the CPU. The owner is therefore read only in
- * hooks that run in the owner's context (connect(), listen(), bind()) and
- * travels in that record; user space carries it on to the socket's later
- * records by cookie. Socket storage keeps what the kernel itself must know
- * later: a listener's owner (the map has BPF_F_CLONE, so a socket accepted
- * from it starts with that owner), a bound port until its release, and the
- * owner the pid filter tests.
+ * hooks that run in the owner's context (connect(), listen(), bind(),
+ * accept(), a listener's close()) and travels in that record; user space
+ * carries it on to the socket's later records by cookie. Socket storage
+ * keeps what the kernel itself must know later: a listener's owner (the map
+ * has BPF_F_CLONE, so a socket accepted from it starts with that owner until
+ * accept() names its own), a bound port until its release, and the owner the
+ * pid filter tests.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -54,6 +57,8 @@
 
 #define SOCK_BINDPORT_LOCK 8
 #define PF_EXITING	0x00000004
+#define S_IFMT		00170000
+#define S_IFSOCK	0140000
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -115,6 +120,7 @@ struct {
 #define SKI_CHILD	(1u << 0)	/* accepted from a listener */
 #define SKI_BOUND	(1u << 1)	/* bind() granted a port: .bound */
 #define SKI_APP_CLOSED	(1u << 2)	/* the application let go of it */
+#define SKI_ADOPTED	(1u << 3)	/* child: its acceptor is its owner */
 
 struct sk_info {
 	struct pt_owner owner;
@@ -187,16 +193,61 @@ struct {
 	__type(value, __u32);
 } closing SEC(".maps");
 
+/*
+ * Under -p, the acceptor of a child, from sys_exit_accept{,4} (which cannot
+ * reach socket storage) to the child's next transition, which adopts it so
+ * that the pid filter tests the acceptor. By socket; LRU: a child that never
+ * changes state again leaves its entry to be evicted.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct pt_owner);
+} adopt SEC(".maps");
+
+/*
+ * TCP sockets only bound (no listen(), no connect()) before tracing began,
+ * by cookie, put here by user space from the start-up snapshot: nothing in
+ * the kernel marks them, and sock_release cannot read their port.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} prebound SEC(".maps");
+
+/* Set by user space once prebound holds anything: until then sock_release
+ * asks nothing of it. */
+volatile bool watch_prebound;
+
 static __always_inline void fill_owner(struct pt_owner *o)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
 	__u64 id = bpf_get_current_pid_tgid();
 
 	o->pid = id >> 32;
 	o->tid = (__u32)id;
-	o->start_ns = BPF_CORE_READ(task, group_leader, start_time);
+	o->start_ns = BPF_CORE_READ(leader, start_time);
 	o->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(o->comm, sizeof(o->comm));
+	/* comm is the process's name, the thread group leader's, as ps and ss
+	 * show it; a thread may have named itself apart (dig's isc-net-0000). */
+	bpf_get_current_comm(o->thread, sizeof(o->thread));
+	if (o->pid == o->tid) {
+		__builtin_memcpy(o->comm, o->thread, sizeof(o->comm));
+	} else {
+		__builtin_memset(o->comm, 0, sizeof(o->comm));
+		bpf_core_read_str(o->comm, sizeof(o->comm), &leader->comm);
+	}
+}
+
+/* An identity for a socket whose cookie cannot be had: opaque, random, and
+ * apart from the kernel's cookies (which count up from 1) by its top bit. */
+static __always_inline __u64 anon_id(void)
+{
+	return PT_ANON_ID | (__u64)bpf_get_prandom_u32() << 31 | bpf_get_prandom_u32();
 }
 
 static __always_inline bool pid_wanted(__u32 pid)
@@ -283,54 +334,71 @@ static __always_inline void fill_hdr(struct pt_hdr *h, __u16 type, __u16 size)
 	h->ts_ns = bpf_ktime_get_ns();
 }
 
-/* Identity and addresses of a socket reached through a raw pointer (from a
- * file descriptor); ports from inet_sport, which, unlike inet_num, survives
- * the release of an autobound port at CLOSE. */
-static __always_inline void fill_sock(struct pt_sock *s, struct sock *sk, __u16 family)
-{
-	struct inet_sock *inet = (void *)sk;
+/*
+ * The socket readers, one per fact. direct: sk is a typed (BTF) pointer of a
+ * tp_btf hook, read with plain loads, no helper calls, which made up half
+ * of the state program's cost; otherwise a raw one (from a file
+ * descriptor), read with bpf_probe_read_kernel(). direct is a constant at
+ * every call, so the compiler keeps one side and the verifier sees no other.
+ */
+#define SK_READ(direct, p, field) ((direct) ? (p)->field : BPF_CORE_READ(p, field))
 
-	s->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+static __always_inline __u16 sk_family(struct sock *sk, bool direct)
+{
+	return SK_READ(direct, sk, __sk_common.skc_family);
+}
+
+static __always_inline __u16 sk_proto(struct sock *sk, bool direct)
+{
+	return SK_READ(direct, sk, sk_protocol);
+}
+
+static __always_inline struct net *sk_net(struct sock *sk, bool direct)
+{
+	return SK_READ(direct, sk, __sk_common.skc_net.net);
+}
+
+/* inet_sport, which, unlike inet_num, survives the release of an autobound
+ * port at CLOSE; host order. */
+static __always_inline __u16 sk_sport(struct sock *sk, bool direct)
+{
+	return bpf_ntohs(SK_READ(direct, (struct inet_sock *)sk, inet_sport));
+}
+
+static __always_inline __u16 sk_dport(struct sock *sk, bool direct)
+{
+	return bpf_ntohs(SK_READ(direct, sk, __sk_common.skc_dport));
+}
+
+/* The cookie a raw socket has, 0 if nothing asked for one yet: hooks that
+ * may not make one (bpf_get_socket_cookie() takes no raw pointer) read it. */
+static __always_inline __u64 sk_cookie(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+}
+
+/* Identity and addresses of a socket. */
+static __always_inline void fill_sock(struct pt_sock *s, struct sock *sk, __u16 family, bool direct)
+{
+	__u32 *l = (void *)s->laddr, *r = (void *)s->raddr;
+
+	s->netns = SK_READ(direct, sk_net(sk, direct), ns.inum);
 	s->family = family;
-	s->proto = BPF_CORE_READ(sk, sk_protocol);
-	s->lport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
-	s->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	s->proto = sk_proto(sk, direct);
+	s->lport = sk_sport(sk, direct);
+	s->rport = sk_dport(sk, direct);
 	if (family == AF_INET) {
-		bpf_core_read(s->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(s->raddr, 4, &sk->__sk_common.skc_daddr);
-		__builtin_memset(s->laddr + 4, 0, 12);
-		__builtin_memset(s->raddr + 4, 0, 12);
+		l[0] = SK_READ(direct, sk, __sk_common.skc_rcv_saddr);
+		r[0] = SK_READ(direct, sk, __sk_common.skc_daddr);
+		l[1] = l[2] = l[3] = r[1] = r[2] = r[3] = 0;
+	} else if (direct) {
+		for (int i = 0; i < 4; i++) {
+			l[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			r[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
 	} else {
 		bpf_core_read(s->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(s->raddr, 16, &sk->__sk_common.skc_v6_daddr);
-	}
-}
-
-/* The same from a typed TCP socket of a tp_btf hook: plain loads, no helper
- * calls, which made up half of this hook's cost. */
-static __always_inline void fill_sock_direct(struct pt_sock *s, struct sock *sk,
-					     struct inet_sock *inet, __u16 family)
-{
-	struct sock_common *c = &sk->__sk_common;
-
-	s->netns = c->skc_net.net->ns.inum;
-	s->family = family;
-	s->proto = IPPROTO_TCP;
-	s->lport = bpf_ntohs(inet->inet_sport);
-	s->rport = bpf_ntohs(c->skc_dport);
-	if (family == AF_INET) {
-		__u32 *l = (void *)s->laddr, *r = (void *)s->raddr;
-
-		l[0] = c->skc_rcv_saddr;
-		r[0] = c->skc_daddr;
-		l[1] = l[2] = l[3] = r[1] = r[2] = r[3] = 0;
-	} else {
-		__u32 *l = (void *)s->laddr, *r = (void *)s->raddr;
-
-		for (int i = 0; i < 4; i++) {
-			l[i] = c->skc_v6_rcv_saddr.in6_u.u6_addr32[i];
-			r[i] = c->skc_v6_daddr.in6_u.u6_addr32[i];
-		}
 	}
 }
 
@@ -373,17 +441,21 @@ static __always_inline bool in_range(const struct pt_sock *s)
 	return s->lport >= s->range_lo && s->lport <= s->range_hi;
 }
 
-static __always_inline __u8 sock_opts(struct sock *sk)
+/* Socket options at this moment. */
+static __always_inline __u8 sock_opts(struct sock *sk, bool direct)
 {
 	__u8 opts = 0;
 
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuse))
+	if (direct ? BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuse)
+		   : BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuse))
 		opts |= PT_OPT_REUSEADDR;
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuseport))
+	if (direct ? BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuseport)
+		   : BPF_CORE_READ_BITFIELD_PROBED(sk, __sk_common.skc_reuseport))
 		opts |= PT_OPT_REUSEPORT;
 	if (sock_bind_no_port(sk))
 		opts |= PT_OPT_BIND_NO_PORT;
-	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks) & SOCK_BINDPORT_LOCK)
+	if ((direct ? BPF_CORE_READ_BITFIELD(sk, sk_userlocks)
+		    : BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks)) & SOCK_BINDPORT_LOCK)
 		opts |= PT_OPT_BOUND_PORT;
 	return opts;
 }
@@ -428,22 +500,6 @@ static __always_inline __u8 close_reason(struct sock *sk, int oldstate, __u16 lp
 		 * error: this side aborted (SO_LINGER 0, unread data). */
 		return PT_REASON_RST_SENT;
 	}
-}
-
-/* Socket options at this moment, from a typed socket. */
-static __always_inline __u8 sock_opts_direct(struct sock *sk, struct inet_sock *inet)
-{
-	__u8 opts = 0;
-
-	if (BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuse))
-		opts |= PT_OPT_REUSEADDR;
-	if (BPF_CORE_READ_BITFIELD(&sk->__sk_common, skc_reuseport))
-		opts |= PT_OPT_REUSEPORT;
-	if (sock_bind_no_port((struct sock *)inet))
-		opts |= PT_OPT_BIND_NO_PORT;
-	if (BPF_CORE_READ_BITFIELD(sk, sk_userlocks) & SOCK_BINDPORT_LOCK)
-		opts |= PT_OPT_BOUND_PORT;
-	return opts;
 }
 
 static __always_inline bool sock_dead(struct sock *sk)
@@ -498,7 +554,7 @@ static __always_inline bool app_closed(struct sock *sk, const struct sk_info *in
 }
 
 /* Hand what this record holds to the connect() in flight on this socket. */
-static __always_inline void snap_connect(struct sock *sk, struct inet_sock *inet,
+static __always_inline void snap_connect(struct sock *sk, struct sock *rd,
 					 const struct pt_rec_state *rec, __u32 flags)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
@@ -509,38 +565,29 @@ static __always_inline void snap_connect(struct sock *sk, struct inet_sock *inet
 	c->owner = rec->owner;
 	c->sock = rec->sk;
 	c->snap_flags = flags & PT_F_RANGE_SOCK;
-	c->snap_opts = sock_opts_direct(sk, inet);
-	c->snap_net = (__u64)sk->__sk_common.skc_net.net;
+	c->snap_opts = sock_opts(rd, true);
+	c->snap_net = (__u64)sk_net(rd, true);
 	c->snap = 1;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
-{
-	struct pt_rec_state *rec;
-	struct inet_sock *inet;
-	struct tcp_sock *tp;
-	struct sk_info *info;
-	__u16 family, lport, rport;
-	bool owner_here = false, aborted = false;
-	__u32 flags = 0;
-	__u8 opts = 0;
+/* What handle_set_state() learns of a transition before it writes it. */
+struct transition {
+	struct sk_info *info;	/* socket storage, if the socket has any */
+	bool owner_here;	/* the caller of connect()/listen() is the owner */
+	bool aborted;		/* close() aborted it: it sent a RST */
+	__u16 lport;
+	__u8 opts;
+	__u32 flags;
+};
 
-	/* Failures come from syscall exits only: nothing here to store or
-	 * send, and the storage of listeners and children costs the most. */
-	if (targ_hooks_only || targ_failures)
-		return 0;
-	if (sk->sk_protocol != IPPROTO_TCP)
-		return 0;
-	if (targ_proto && targ_proto != IPPROTO_TCP)
-		return 0;
-	family = sk->__sk_common.skc_family;
-	if (!family_wanted(family))
-		return 0;
-	tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return 0;
-	inet = &tp->inet_conn.icsk_inet;
+/*
+ * Owner lookup. Returns false when nothing is to be written (a child folded
+ * into its next transition, or storage the kernel refused).
+ */
+static __always_inline bool state_owner(struct sock *sk, int oldstate, int newstate,
+					struct transition *t)
+{
+	struct sk_info *info;
 
 	if (oldstate == TCP_CLOSE && (newstate == TCP_SYN_SENT || newstate == TCP_LISTEN)) {
 		/*
@@ -551,10 +598,10 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		 * records by cookie. Storage, whose allocation and RCU free
 		 * cost more than the rest of this hook, is kept for what the
 		 * kernel itself must know later: a listener's owner, which
-		 * its children inherit, a bound socket's port, and the owner
-		 * the pid filter tests.
+		 * its children inherit until accept() names theirs, a bound
+		 * socket's port, and the owner the pid filter tests.
 		 */
-		owner_here = true;
+		t->owner_here = true;
 		info = bpf_sk_storage_get(&sk_infos, sk, 0,
 					  newstate == TCP_LISTEN || targ_pid_filter ?
 					  BPF_SK_STORAGE_GET_F_CREATE : 0);
@@ -589,64 +636,91 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 							  BPF_SK_STORAGE_GET_F_CREATE);
 			if (!info) {
 				count_lost();
-				return 0;
+				return false;
 			}
-			info->flags = (info->flags & ~SKI_BOUND) | SKI_CHILD;
-			info->cookie = cookie == info->cookie ? (__u64)sk : cookie;
+			info->flags = (info->flags & ~(SKI_BOUND | SKI_ADOPTED)) | SKI_CHILD;
+			/* The listener's cookie, cloned: the child needs an
+			 * identity of its own, and never a kernel address. */
+			info->cookie = cookie == info->cookie ? anon_id() : cookie;
 			info->synrecv_ns = bpf_ktime_get_ns();
-			return 0;
+			return false;
 		}
+	} else if (oldstate == TCP_LISTEN && newstate == TCP_CLOSE) {
+		/*
+		 * A listener closes inside close() or shutdown(), in the
+		 * context of the last process that held it: the process that
+		 * called listen() may be long gone (a daemon that forked).
+		 */
+		t->owner_here = true;
+		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
+		if (info)
+			fill_owner(&info->owner);
 	} else {
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
-	}
+		/* -p: a child's owner is its acceptor once accept() named it;
+		 * a child of a listener older than tracing gets storage for it. */
+		if (targ_pid_filter &&
+		    (!info || (info->flags & (SKI_CHILD | SKI_ADOPTED)) == SKI_CHILD)) {
+			__u64 key = (__u64)sk;
+			struct pt_owner *acceptor = bpf_map_lookup_elem(&adopt, &key);
 
-	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
-		return 0;
-	lport = bpf_ntohs(inet->inet_sport);
-	rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (!port_wanted(lport, rport))
-		return 0;
-
-	/* Options matter where a port is taken for listening or given back. */
-	if (newstate == TCP_CLOSE || newstate == TCP_LISTEN)
-		opts = sock_opts_direct(sk, inet);
-	/*
-	 * At CLOSE the port goes back to the kernel, unless tcp_time_wait()
-	 * handed it to a time-wait socket, or bind() pinned it
-	 * (SOCK_BINDPORT_LOCK) and the application still holds the socket:
-	 * then it is given back when the application closes it, in
-	 * cgroup/sock_release. A child shares its listener's port and gives
-	 * back nothing (one without storage is told by user space, which saw
-	 * its LISTEN -> SYN_RECV).
-	 */
-	if (newstate == TCP_CLOSE && lport && !(info && (info->flags & SKI_CHILD))) {
-		if (took_timewait(sk, tp, oldstate, &aborted)) {
-			/* Bound or not: the time-wait socket holds the port
-			 * now, and sock_release must not give it back. */
-			flags |= PT_F_TIMEWAIT;
-			if (info)
-				info->flags &= ~SKI_BOUND;
-		} else if (!(opts & PT_OPT_BOUND_PORT) || app_closed(sk, info)) {
-			flags |= PT_F_RELEASE;
-			/* sock_release must not give it back a second time. */
-			if (info)
-				info->flags &= ~SKI_BOUND;
+			if (acceptor && !info)
+				info = bpf_sk_storage_get(&sk_infos, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+			if (acceptor && info) {
+				info->owner = *acceptor;
+				info->flags |= SKI_CHILD | SKI_ADOPTED;
+				bpf_map_delete_elem(&adopt, &key);
+			}
 		}
 	}
-	if (targ_ephemeral && lport) {
-		__u16 lo, hi;
+	t->info = info;
+	return true;
+}
 
-		net_port_range(sk->__sk_common.skc_net.net, &lo, &hi, true);
-		if (lport < lo || lport > hi)
-			return 0;
+/*
+ * Release classification, at CLOSE: the port goes back to the kernel, unless
+ * tcp_time_wait() handed it to a time-wait socket, or bind() pinned it
+ * (SOCK_BINDPORT_LOCK) and the application still holds the socket: then it
+ * is given back when the application closes it, in cgroup/sock_release. A
+ * child shares its listener's port and gives back nothing (one without
+ * storage is told by user space, which saw its LISTEN -> SYN_RECV); but a
+ * time-wait socket it leaves holds the listener's port toward its peer,
+ * and a bind() of that port without SO_REUSEADDR fails while it lasts.
+ */
+static __always_inline void state_release(struct sock *sk, struct tcp_sock *tp, int oldstate,
+					  struct transition *t)
+{
+	struct sk_info *info = t->info;
+	bool child = info && (info->flags & SKI_CHILD);
+
+	if (child)
+		t->flags |= PT_F_ACCEPTED;
+	if (!t->lport)
+		return;
+	if (took_timewait(sk, tp, oldstate, &t->aborted)) {
+		/* Bound or not: the time-wait socket holds the port now, and
+		 * sock_release must not give it back. */
+		t->flags |= PT_F_TIMEWAIT;
+		if (info)
+			info->flags &= ~SKI_BOUND;
+	} else if (!child && (!(t->opts & PT_OPT_BOUND_PORT) || app_closed(sk, info))) {
+		t->flags |= PT_F_RELEASE;
+		/* sock_release must not give it back a second time. */
+		if (info)
+			info->flags &= ~SKI_BOUND;
 	}
+}
 
-	rec = reserve(sizeof(*rec));
-	if (!rec)
-		return 0;
+/* Record filling. */
+static __always_inline void state_fill(struct pt_rec_state *rec, struct sock *sk, struct sock *rd,
+				       int oldstate, int newstate, __u16 family, struct transition *t)
+{
+	struct sk_info *info = t->info;
+	__u32 flags = t->flags;
+
 	fill_hdr(&rec->hdr, PT_REC_STATE, sizeof(*rec));
 	rec->folded_ns = 0;
-	if (owner_here && !info) {
+	if (t->owner_here && !info) {
 		fill_owner(&rec->owner);
 		flags |= PT_F_OWNER_KNOWN;
 	} else if (info) {
@@ -664,30 +738,90 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		__builtin_memset(&rec->owner, 0, sizeof(rec->owner));
 	}
 	rec->sk.cookie = info && info->cookie ? info->cookie : bpf_get_socket_cookie(sk);
-	fill_sock_direct(&rec->sk, sk, inet, family);
+	fill_sock(&rec->sk, rd, family, true);
 	rec->sk._pad = 0;
 	/* The range matters where this record also becomes a port event
 	 * (listen, release, time-wait) or lends its socket to connect()'s
 	 * alloc record; nothing shows it on a plain transition. */
 	if (newstate == TCP_CLOSE || newstate == TCP_LISTEN || newstate == TCP_SYN_SENT)
-		flags |= fill_range(&rec->sk, sk, sk->__sk_common.skc_net.net, true,
-				    newstate == TCP_LISTEN);
+		flags |= fill_range(&rec->sk, rd, sk_net(rd, true), true, newstate == TCP_LISTEN);
 	else
 		rec->sk.range_lo = rec->sk.range_hi = 0;
-	if (!lport)
+	if (!t->lport)
 		flags |= PT_F_PORT_PENDING;
 	rec->oldstate = oldstate;
 	rec->newstate = newstate;
-	if (aborted)
+	if (t->aborted)
 		rec->reason = PT_REASON_RST_SENT;
 	else if (newstate == TCP_CLOSE)
-		rec->reason = close_reason(sk, oldstate, lport);
+		rec->reason = close_reason(sk, oldstate, t->lport);
 	else
 		rec->reason = PT_REASON_NONE;
-	rec->opts = opts;
+	rec->opts = t->opts;
 	rec->flags = flags;
-	if (owner_here && newstate == TCP_SYN_SENT)
-		snap_connect(sk, inet, rec, flags);
+	t->flags = flags;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	struct transition t = {};
+	struct pt_rec_state *rec;
+	struct tcp_sock *tp;
+	struct sock *rd;
+	__u16 family;
+
+	/* Failures come from syscall exits only: nothing here to store or
+	 * send, and the storage of listeners and children costs the most. */
+	if (targ_hooks_only || targ_failures)
+		return 0;
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	if (targ_proto && targ_proto != IPPROTO_TCP)
+		return 0;
+	family = sk_family(sk, true);
+	if (!family_wanted(family))
+		return 0;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	/* The same socket, typed as the tcp_sock it is: the verifier lets
+	 * plain loads reach its inet_sock fields through this one only. */
+	rd = (struct sock *)tp;
+	if (!state_owner(sk, oldstate, newstate, &t))
+		return 0;
+	if (targ_pid_filter && (!t.info || !pid_wanted(t.info->owner.pid))) {
+		/* A child the filter drops now may be accepted by a process
+		 * it wants: sys_exit_accept, which cannot make a cookie, must
+		 * find one. */
+		if (oldstate == TCP_LISTEN)
+			bpf_get_socket_cookie(sk);
+		return 0;
+	}
+	t.lport = sk_sport(rd, true);
+	if (!port_wanted(t.lport, sk_dport(rd, true)))
+		return 0;
+	/* Options matter where a port is taken for listening or given back. */
+	if (newstate == TCP_CLOSE || newstate == TCP_LISTEN)
+		t.opts = sock_opts(rd, true);
+	if (newstate == TCP_CLOSE)
+		state_release(sk, tp, oldstate, &t);
+	else if (t.info && (t.info->flags & SKI_CHILD))
+		t.flags |= PT_F_ACCEPTED;
+	if (targ_ephemeral && t.lport) {
+		__u16 lo, hi;
+
+		net_port_range(sk_net(rd, true), &lo, &hi, true);
+		if (t.lport < lo || t.lport > hi)
+			return 0;
+	}
+
+	rec = reserve(sizeof(*rec));
+	if (!rec)
+		return 0;
+	state_fill(rec, sk, rd, oldstate, newstate, family, &t);
+	if (t.owner_here && newstate == TCP_SYN_SENT)
+		snap_connect(sk, rd, rec, t.flags);
 	submit(rec);
 	return 0;
 }
@@ -791,6 +925,7 @@ int handle_sock_release(struct bpf_sock *ctx)
 	struct sk_info *info;
 	__u16 proto = ctx->protocol;
 	__u16 family = ctx->family;
+	__u64 cookie = 0;
 
 	if (targ_hooks_only || targ_failures || !proto_wanted(proto) || !family_wanted(family))
 		return 1;
@@ -809,12 +944,21 @@ int handle_sock_release(struct bpf_sock *ctx)
 
 			bpf_map_update_elem(&closing, &key, &tid, BPF_ANY);
 		}
-		if (!info)
-			return 1;
-		info->flags |= SKI_APP_CLOSED;
+		if (!info) {
+			/* Bound before tracing began and never connected:
+			 * the snapshot told which, and its port goes back
+			 * now. Asked only while there are such sockets. */
+			if (!watch_prebound || ctx->state != TCP_CLOSE)
+				return 1;
+			cookie = bpf_get_socket_cookie(ctx);
+			if (bpf_map_delete_elem(&prebound, &cookie))
+				return 1;
+		} else {
+			info->flags |= SKI_APP_CLOSED;
+		}
 		/* Autobound TCP ports go back at CLOSE, bound ones at CLOSE
 		 * once closed by the application: the transitions say when. */
-		if (!(info->flags & SKI_BOUND) || ctx->state != TCP_CLOSE)
+		if (info && (!(info->flags & SKI_BOUND) || ctx->state != TCP_CLOSE))
 			return 1;
 	}
 	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
@@ -839,7 +983,7 @@ int handle_sock_release(struct bpf_sock *ctx)
 		if (info->flags & SKI_BOUND)
 			rec->sk = info->bound;
 	}
-	rec->sk.cookie = bpf_get_socket_cookie(ctx);
+	rec->sk.cookie = cookie ? cookie : bpf_get_socket_cookie(ctx);
 	rec->sk.family = family;
 	rec->sk.proto = proto;
 	rec->kind = PT_PORT_RELEASE;
@@ -849,8 +993,12 @@ int handle_sock_release(struct bpf_sock *ctx)
 	return 1;
 }
 
-/* The socket behind a file descriptor of the current task, or NULL. Only
- * called after the syscall proved the fd is a socket, or to learn so. */
+/*
+ * The socket behind a file descriptor of the current task, or NULL. The
+ * hooks run at syscall entry, before the kernel has looked at the fd, and
+ * accept()'s exit: any fd may come here, so a file that is not a socket
+ * (its inode says so) is never read as one.
+ */
 static __always_inline struct sock *fd_sock(int fd)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
@@ -863,34 +1011,39 @@ static __always_inline struct sock *fd_sock(int fd)
 	fds = BPF_CORE_READ(fdt, fd);
 	if (bpf_core_read(&file, sizeof(file), &fds[fd]) || !file)
 		return NULL;
+	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFSOCK)
+		return NULL;
 	sock = BPF_CORE_READ(file, private_data);
 	if (!sock)
 		return NULL;
 	return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline __u16 sk_sport(struct sock *sk)
-{
-	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-}
-
-/* Copy a sockaddr from the caller; returns its family, 0 if unusable. */
-static __always_inline __u8 read_sockaddr(const void *uaddr, struct call *c)
+/*
+ * Copy a sockaddr of addrlen bytes from the caller; returns its family, 0
+ * if unusable. Only what the caller passed is read, and only an address the
+ * kernel would take: inet_bind() and kin want a whole sockaddr_in, and for
+ * IPv6 at least the 24 bytes of RFC 2133's (no scope id).
+ */
+static __always_inline __u8 read_sockaddr(const void *uaddr, __u32 addrlen, struct call *c)
 {
 	__u16 family = 0;
 
-	if (!uaddr || bpf_probe_read_user(&family, sizeof(family), uaddr))
+	if (!uaddr || addrlen < sizeof(family) ||
+	    bpf_probe_read_user(&family, sizeof(family), uaddr))
 		return 0;
-	if (family == AF_INET) {
+	if (family == AF_INET && addrlen >= sizeof(struct sockaddr_in)) {
 		struct sockaddr_in sin = {};
 
-		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+			return 0;
 		c->rport = bpf_ntohs(sin.sin_port);
 		__builtin_memcpy(c->addr, &sin.sin_addr, 4);
-	} else if (family == AF_INET6) {
+	} else if (family == AF_INET6 && addrlen >= 24) {
 		struct sockaddr_in6 sin6 = {};
 
-		bpf_probe_read_user(&sin6, sizeof(sin6), uaddr);
+		if (bpf_probe_read_user(&sin6, 24, uaddr))
+			return 0;
 		c->rport = bpf_ntohs(sin6.sin6_port);
 		__builtin_memcpy(c->addr, &sin6.sin6_addr, 16);
 	} else {
@@ -909,7 +1062,7 @@ static __always_inline void call_store(__u32 tid, const struct call *c)
 }
 
 /* Remember an inet socket call in flight, for the exit hook of its kind. */
-static __always_inline void call_begin(int fd, const void *uaddr, __u8 kind)
+static __always_inline void call_begin(int fd, const void *uaddr, __u32 addrlen, __u8 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
@@ -923,23 +1076,23 @@ static __always_inline void call_begin(int fd, const void *uaddr, __u8 kind)
 	sk = fd_sock(fd);
 	if (!sk)
 		return;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	proto = BPF_CORE_READ(sk, sk_protocol);
+	family = sk_family(sk, false);
+	proto = sk_proto(sk, false);
 	if (!family_wanted(family) || !proto_wanted(proto))
 		return;
-	c.sport = sk_sport(sk);
+	c.sport = sk_sport(sk, false);
 	/* sendto()/sendmsg() only matter when they may autobind. */
 	if (kind == CALL_SEND && (proto != IPPROTO_UDP || c.sport))
 		return;
 	c.ts = bpf_ktime_get_ns();
 	c.sk = (__u64)sk;
 	c.kind = kind;
-	read_sockaddr(uaddr, &c);
+	read_sockaddr(uaddr, addrlen, &c);
 	if (kind == CALL_BIND) {
 		/* What was asked for, and the options in force when asked. */
 		c.req_port = c.rport;
 		c.rport = 0;
-		c.opts = sock_opts(sk);
+		c.opts = sock_opts(sk, false);
 	}
 	call_store(tid, &c);
 }
@@ -982,7 +1135,7 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 {
 	struct sock *sk = (struct sock *)c->sk;
 	struct pt_rec_port *rec;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 family = sk_family(sk, false);
 	bool failure = kind == PT_PORT_BIND_FAIL || kind == PT_PORT_ALLOC_FAIL;
 
 	if (targ_failures && !failure)
@@ -992,8 +1145,8 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 		return;
 	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
 	fill_owner(&rec->owner);
-	rec->sk.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
-	fill_sock(&rec->sk, sk, family);
+	rec->sk.cookie = sk_cookie(sk);
+	fill_sock(&rec->sk, sk, family, false);
 	rec->sk._pad = 0;
 	/* Failed calls leave the socket without a peer: report the one the
 	 * caller asked for. */
@@ -1010,14 +1163,14 @@ static __always_inline void emit_port(struct call *c, __u8 kind, int err, __u32 
 		if (!c->req_port)
 			flags |= PT_F_PORT_PENDING;
 	}
-	flags |= fill_range(&rec->sk, sk, BPF_CORE_READ(sk, __sk_common.skc_net.net), false, true);
+	flags |= fill_range(&rec->sk, sk, sk_net(sk, false), false, true);
 	/* A failure with no port yet (autobind found none) passes. */
 	if ((targ_ephemeral && rec->sk.lport && !in_range(&rec->sk)) ||
 	    !port_wanted(rec->sk.lport, rec->sk.rport)) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		return;
 	}
-	finish_port(rec, c, kind, err, flags, c->opts | sock_opts(sk));
+	finish_port(rec, c, kind, err, flags, c->opts | sock_opts(sk, false));
 }
 
 /* emit_port() for a TCP connect() whose state hook left a snapshot: only
@@ -1106,7 +1259,7 @@ int handle_connect6(struct bpf_sock_addr *ctx)
 static __always_inline void connect_exit(struct call *c, long ret)
 {
 	struct sock *sk = (struct sock *)c->sk;
-	__u16 sport = sk_sport(sk);
+	__u16 sport = sk_sport(sk, false);
 	__u8 kind = c->sport ? PT_PORT_CONNECT : PT_PORT_ALLOC;
 	__u32 flags = c->sport ? 0 : PT_F_AUTOBIND;
 	int err = ret >= 0 || ret == -EINPROGRESS ? 0 : -ret;
@@ -1120,7 +1273,7 @@ static __always_inline void connect_exit(struct call *c, long ret)
 	 * timed out) took and gave it back inside the call: the transitions
 	 * tell that story. So does a non-blocking one whose RST came back
 	 * (over loopback) before it returned -EINPROGRESS. */
-	if (BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP &&
+	if (sk_proto(sk, false) == IPPROTO_TCP &&
 	    BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
 		return;
 	/*
@@ -1160,7 +1313,7 @@ int handle_enter_bind(struct trace_event_raw_sys_enter *ctx)
 {
 	if (targ_hooks_only)
 		return 0;
-	call_begin(ctx->args[0], (const void *)ctx->args[1], CALL_BIND);
+	call_begin(ctx->args[0], (const void *)ctx->args[1], ctx->args[2], CALL_BIND);
 	return 0;
 }
 
@@ -1192,7 +1345,7 @@ static __always_inline void send_exit(long ret)
 		connect_exit(&c, ret);
 		return;
 	}
-	sport = sk_sport((struct sock *)c.sk);
+	sport = sk_sport((struct sock *)c.sk, false);
 	if (sport)
 		emit_port(&c, PT_PORT_ALLOC, 0, PT_F_AUTOBIND);
 	else if (ret == -EAGAIN)
@@ -1204,7 +1357,7 @@ int handle_enter_sendto(struct trace_event_raw_sys_enter *ctx)
 {
 	if (targ_hooks_only)
 		return 0;
-	call_begin(ctx->args[0], (const void *)ctx->args[4], CALL_SEND);
+	call_begin(ctx->args[0], (const void *)ctx->args[4], ctx->args[5], CALL_SEND);
 	return 0;
 }
 
@@ -1227,7 +1380,7 @@ int handle_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	if (umsg)
 		bpf_probe_read_user(&msg, sizeof(msg), umsg);
-	call_begin(ctx->args[0], msg.msg_name, CALL_SEND);
+	call_begin(ctx->args[0], msg.msg_name, msg.msg_namelen, CALL_SEND);
 	return 0;
 }
 
@@ -1237,5 +1390,82 @@ int handle_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
 	if (targ_hooks_only)
 		return 0;
 	send_exit(ctx->ret);
+	return 0;
+}
+
+/*
+ * accept() returned a socket: the process it returned in is the socket's
+ * owner from now on (pre-fork servers bind in one process and accept in
+ * others). Its port is its listener's; the record names the acceptor and
+ * the connection, and user space carries the acceptor on by cookie.
+ */
+static __always_inline void accept_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct pt_rec_port *rec;
+	struct sock *sk;
+	__u16 family;
+	__u32 flags;
+
+	if (ret < 0 || targ_failures || (targ_proto && targ_proto != IPPROTO_TCP) ||
+	    !pid_wanted(id >> 32))
+		return;
+	sk = fd_sock(ret);
+	if (!sk || sk_proto(sk, false) != IPPROTO_TCP)
+		return;
+	family = sk_family(sk, false);
+	if (!family_wanted(family))
+		return;
+	rec = reserve(sizeof(*rec));
+	if (!rec)
+		return;
+	fill_hdr(&rec->hdr, PT_REC_PORT, sizeof(*rec));
+	fill_owner(&rec->owner);
+	fill_sock(&rec->sk, sk, family, false);
+	/* Made by the child's first transition, which asked for it. */
+	rec->sk.cookie = sk_cookie(sk);
+	rec->sk._pad = 0;
+	/* The port is the listener's, whose listen event said what it means:
+	 * the range is read only for the --ephemeral filter (bpf_stats: it
+	 * was a fifth of this hook's 1 us). */
+	rec->sk.range_lo = rec->sk.range_hi = 0;
+	flags = targ_ephemeral ? fill_range(&rec->sk, sk, sk_net(sk, false), false, false) : 0;
+	if ((targ_ephemeral && !in_range(&rec->sk)) ||
+	    !port_wanted(rec->sk.lport, rec->sk.rport)) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	if (targ_pid_filter) {
+		__u64 key = (__u64)sk;
+
+		bpf_map_update_elem(&adopt, &key, &rec->owner, BPF_ANY);
+	}
+	rec->kind = PT_PORT_ACCEPT;
+	rec->reason = PT_REASON_NONE;
+	rec->opts = 0;
+	rec->_pad = 0;
+	rec->req_port = 0;
+	rec->_pad2 = 0;
+	rec->err = 0;
+	rec->flags = flags | PT_F_OWNER_KNOWN | PT_F_ACCEPTED;
+	rec->latency_ns = 0;
+	submit(rec);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int handle_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	if (targ_hooks_only)
+		return 0;
+	accept_exit(ctx->ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int handle_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	if (targ_hooks_only)
+		return 0;
+	accept_exit(ctx->ret);
 	return 0;
 }

@@ -22,6 +22,7 @@
 #endif
 
 #define PT_TASK_COMM_LEN 16
+#define PT_ANON_ID (1ULL << 63)
 
 enum pt_rec_type {
 	PT_REC_STATE = 1, /* TCP state transition (sock:inet_sock_set_state) */
@@ -39,6 +40,7 @@ enum pt_port_kind {
 	PT_PORT_RELEASE,	/* port given back to the kernel */
 	PT_PORT_TIMEWAIT,	/* port kept by a time-wait socket */
 	PT_PORT_EXISTING,	/* user space: held before tracing began (sock_diag) */
+	PT_PORT_ACCEPT,		/* accept() returned this socket: its owner from now */
 	PT_PORT_KIND_MAX,
 };
 
@@ -82,6 +84,10 @@ enum pt_reason {
 #define PT_F_AUTOBIND		(1u << 6) /* port was picked by the kernel */
 #define PT_F_COMPUTED		(1u << 7) /* set by user space: time derived, not seen */
 #define PT_F_FOLDED_SYNRECV	(1u << 8) /* STATE: LISTEN -> SYN_RECV at folded_ns came first */
+#define PT_F_ACCEPTED		(1u << 9) /* the socket was accepted from a listener: its
+					   * port is the listener's, and a time-wait
+					   * socket it leaves holds that port */
+#define PT_F_HELD		(1u << 10) /* user space: a bind-fail says what held the port */
 
 struct pt_hdr {
 	__u16 type;	/* enum pt_rec_type */
@@ -96,11 +102,15 @@ struct pt_owner {
 	__u32 tid;
 	__u64 start_ns;		/* process start time: pid + start = identity */
 	__u64 cgroup_id;
-	char comm[PT_TASK_COMM_LEN];
+	char comm[PT_TASK_COMM_LEN];	/* the process's name (thread group leader's) */
+	char thread[PT_TASK_COMM_LEN];	/* the name of thread tid */
 };
 
 struct pt_sock {
-	__u64 cookie;		/* socket cookie; 0 = socket older than tracing */
+	__u64 cookie;		/* socket cookie; 0 = socket older than tracing;
+				 * PT_ANON_ID bit set: an identity porttrace
+				 * made up where the kernel had none to give.
+				 * Never a kernel address. */
 	__u32 netns;		/* network namespace inode number */
 	__u8 family;		/* AF_INET / AF_INET6 */
 	__u8 proto;		/* IPPROTO_TCP / IPPROTO_UDP */
@@ -139,5 +149,13 @@ struct pt_rec_port {
 	__u32 flags;		/* PT_F_* */
 	__u64 latency_ns;	/* connect(): cgroup connect hook to return */
 };
+
+/* The decoder checks sizes against these; a change here is a change of the
+ * wire contract, and both sides must see it. */
+_Static_assert(sizeof(struct pt_hdr) == 16, "pt_hdr size");
+_Static_assert(sizeof(struct pt_owner) == 56, "pt_owner size");
+_Static_assert(sizeof(struct pt_sock) == 56, "pt_sock size");
+_Static_assert(sizeof(struct pt_rec_state) == 144, "pt_rec_state size");
+_Static_assert(sizeof(struct pt_rec_port) == 152, "pt_rec_port size");
 
 #endif /* PORTTRACE_H */

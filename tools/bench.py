@@ -320,6 +320,81 @@ def startup(args, tmp, tries):
     return statistics.median(times)
 
 
+def report_bench(args, tmp, events):
+    """porttrace report on a synthetic log of `events` events (8 processes,
+    20 destinations, 10 minutes, a failure every 50 connections): seconds
+    to write the page, its size, and how long chromium (when installed)
+    takes to load it, beside a blank page."""
+    import heapq
+    log, page = os.path.join(tmp, "big.jsonl"), os.path.join(tmp, "big.html")
+    base, span = 10 ** 12, 600 * 10 ** 9
+    conns = events * 50 // 248  # 49 connections of 5 events, a failure of 3
+    common = ('"cpu":0,"pid":{pid},"tid":{pid},"pstart_ns":1000,"comm":"client{p}","cgroup":1,'
+              '"netns":4026531840,"cookie":{ck},"proto":"tcp","family":4,"laddr":"10.0.0.1",'
+              '"lport":{lport},"raddr":"10.0.1.{d}","rport":{rport}')
+    state = '{{"type":"state","t_ns":{t},' + common + ',"old":"{old}","new":"{new}"{extra},"flags":{fl}}}\n'
+    port = ('{{"type":"port","t_ns":{t},"event":"{ev}",' + common + ',"req_port":0,"err":{err},'
+            '"latency_ns":{lat},"range":[32768,60999],"ephemeral":true{extra},"flags":{fl}}}\n')
+    n, later = 0, []
+    with open(log, "w") as f:
+        f.write('{"type":"header","schema":1,"porttrace":"bench","host":"bench","kernel":"-",'
+                f'"clock":"CLOCK_MONOTONIC","start_mono_ns":{base},"start_realtime_ns":1700000000000000000,'
+                '"ephemeral_range":[32768,60999]}\n')
+        for c in range(conns):
+            t = base + c * span // conns
+            while later and later[0][0] <= t:
+                n += 1
+                f.write(heapq.heappop(later)[1])
+            k = dict(pid=1000 + c % 8, p=c % 8, ck=c + 1, d=c % 20, rport=8000 + c % 20)
+            if c % 50 == 49:
+                f.write(state.format(t=t, lport="null", old="CLOSE", new="SYN_SENT", extra="", fl=3, **k))
+                f.write(state.format(t=t + 5000, lport="null", old="SYN_SENT", new="CLOSE",
+                                     extra=',"reason":"no-free-port"', fl=3, **k))
+                f.write(port.format(t=t + 9000, ev="alloc-fail", lport="null", err='"EADDRNOTAVAIL"',
+                                    lat=9000, extra="", fl=3, **k))
+                n += 3
+                continue
+            lport = 32768 + (c * 7919) % 28232
+            f.write(state.format(t=t, lport="null", old="CLOSE", new="SYN_SENT", extra="", fl=3, **k))
+            f.write(state.format(t=t + 60000, lport=lport, old="SYN_SENT", new="ESTABLISHED", extra="",
+                                 fl=1, **k))
+            f.write(port.format(t=t + 70000, ev="alloc", lport=lport, err="null", lat=70000, extra="",
+                                fl=65, **k))
+            n += 3
+            end = t + (c % 97 + 1) * 50 * 10 ** 6
+            heapq.heappush(later, (end, state.format(t=end, lport=lport, old="ESTABLISHED", new="CLOSE",
+                                                     extra=',"reason":"rst-sent"', fl=5, **k)))
+            heapq.heappush(later, (end + 1, port.format(t=end + 1, ev="release", lport=lport, err="null",
+                                                        lat=0, extra=',"reason":"rst-sent"', fl=1, **k)))
+        while later:
+            n += 1
+            f.write(heapq.heappop(later)[1])
+    t0 = time.monotonic()
+    subprocess.run([args.porttrace, "report", log, "-o", page], check=True, capture_output=True)
+    secs = time.monotonic() - t0
+    size = os.path.getsize(page)
+    load = blank = None
+    chromium = "/usr/bin/chromium"
+    if os.access(chromium, os.X_OK):
+        empty = os.path.join(tmp, "blank.html")
+        with open(empty, "w") as f:
+            f.write("<!DOCTYPE html><p>blank</p>\n")
+
+        def load_time(path):
+            prof = tempfile.mkdtemp(prefix="ptbench-chromium-", dir=tmp)
+            t0 = time.monotonic()
+            subprocess.run(nsexec(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                  "--disable-background-networking", "--disable-component-update",
+                                  "--disable-sync", f"--user-data-dir={prof}", "--dump-dom",
+                                  "file://" + path),
+                           check=True, capture_output=True, timeout=300)
+            return time.monotonic() - t0
+        blank = min(load_time(empty) for _ in range(2))
+        load = min(load_time(page) for _ in range(2))
+    os.unlink(log)
+    return {"events": n, "seconds": secs, "bytes": size, "load": load, "blank": blank}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -357,6 +432,7 @@ def main():
             dec = decoder_throughput(args, raw)
             rss = memory(args, tmp, conns)
             start = startup(args, tmp, 1 if args.quick else 3)
+            rep = report_bench(args, tmp, 100000 if args.quick else 1000000)
     finally:
         if server:
             server.terminate()
@@ -403,6 +479,12 @@ def main():
                  "<= 32 MiB", rss <= 32))
     rows.append(("start-up: launch to first event", f"{start * 1000:.0f} ms", "<= 300 ms",
                  start <= 0.3))
+    rows.append((f"report of a {rep['events']}-event log: time, page size",
+                 f"{rep['seconds']:.1f} s, {rep['bytes'] / 2 ** 20:.1f} MiB", "<= 8 MiB",
+                 rep["bytes"] <= 8 * 2 ** 20))
+    if rep["load"] is not None:
+        rows.append(("report page loaded by headless chromium (blank page)",
+                     f"{rep['load']:.1f} s ({rep['blank']:.1f} s)", "", None))
     rows.append(("porttrace CPU per 1000 events (RST)",
                  f"{storms[0]['cpu_per_1000'] * 1000:.1f} ms", "", None))
 

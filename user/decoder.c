@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include "decoder.h"
+#include "holders.h"
 #include "socktab.h"
 
 /* Enough for every socket of a busy host; past it releases of UDP and bound
@@ -25,10 +27,13 @@ struct sock_seen {
 
 struct decoder {
 	struct socktab *socks;
-	/* Owner of each TCP socket from its connect() to its CLOSE: the
-	 * kernel names it only in the record of that call, so that it need
-	 * not store it for every socket. */
+	/* Owner of each TCP socket from its connect() or accept() to its
+	 * CLOSE (or, for a port bind() pinned, its release), and of sockets
+	 * of the start-up snapshot: the kernel names it only in the record of
+	 * that call, so that it need not store it for every socket. */
 	struct socktab *owners;
+	/* Who holds each port now: what a failed bind() ran into. */
+	struct holders *holders;
 	/* Children sent with their own LISTEN -> SYN_RECV (those of
 	 * listeners older than tracing), until their CLOSE: the kernel could
 	 * not mark them, and the port of one gives back nothing. */
@@ -50,7 +55,8 @@ struct decoder *decoder__new(void)
 	d->owners = socktab__new(SOCKTAB_MAX, sizeof(struct pt_owner));
 	d->children = socktab__new(SOCKTAB_MAX, 1);
 	d->tw_gone = socktab__new(SOCKTAB_MAX, 1);
-	if (!d->socks || !d->owners || !d->children || !d->tw_gone) {
+	d->holders = holders__new();
+	if (!d->socks || !d->owners || !d->children || !d->tw_gone || !d->holders) {
 		decoder__free(d);
 		return NULL;
 	}
@@ -65,6 +71,7 @@ void decoder__free(struct decoder *d)
 	socktab__free(d->owners);
 	socktab__free(d->children);
 	socktab__free(d->tw_gone);
+	holders__free(d->holders);
 	free(d->tw.ev);
 	free(d);
 }
@@ -94,6 +101,13 @@ static int tw_push(struct tw_queue *q, const struct pt_event *ev)
 	return 0;
 }
 
+/* Every event leaves through here: the port holders see what consumers see. */
+static int emit(struct decoder *d, pt_event_fn fn, void *ctx, const struct pt_event *ev)
+{
+	holders__event(d->holders, ev);
+	return fn(ctx, ev);
+}
+
 int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx)
 {
 	struct tw_queue *q = &d->tw;
@@ -106,7 +120,7 @@ int decoder__tick(struct decoder *d, __u64 now_ns, pt_event_fn fn, void *ctx)
 		q->len--;
 		if (socktab__take(d->tw_gone, ev.sk.cookie, NULL))
 			continue;
-		err = fn(ctx, &ev);
+		err = emit(d, fn, ctx, &ev);
 		if (err)
 			return err;
 	}
@@ -125,6 +139,7 @@ void decoder__tw_gone(struct decoder *d, __u64 cookie)
 	__u8 one = 1;
 
 	socktab__put(d->tw_gone, cookie, &one);
+	holders__forget(d->holders, cookie);
 }
 
 static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struct pt_owner *o,
@@ -137,6 +152,70 @@ static void copy_common(struct pt_event *ev, const struct pt_hdr *h, const struc
 	ev->sk = *sk;
 }
 
+/*
+ * Is the process that held a listener still there, now? Asked at most once a
+ * second of event time per listener; kill(pid, 0) costs a syscall. Only ever
+ * asked to hand the listener to an acceptor, which holds it as truly: the
+ * answer is about now, not about the time of the records being decoded.
+ */
+static bool holder_alive(struct holders_listener *l, __u64 now)
+{
+	if (!l->owner.pid)
+		return false;
+	if (l->checked_ns && now < l->checked_ns + 1000000000ULL)
+		return true;
+	if (kill((pid_t)l->owner.pid, 0) && errno == ESRCH)
+		return false;
+	l->checked_ns = now;
+	return true;
+}
+
+/*
+ * accept() named the owner of a child. The listener it came from is held
+ * by the acceptor too (accept() takes the listener's fd): when the process
+ * that called listen() is gone (a daemon that forked and exited), the
+ * acceptor is the listener's holder from now on, and the listener's later
+ * records name it, never a pid that no longer exists.
+ */
+static void accepted(struct decoder *d, const struct pt_event *ev)
+{
+	struct holders_listener *l;
+
+	socktab__put(d->owners, ev->sk.cookie, &ev->owner);
+	l = holders__listener(d->holders, ev->sk.netns, ev->sk.lport);
+	if (!l || l->owner.pid == ev->owner.pid || holder_alive(l, ev->ts_ns))
+		return;
+	l->owner = ev->owner;
+	l->checked_ns = ev->ts_ns;
+	socktab__put(d->owners, l->cookie, &ev->owner);
+}
+
+/*
+ * The owner of a socket's record that does not come from its owner's own
+ * context: the one the decoder carries (connect(), accept(), the start-up
+ * snapshot, a listener's new holder) first, as the kernel's copy in socket
+ * storage may name a listener's first owner; for a child not accepted yet,
+ * its listener's holder.
+ */
+static void owner_of(struct decoder *d, struct pt_event *ev, __u32 *flags)
+{
+	const struct pt_owner *o = socktab__get(d->owners, ev->sk.cookie);
+	struct holders_listener *l;
+
+	if (o) {
+		ev->owner = *o;
+		*flags |= PT_F_OWNER_KNOWN;
+	} else if ((*flags & PT_F_ACCEPTED) &&
+		   (l = holders__listener(d->holders, ev->sk.netns, ev->sk.lport)) &&
+		   l->owner.pid) {
+		/* The kernel's copy names who called listen(), who may be
+		 * gone: the listener's holder, an acceptor once that one was
+		 * found gone, knows better. */
+		ev->owner = l->owner;
+		*flags |= PT_F_OWNER_KNOWN;
+	}
+}
+
 /* A transition can also end or hand over the port: one record, two events. */
 static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_event_fn fn, void *ctx)
 {
@@ -146,23 +225,35 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	int err;
 
 	copy_common(&ev, &r->hdr, &r->owner, &r->sk);
-	if (!(flags & PT_F_OWNER_KNOWN)) {
-		const struct pt_owner *o = socktab__get(d->owners, r->sk.cookie);
-
-		if (o) {
-			ev.owner = *o;
-			flags |= PT_F_OWNER_KNOWN;
-		}
-	} else if (r->oldstate == TCP_CLOSE && r->newstate == TCP_SYN_SENT) {
-		/* Listeners keep theirs in socket storage. */
-		socktab__put(d->owners, r->sk.cookie, &ev.owner);
-	}
 	if (r->oldstate == TCP_LISTEN && r->newstate == TCP_SYN_RECV)
 		socktab__put(d->children, r->sk.cookie, &one);
+	/* A child of a listener older than tracing, which the kernel could
+	 * not mark. */
+	if (socktab__get(d->children, r->sk.cookie))
+		flags |= PT_F_ACCEPTED;
+	if ((flags & PT_F_OWNER_KNOWN) &&
+	    ((r->oldstate == TCP_CLOSE &&
+	      (r->newstate == TCP_SYN_SENT || r->newstate == TCP_LISTEN)) ||
+	     (r->oldstate == TCP_LISTEN && r->newstate == TCP_CLOSE))) {
+		/* The caller of connect(), listen() or a listener's close()
+		 * names itself; listeners keep theirs in socket storage. */
+		if (r->newstate == TCP_SYN_SENT)
+			socktab__put(d->owners, r->sk.cookie, &ev.owner);
+		else
+			socktab__take(d->owners, r->sk.cookie, NULL);
+	} else {
+		owner_of(d, &ev, &flags);
+	}
 	if (r->newstate == TCP_CLOSE) {
-		socktab__take(d->owners, r->sk.cookie, NULL);
+		/* A port bind() pinned stays, and so does its owner, until
+		 * the release that sock_release sends. */
+		if ((flags & (PT_F_RELEASE | PT_F_TIMEWAIT | PT_F_ACCEPTED)) ||
+		    !(r->opts & PT_OPT_BOUND_PORT))
+			socktab__take(d->owners, r->sk.cookie, NULL);
+		/* A child's port is its listener's: only a time-wait socket
+		 * it leaves holds it on. */
 		if (socktab__take(d->children, r->sk.cookie, NULL))
-			flags &= ~(PT_F_RELEASE | PT_F_TIMEWAIT);
+			flags &= ~PT_F_RELEASE;
 	}
 	if (r->flags & PT_F_FOLDED_SYNRECV) {
 		/* The child's birth, sent along with its next transition. */
@@ -172,7 +263,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 		born.oldstate = TCP_LISTEN;
 		born.newstate = TCP_SYN_RECV;
 		born.flags = flags & ~(PT_F_FOLDED_SYNRECV | PT_F_RELEASE | PT_F_TIMEWAIT);
-		err = fn(ctx, &born);
+		err = emit(d, fn, ctx, &born);
 		if (err)
 			return err;
 	}
@@ -181,7 +272,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	ev.reason = r->reason < PT_REASON_MAX ? r->reason : PT_REASON_NONE;
 	ev.opts = r->opts;
 	ev.flags = flags & ~PT_F_FOLDED_SYNRECV;
-	err = fn(ctx, &ev);
+	err = emit(d, fn, ctx, &ev);
 	if (err)
 		return err;
 
@@ -193,7 +284,7 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	}
 	if (flags & PT_F_TIMEWAIT) {
 		ev.kind = PT_PORT_TIMEWAIT;
-		err = fn(ctx, &ev);
+		err = emit(d, fn, ctx, &ev);
 		if (err)
 			return err;
 		ev.kind = PT_PORT_RELEASE;
@@ -204,12 +295,12 @@ static int decode_state(struct decoder *d, const struct pt_rec_state *r, pt_even
 	}
 	if (flags & PT_F_RELEASE) {
 		ev.kind = PT_PORT_RELEASE;
-		return fn(ctx, &ev);
+		return emit(d, fn, ctx, &ev);
 	}
 	if (r->newstate == TCP_LISTEN) {
 		ev.kind = PT_PORT_LISTEN;
 		ev.reason = PT_REASON_NONE;
-		return fn(ctx, &ev);
+		return emit(d, fn, ctx, &ev);
 	}
 	return 0;
 }
@@ -226,6 +317,7 @@ static bool held_until_release(const struct pt_rec_port *r)
 static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_fn fn, void *ctx)
 {
 	struct pt_event ev = {.type = PT_EV_PORT};
+	struct pt_held held;
 
 	if (r->kind == 0 || r->kind >= PT_PORT_KIND_MAX || r->reason >= PT_REASON_MAX) {
 		d->bad++;
@@ -239,6 +331,26 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 	ev.flags = r->flags;
 	ev.err = r->err;
 	ev.latency_ns = r->latency_ns;
+
+	if (r->kind == PT_PORT_ACCEPT) {
+		accepted(d, &ev);
+	} else if (r->kind == PT_PORT_BIND_FAIL && r->err == EADDRINUSE && r->req_port &&
+		   holders__lookup(d->holders, ev.sk.netns, ev.sk.proto, r->req_port, ev.ts_ns,
+				   &held)) {
+		/* What holds the port: the question a failed restart asks. */
+		ev.held = &held;
+		ev.flags |= PT_F_HELD;
+	} else if (r->kind == PT_PORT_CONNECT && r->sk.proto == IPPROTO_UDP) {
+		/* connect() gave a bound UDP socket its peer and its source
+		 * address: its release, which cannot read them, says them. */
+		struct sock_seen *had = socktab__get(d->socks, ev.sk.cookie);
+
+		if (had) {
+			memcpy(had->sk.laddr, ev.sk.laddr, sizeof(had->sk.laddr));
+			memcpy(had->sk.raddr, ev.sk.raddr, sizeof(had->sk.raddr));
+			had->sk.rport = ev.sk.rport;
+		}
+	}
 
 	if (held_until_release(r) && ev.sk.lport) {
 		struct sock_seen seen = {.sk = ev.sk, .owner = ev.owner};
@@ -261,15 +373,21 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 				.reason = PT_REASON_DISCONNECT,
 				.flags = PT_F_COMPUTED | (had->owner.pid ? PT_F_OWNER_KNOWN : 0),
 			};
-			int err = fn(ctx, &rel);
+			int err = emit(d, fn, ctx, &rel);
 
 			if (err)
 				return err;
 		}
 		socktab__put(d->socks, ev.sk.cookie, &seen);
-		/* A bound UDP socket receives on its port from now on. */
-		if (r->kind == PT_PORT_BIND && r->sk.proto == IPPROTO_UDP) {
-			int err = fn(ctx, &ev);
+		/*
+		 * A UDP socket bound to a port it asked for receives on it
+		 * from now on: a service. One that let the kernel pick (bind
+		 * to port 0, as dig and resolver libraries do before they
+		 * connect) is a client's: listing it would drown an exposure
+		 * audit in every lookup the host makes.
+		 */
+		if (r->kind == PT_PORT_BIND && r->sk.proto == IPPROTO_UDP && r->req_port) {
+			int err = emit(d, fn, ctx, &ev);
 
 			if (err)
 				return err;
@@ -277,14 +395,21 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 		}
 	} else if (r->kind == PT_PORT_RELEASE) {
 		struct sock_seen e;
+		struct pt_owner o;
 
+		/* Carried since connect(), accept() or the snapshot: it knows
+		 * better than the copy in socket storage. */
+		if (socktab__take(d->owners, r->sk.cookie, &o)) {
+			ev.owner = o;
+			ev.flags |= PT_F_OWNER_KNOWN;
+		}
 		if (socktab__take(d->socks, r->sk.cookie, &e)) {
 			__u16 port = ev.sk.lport;
 
 			ev.sk = e.sk;
 			if (port)
 				ev.sk.lport = port;
-			if (!(ev.flags & PT_F_OWNER_KNOWN)) {
+			if (!(ev.flags & PT_F_OWNER_KNOWN) && e.owner.pid) {
 				ev.owner = e.owner;
 				ev.flags |= PT_F_OWNER_KNOWN;
 			}
@@ -294,15 +419,30 @@ static int decode_port(struct decoder *d, const struct pt_rec_port *r, pt_event_
 			return 0;
 		}
 	}
-	return fn(ctx, &ev);
+	return emit(d, fn, ctx, &ev);
 }
 
 void decoder__remember(struct decoder *d, const struct pt_event *ev)
 {
 	struct sock_seen seen = {.sk = ev->sk, .owner = ev->owner};
 
-	if (ev->sk.proto == IPPROTO_UDP && ev->sk.lport)
+	holders__event(d->holders, ev);
+	if (!ev->sk.lport)
+		return;
+	/* A UDP socket, or a TCP one only bound, gives its port back in a
+	 * release record that cannot read its addresses. */
+	if (ev->sk.proto == IPPROTO_UDP || decoder__prebound(ev))
 		socktab__put(d->socks, ev->sk.cookie, &seen);
+	/* Its later records run in softirq or sock_release: the owner /proc
+	 * named goes with them. */
+	if (ev->sk.proto == IPPROTO_TCP && (ev->flags & PT_F_OWNER_KNOWN))
+		socktab__put(d->owners, ev->sk.cookie, &ev->owner);
+}
+
+bool decoder__prebound(const struct pt_event *ev)
+{
+	return ev->sk.proto == IPPROTO_TCP && ev->kind == PT_PORT_EXISTING &&
+	       ev->newstate == TCP_CLOSE && ev->sk.lport && !ev->latency_ns;
 }
 
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)

@@ -8,6 +8,7 @@
 #ifndef PT_DECODER_H
 #define PT_DECODER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "event.h"
 
@@ -25,9 +26,14 @@ void decoder__free(struct decoder *d);
  */
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx);
 
-/* A socket seen in the kernel's socket table at start-up: a UDP one gives
- * its port back through a release record this completes. */
+/* A socket seen in the kernel's socket table at start-up: a UDP one, or a
+ * TCP one only bound, gives its port back through a release record this
+ * completes; its owner goes on to its later records; it holds its port. */
 void decoder__remember(struct decoder *d, const struct pt_event *ev);
+
+/* Is ev (of the start-up snapshot) a TCP socket only bound, whose release
+ * the kernel must be told to watch for (tracer__watch_release())? */
+bool decoder__prebound(const struct pt_event *ev);
 
 /* The time-wait socket cookie is gone before its time (a check found it
  * so, and said so with an event of its own): its queued release is dropped. */

@@ -37,6 +37,21 @@ enum pt_ev_type {
 	PT_EV_LOST,		/* records the kernel could not queue */
 };
 
+/*
+ * What held a port when a bind() of it failed with EADDRINUSE, from what
+ * porttrace saw (the decoder's port holders): the answer to "why can my
+ * service not start?". Counts are of sockets on the port in the namespace,
+ * any local address.
+ */
+struct pt_held {
+	__u32 listeners;	/* TCP listening, or UDP bound to the port asked for */
+	__u32 connections;	/* TCP connections on it, client or accepted */
+	__u32 bound;		/* bound only: neither listening nor connected */
+	__u32 time_wait;	/* time-wait sockets on it (accepted ones included) */
+	__u64 tw_end_ns;	/* when the last of them ends (CLOCK_MONOTONIC) */
+	struct pt_owner listener;	/* who holds a listener; pid 0: unknown */
+};
+
 struct pt_event {
 	enum pt_ev_type type;
 	__u32 cpu;
@@ -54,6 +69,9 @@ struct pt_event {
 	__u64 latency_ns;
 	__u64 lost;		/* LOST: new since the previous LOST event */
 	__u64 lost_total;
+	/* PT_F_HELD (a bind-fail): what held the port; valid while the event
+	 * is being delivered. */
+	const struct pt_held *held;
 };
 
 /* Every consumer has this shape; returning non-zero stops the pipeline. */

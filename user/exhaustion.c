@@ -121,6 +121,9 @@ struct pool_check {
 	unsigned long missing, extra;	/* in the kernel only, in the events only */
 	unsigned long persistent;	/* different at the check before, too */
 	unsigned long tw_gone;	/* time-wait sockets found gone early */
+	/* Time-wait sockets accepted sockets left, on listeners' ports: no
+	 * ephemeral port, but each blocks a bind() of its port. */
+	unsigned long srv_kernel, srv_events, srv_missing, srv_extra;
 };
 
 struct xpool {
@@ -128,6 +131,7 @@ struct xpool {
 	__u8 proto;
 	struct xdest any;
 	unsigned int shared;	/* distinct shared ports counted */
+	unsigned int server_tw;	/* XC_SERVER sockets */
 	struct socktab *port_refs;	/* port + 1 -> counted shared sockets on it */
 	struct xdest **dests;
 	size_t ndests, cap_dests;
@@ -139,6 +143,8 @@ enum xclass {
 	XC_DEST,	/* connect(): counts for its destination */
 	XC_SHARED,	/* bind(), listen(), UDP: counts for all */
 	XC_LIMBO,	/* a connect() that found no port; waits for its failure */
+	XC_SERVER,	/* the time-wait socket of an accepted one: its listener's
+			 * port toward one peer, never an ephemeral port */
 };
 
 struct xsock {
@@ -625,7 +631,7 @@ static bool sock_counts(const struct xsock *s)
 	/* A connect() counts from when its port is known: when the syscall
 	 * returns (even -EINPROGRESS) or the handshake ends. Counting it from
 	 * SYN_SENT would count the attempts that find no port, too. */
-	if (s->cls == XC_LIMBO || !s->lport)
+	if (s->cls == XC_LIMBO || s->cls == XC_SERVER || !s->lport)
 		return false;
 	if (!ns->hi || s->lport < ns->lo || s->lport > ns->hi)
 		return false;
@@ -711,6 +717,8 @@ static struct xsock *sock_new(struct exhaustion *e, struct xpool *p, const struc
 	s->cookie = ev->sk.cookie;
 	s->pool = p;
 	s->cls = cls;
+	if (cls == XC_SERVER)
+		p->server_tw++;
 	s->dest = d;
 	s->proc = proc_of(e, ev);
 	if (!socktab__put(e->socks, s->cookie, &s)) {
@@ -750,6 +758,8 @@ static void sock_free(struct exhaustion *e, struct xsock *s, __u64 ts)
 		p->socks = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	if (s->cls == XC_SERVER)
+		p->server_tw--;
 	if (s->cls == XC_DEST)
 		dest_touch(e, s->dest, ts);
 	if (p->shared != shared)
@@ -945,8 +955,16 @@ static bool classify_existing(struct socktab *listen, const struct pt_event *ev,
 	case TCP_NEW_SYN_RECV:
 		return false;		/* a server's end: the listener's port */
 	}
-	if (socktab__get(listen, key))
-		return false;
+	if (socktab__get(listen, key)) {
+		/* A server's end: the listener's port. Its time-wait socket
+		 * (TIME_WAIT, or an orphan in FIN_WAIT2 the kernel folded
+		 * into one, which has a time left) blocks a rebind. */
+		if (ev->newstate != TCP_TIME_WAIT && !ev->latency_ns)
+			return false;
+		*cls = XC_SERVER;
+		*state = EXH_TIME_WAIT;
+		return true;
+	}
 	*cls = XC_DEST;
 	*state = state_of(ev->newstate);
 	return true;
@@ -970,7 +988,7 @@ static void on_existing(struct exhaustion *e, struct xpool *p, const struct pt_e
 	s->state = state;
 	/* No event will ever say when a time-wait socket goes: the kernel
 	 * said how long it has left. */
-	if (ev->latency_ns && cls == XC_DEST) {
+	if (ev->latency_ns && (cls == XC_DEST || cls == XC_SERVER)) {
 		s->expire_ns = ev->ts_ns + ev->latency_ns;
 		due_push(e, s->expire_ns, s->cookie);
 	}
@@ -1093,6 +1111,16 @@ static void on_port(struct exhaustion *e, struct xpool *p, const struct pt_event
 			failure(&p->any, proc_of(e, ev), ev);
 		break;
 	case PT_PORT_TIMEWAIT:
+		/* An accepted socket closed first: its time-wait socket holds
+		 * the listener's port toward its peer, no port of the range. */
+		if (!s && (ev->flags & PT_F_ACCEPTED) && port) {
+			s = sock_new(e, p, ev, XC_SERVER, NULL);
+			if (s) {
+				s->state = EXH_TIME_WAIT;
+				s->lport = port;
+			}
+			break;
+		}
 		if (s && s->cls != XC_LIMBO) {
 			sock_set_state(e, s, EXH_TIME_WAIT, ev->ts_ns);
 			sock_set_port(e, s, port, ev->ts_ns);
@@ -1243,8 +1271,31 @@ struct check_ctx {
 	__u64 *cookies;
 	struct xpool **pools;	/* of each cookie; NULL: a pool events never showed */
 	size_t n, cap, cap_pools;
+	/* Server-side time-wait sockets of the table, and their pools. */
+	__u64 *srv;
+	struct xpool **srv_pools;
+	size_t nsrv, cap_srv, cap_srv_pools;
 	int err;
 };
+
+/* A server-side time-wait socket of the table: add it to c's list. */
+static int check_server(struct check_ctx *c, const struct pt_event *ev)
+{
+	__u64 *srv = array__grow(c->srv, &c->cap_srv, c->nsrv + 1, sizeof(*srv));
+	struct xpool **pools;
+	__u8 one = 1;
+
+	if (srv)
+		c->srv = srv;
+	pools = array__grow(c->srv_pools, &c->cap_srv_pools, c->nsrv + 1, sizeof(*pools));
+	if (pools)
+		c->srv_pools = pools;
+	if (!srv || !pools || !socktab__put(c->held, ev->sk.cookie, &one))
+		return c->err = -ENOMEM;
+	c->srv_pools[c->nsrv] = pool_find(c->e, ev->sk.netns, ev->sk.proto);
+	c->srv[c->nsrv++] = ev->sk.cookie;
+	return 0;
+}
 
 /* The same rules as the start-up snapshot, with the range and reserved
  * ports as the kernel has them now. */
@@ -1258,8 +1309,17 @@ static int check_event(void *ctx, const struct pt_event *ev)
 	__u8 one = 1;
 	int state;
 
-	if (!classify_existing(c->listen, ev, &cls, &state) || !pt_event_in_range(ev) ||
-	    (ev->flags & PT_F_RESERVED))
+	const struct xsock *s;
+
+	if (!classify_existing(c->listen, ev, &cls, &state))
+		return 0;
+	/* One events saw made by an accepted socket, its listener gone. */
+	s = sock_get(c->e, sk->cookie);
+	if (s && s->cls == XC_SERVER && state == EXH_TIME_WAIT)
+		cls = XC_SERVER;
+	if (cls == XC_SERVER)
+		return check_server(c, ev);
+	if (!pt_event_in_range(ev) || (ev->flags & PT_F_RESERVED))
 		return 0;
 	cookies = array__grow(c->cookies, &c->cap, c->n + 1, sizeof(*cookies));
 	if (cookies)
@@ -1289,6 +1349,10 @@ static void check_add(struct pool_check *a, const struct pool_check *b)
 	a->extra += b->extra;
 	a->persistent += b->persistent;
 	a->tw_gone += b->tw_gone;
+	a->srv_kernel += b->srv_kernel;
+	a->srv_events += b->srv_events;
+	a->srv_missing += b->srv_missing;
+	a->srv_extra += b->srv_extra;
 }
 
 /* What the kernel would say of time-wait socket s: where to look it up. */
@@ -1421,6 +1485,11 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void
 		    (err = tw_reconcile(p, c.held, now_ns, gone, ctx)))
 			goto cleanup;
 		for (struct xsock *s = p->socks; s; s = s->next) {
+			if (s->cls == XC_SERVER && p->chk.reachable &&
+			    !(s->seeded && s->expire_ns && s->expire_ns <= now_ns)) {
+				p->chk.srv_events++;
+				p->chk.srv_extra += !socktab__get(c.held, s->cookie);
+			}
 			if (!counted_at(s, now_ns))
 				continue;
 			if (!p->chk.reachable) {
@@ -1446,6 +1515,13 @@ int exhaustion__check(struct exhaustion *e, __u64 now_ns, pt_event_fn gone, void
 			pc->persistent += socktab__get(e->mismatch, c.cookies[i]) != NULL;
 		}
 	}
+	for (size_t i = 0; i < c.nsrv; i++) {
+		struct xsock *s = sock_get(e, c.srv[i]);
+		struct pool_check *pc = c.srv_pools[i] ? &c.srv_pools[i]->chk : &e->chk;
+
+		pc->srv_kernel++;
+		pc->srv_missing += !s || s->cls != XC_SERVER;
+	}
 	for (size_t i = 0; i < e->npools; i++)
 		check_add(&e->chk, &e->pools[i]->chk);
 	e->tw_gone += e->chk.tw_gone;
@@ -1466,6 +1542,8 @@ cleanup:
 	socktab__free(reach);
 	free(c.cookies);
 	free(c.pools);
+	free(c.srv);
+	free(c.srv_pools);
 	free(ns);
 	return err;
 }
@@ -1592,6 +1670,8 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	r->capacity = pool_capacity(p);
 	r->reserved = ns->reserved_in_range;
 	r->shared = shared;
+	if (d->any)
+		r->server_tw = p->server_tw;
 	r->own = d->any || p->proto == IPPROTO_UDP ? 0 : own;
 	r->occupancy = r->own + shared;
 	if (!d->any && p->proto == IPPROTO_TCP)
@@ -1630,7 +1710,7 @@ static bool dest_shown(const struct xdest *d)
 /* A pool is worth rows once a port of its range was held or refused. */
 static bool pool_shown(const struct xpool *p)
 {
-	if (p->shared || dest_shown(&p->any))
+	if (p->shared || p->server_tw || dest_shown(&p->any))
 		return true;
 	for (size_t i = 0; i < p->ndests; i++)
 		if (dest_shown(p->dests[i]))
@@ -1926,6 +2006,11 @@ static void jw_check(struct jw *w, const struct pool_check *c)
 		  "\"agrees\":%s,\"tw_gone\":%lu",
 	       c->kernel, c->events, c->missing, c->extra, c->persistent,
 	       c->persistent ? "false" : "true", c->tw_gone);
+	/* Only where there are any: a record must fit in a line. */
+	if (c->srv_kernel || c->srv_events)
+		jw_put(w, ",\"server_time_wait\":{\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,"
+			  "\"extra\":%lu}",
+		       c->srv_kernel, c->srv_events, c->srv_missing, c->srv_extra);
 }
 
 static void jw_row(struct jw *w, const struct exhaustion_row *r)
@@ -1942,6 +2027,8 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
 	}
 	jw_put(w, "\"occupancy\":%u,\"own\":%u,\"shared\":%u,\"pct\":%.1f,", r->occupancy, r->own,
 	       r->shared, r->capacity ? 100.0 * r->occupancy / r->capacity : 0.0);
+	if (r->any && r->server_tw)
+		jw_put(w, "\"server_time_wait\":%u,", r->server_tw);
 	if (!r->any && r->proto == IPPROTO_TCP)
 		jw_put(w, "\"connecting\":%u,\"established\":%u,\"closing\":%u,\"time_wait\":%u,",
 		       r->state[EXH_CONNECTING], r->state[EXH_ESTABLISHED], r->state[EXH_CLOSING],
@@ -1979,12 +2066,19 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
  *              "agrees": persistent == 0,
  *              "tw_gone": time-wait sockets gone before their time with
  *              no event (a RST in TIME-WAIT, or none was made), that this
- *              check found and gave back}      (live runs, after a check)
+ *              check found and gave back,
+ *              "server_time_wait" (where there are any): {"kernel", "events",
+ *              "missing", "extra"}:
+ *              time-wait sockets of accepted ones (on a listener's port, or
+ *              known by cookie), compared apart, as they take no ephemeral
+ *              port}      (live runs, after a check)
  *    "pools": [{"netns", "proto", "range": [lo, hi], "capacity" (range
  *        minus reserved), "reserved", "shared" (ports held by bind/listen
  *        and UDP, against every destination),
  *        "all": the pool's own row: what a destination never seen finds,
- *               with bind(0) EADDRINUSE failures,
+ *               with bind(0) EADDRINUSE failures, and (TCP, where there
+ *               are any) "server_time_wait": time-wait sockets accepted
+ *               ones left,
  *        "dests": [{"family", "laddr", "raddr", "rport",
  *            "occupancy" (own + shared), "own", "shared", "pct",
  *            "connecting", "established", "closing", "time_wait" (TCP),
@@ -2045,6 +2139,10 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 		for (j = i + 1; j < n && !rows[j].any; j++) {
 			size_t mark = w.len;
 
+			/* The pool itself did not fit: the record is lost, and
+			 * a destination must not clear what says so. */
+			if (w.full)
+				break;
 			if (more || (!w.grow && nd >= SNAP_DESTS && !final)) {
 				more++;
 				continue;
@@ -2238,6 +2336,9 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 				r->release_per_s, names__eta(r->full_in_s, false, eta, sizeof(eta)));
 			report_dest_details(f, e, r, row_dest(e, r), base);
 		}
+		if (pr->server_tw)
+			fprintf(f, "  server-side time-wait %u: on listeners' ports, no ephemeral port; each blocks a bind() of its port without SO_REUSEADDR\n",
+				pr->server_tw);
 		if (np) {
 			fprintf(f, "  processes:\n");
 			report_procs(f, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
@@ -2278,6 +2379,10 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 					p->ns->inode, names__proto(p->proto), p->chk.events,
 					p->chk.kernel, p->chk.persistent);
 		}
+		if (c->srv_kernel || c->srv_events)
+			fprintf(f, "  server-side time-wait sockets: events %lu, kernel %lu%s\n",
+				c->srv_events, c->srv_kernel,
+				c->srv_missing || c->srv_extra ? " (differ)" : ", agree");
 		if (e->check_unreachable)
 			fprintf(f, "  (%lu ports counted in namespaces it cannot read any more)\n",
 				e->check_unreachable);
@@ -2373,4 +2478,76 @@ cleanup:
 	exhaustion__free(e);
 	logreader__free(r);
 	return ret;
+}
+
+/* ---- samples over time ---- */
+
+_Static_assert(HIST_BUCKETS == EXH_LAT_BUCKETS, "exhaustion.h says how long a histogram is");
+
+static void sample_of(const struct xdest *d, struct exhaustion_sample *s)
+{
+	const struct xpool *p = d->pool;
+	bool own = !d->any && p->proto == IPPROTO_TCP;
+
+	memset(s, 0, sizeof(*s));
+	s->key = d;
+	s->netns = p->ns->inode;
+	s->proto = p->proto;
+	s->family = d->any ? 0 : d->family;
+	s->any = d->any;
+	memcpy(s->laddr, d->laddr, 16);
+	memcpy(s->raddr, d->raddr, 16);
+	s->rport = d->rport;
+	s->capacity = pool_capacity(p);
+	s->shared = p->shared;
+	if (own)
+		memcpy(s->state, d->state, sizeof(s->state));
+	s->occupancy = (own ? d->own : 0) + p->shared;
+	/* UDP destinations have no ports of their own: the pool's peak. */
+	s->peak = p->proto == IPPROTO_UDP ? p->any.peak : d->peak;
+	s->peak_ns = p->proto == IPPROTO_UDP ? p->any.peak_ns : d->peak_ns;
+	s->failures = d->failures;
+	s->fail_err = d->fail_err;
+	if (d->lat) {
+		s->lat = d->lat->n;
+		s->lat_n = d->lat->count;
+	}
+}
+
+int exhaustion__each(struct exhaustion *e, exhaustion_sample_fn fn, void *ctx)
+{
+	struct exhaustion_sample s;
+	int err;
+
+	for (size_t i = 0; i < e->npools; i++) {
+		const struct xpool *p = e->pools[i];
+
+		if (!pool_shown(p))
+			continue;
+		sample_of(&p->any, &s);
+		if ((err = fn(ctx, &s)))
+			return err;
+		for (size_t j = 0; j < p->ndests; j++) {
+			if (!dest_shown(p->dests[j]))
+				continue;
+			sample_of(p->dests[j], &s);
+			if ((err = fn(ctx, &s)))
+				return err;
+		}
+	}
+	return 0;
+}
+
+__u64 exhaustion__lat_pct(const __u32 *now, const __u32 *prev, unsigned int pct,
+			  unsigned long long *n)
+{
+	struct hist h = {};
+
+	for (unsigned int b = 0; now && b < HIST_BUCKETS; b++) {
+		h.n[b] = now[b] - (prev ? prev[b] : 0);
+		h.count += h.n[b];
+	}
+	if (n)
+		*n = h.count;
+	return hist_pct(&h, pct);
 }

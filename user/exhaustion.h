@@ -19,6 +19,10 @@
  *    destination takes the same port over (tcp_tw_reuse);
  *  - ports held by bind() (bind(0) included), listen() and every UDP port
  *    are "shared": they count against every destination, once per port;
+ *  - the time-wait socket an accepted socket leaves (the server closed
+ *    first) holds its listener's port toward one peer: no ephemeral port,
+ *    so no occupancy, but counted apart per pool (a bind() of that port
+ *    without SO_REUSEADDR fails while it lasts) and compared by the check;
  *  - occupancy of a destination = its own ports + the shared ones, counted
  *    only inside the range and outside the reserved ports;
  *  - rates are ports taken and given back per second over the last 10 s
@@ -123,6 +127,7 @@ struct exhaustion_row {
 	__u16 range_lo, range_hi;
 	unsigned int capacity, reserved;
 	unsigned int occupancy;	/* own + shared */
+	unsigned int server_tw;	/* pool row: time-wait sockets of accepted ones */
 	unsigned int own, shared;
 	unsigned int state[EXH_STATES];
 	unsigned int peak;
@@ -155,6 +160,42 @@ struct exhaustion_status {
  * destination, the pool row first. *n is set; free() the result. */
 struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n);
 void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st);
+
+/* ---- samples over time, for views that draw them (porttrace report) ---- */
+
+#define EXH_LAT_BUCKETS 304	/* connect() latency histogram: 8 buckets per power of two */
+
+/* One destination (or pool row) as it stands, read without walking its
+ * sockets: cheap enough to take at every time-bucket boundary. */
+struct exhaustion_sample {
+	const void *key;	/* the same destination, the same key, for the whole run */
+	__u32 netns;
+	__u8 proto;
+	__u8 family;		/* 0 for the pool row */
+	bool any;
+	__u8 laddr[16], raddr[16];
+	__u16 rport;
+	unsigned int capacity, occupancy, shared;
+	unsigned int state[EXH_STATES];	/* own ports by state (TCP destinations) */
+	unsigned int peak;
+	__u64 peak_ns;
+	unsigned long long failures;	/* so far */
+	int fail_err;
+	const __u32 *lat;	/* cumulative latency counts, EXH_LAT_BUCKETS; NULL: no call yet */
+	unsigned long long lat_n;
+};
+
+typedef int (*exhaustion_sample_fn)(void *ctx, const struct exhaustion_sample *s);
+
+/* fn for every pool row and every destination worth a row, as of the last
+ * event; stops at fn's first non-zero result, which it returns. */
+int exhaustion__each(struct exhaustion *e, exhaustion_sample_fn fn, void *ctx);
+
+/* Percentile pct (nearest rank) of the calls counted in now and not in
+ * prev (both cumulative, EXH_LAT_BUCKETS long; prev may be NULL): the
+ * latency between two samples. 0 when there were none; *n gets how many. */
+__u64 exhaustion__lat_pct(const __u32 *now, const __u32 *prev, unsigned int pct,
+			  unsigned long long *n);
 
 /* porttrace exhaustion FILE... and porttrace top. */
 int exhaustion__main(int argc, char **argv);

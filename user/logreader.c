@@ -36,8 +36,10 @@
 
 struct logreader {
 	unsigned long warnings;
+	struct pt_held held;	/* of the line just parsed */
 	unsigned long long start_realtime_ns;
 	unsigned long long start_mono_ns;
+	char host[256];		/* from the header; "" when none was seen */
 	char *line;
 };
 
@@ -302,6 +304,53 @@ struct parsed {
 	unsigned long long schema;
 };
 
+/* A bind-fail's "held_by" object (schema 2). */
+static int parse_held(struct cur *c, struct pt_held *h)
+{
+	unsigned long long v;
+	char key[64];
+
+	memset(h, 0, sizeof(*h));
+	if (!eat(c, '{'))
+		return -1;
+	if (eat(c, '}'))
+		return 0;
+	do {
+		if (parse_string(c, key, sizeof(key), NULL) || !eat(c, ':'))
+			return -1;
+		if (!strcmp(key, "comm")) {
+			if (parse_string(c, h->listener.comm, sizeof(h->listener.comm), NULL))
+				return -1;
+			continue;
+		}
+		if (!strcmp(key, "listeners") || !strcmp(key, "pid") || !strcmp(key, "time_wait") ||
+		    !strcmp(key, "time_wait_end_ns") || !strcmp(key, "connections") ||
+		    !strcmp(key, "bound")) {
+			if (parse_uint(c, &v))
+				return -1;
+			if (strcmp(key, "time_wait_end_ns") && v > 0xffffffffULL)
+				return -1;
+		} else if (skip_value(c, 1)) {
+			return -1;
+		} else {
+			continue;
+		}
+		if (!strcmp(key, "listeners"))
+			h->listeners = v;
+		else if (!strcmp(key, "pid"))
+			h->listener.pid = h->listener.tid = v;
+		else if (!strcmp(key, "time_wait"))
+			h->time_wait = v;
+		else if (!strcmp(key, "time_wait_end_ns"))
+			h->tw_end_ns = v;
+		else if (!strcmp(key, "connections"))
+			h->connections = v;
+		else
+			h->bound = v;
+	} while (eat(c, ','));
+	return eat(c, '}') ? 0 : -1;
+}
+
 static int parse_field(struct logreader *r, struct cur *c, const char *key, struct parsed *ps,
 		       struct pt_event *ev)
 {
@@ -350,6 +399,8 @@ static int parse_field(struct logreader *r, struct cur *c, const char *key, stru
 	UINT_FIELD("schema", ps->schema, ~0ULL)
 	UINT_FIELD("start_mono_ns", r->start_mono_ns, ~0ULL)
 	UINT_FIELD("start_realtime_ns", r->start_realtime_ns, ~0ULL)
+	if (KEY("host") && ps->kind == REC_HEADER)
+		return parse_string(c, r->host, sizeof(r->host), NULL);
 	if (KEY("pid")) {
 		if (parse_uint_or_null(c, &v, &null) || v > 0xffffffffULL)
 			return -1;
@@ -367,6 +418,12 @@ static int parse_field(struct logreader *r, struct cur *c, const char *key, stru
 			return 0;
 		return parse_string(c, ev->owner.comm, sizeof(ev->owner.comm), NULL);
 	}
+	/* Schema 2; in schema 1 comm was the thread's name, and there is no
+	 * process name to be had. */
+	if (KEY("thread"))
+		return parse_string(c, ev->owner.thread, sizeof(ev->owner.thread), NULL);
+	if (KEY("held_by"))
+		return parse_held(c, &r->held) ? -1 : (ev->held = &r->held, ev->flags |= PT_F_HELD, 0);
 	if (KEY("proto")) {
 		if (parse_string(c, s, sizeof(s), NULL))
 			return -1;
@@ -666,4 +723,9 @@ unsigned long long logreader__start_realtime_ns(const struct logreader *r)
 unsigned long long logreader__start_mono_ns(const struct logreader *r)
 {
 	return r->start_mono_ns;
+}
+
+const char *logreader__host(const struct logreader *r)
+{
+	return r->host[0] ? r->host : NULL;
 }

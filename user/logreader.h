@@ -35,5 +35,7 @@ unsigned long logreader__warnings(const struct logreader *r);
 /* From the header, 0 when none was seen. */
 unsigned long long logreader__start_realtime_ns(const struct logreader *r);
 unsigned long long logreader__start_mono_ns(const struct logreader *r);
+/* The host the header names (raw bytes from the log), NULL when none. */
+const char *logreader__host(const struct logreader *r);
 
 #endif /* PT_LOGREADER_H */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "exhaustion.h"
+#include "report.h"
 #include "run.h"
 #include "timeline.h"
 
@@ -19,6 +20,7 @@ static const struct command commands[] = {
 	{"timeline", timeline__main},
 	{"exhaustion", exhaustion__main},
 	{"top", top__main},
+	{"report", report__main},
 };
 
 int main(int argc, char **argv)

@@ -24,7 +24,7 @@ static const char *const port_kinds[] = {
 	[PT_PORT_ALLOC] = "alloc",	 [PT_PORT_ALLOC_FAIL] = "alloc-fail",
 	[PT_PORT_CONNECT] = "connect",	 [PT_PORT_LISTEN] = "listen",
 	[PT_PORT_RELEASE] = "release",	 [PT_PORT_TIMEWAIT] = "time-wait",
-	[PT_PORT_EXISTING] = "existing",
+	[PT_PORT_EXISTING] = "existing", [PT_PORT_ACCEPT] = "accept",
 };
 
 static const char *const reasons[] = {

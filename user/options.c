@@ -29,6 +29,7 @@ enum {
 	OPT_EXHAUSTION,
 	OPT_INTERVAL,
 	OPT_WARN,
+	OPT_REPORT,
 };
 
 static const char run_doc[] =
@@ -38,6 +39,7 @@ static const char run_doc[] =
 	"          porttrace timeline FILE...   per-process timelines from a log\n"
 	"          porttrace exhaustion FILE... port exhaustion figures from a log\n"
 	"          porttrace top                live view of the fullest destinations\n"
+	"          porttrace report FILE... -o report.html   an HTML report of a log\n"
 	"\v"
 	"Examples:\n"
 	"  porttrace                   # every transition and port event, until Ctrl-C\n"
@@ -48,6 +50,7 @@ static const char run_doc[] =
 	"  porttrace --exhaustion --warn 90%         # how full destinations get\n"
 	"  porttrace -o ports.jsonl --format json    # a log; then, offline:\n"
 	"  porttrace timeline ports.jsonl\n"
+	"  porttrace --report /tmp/ports.html -d 60  # a picture of the run, at exit\n"
 	"  porttrace -o /var/log/porttrace.jsonl --format json --rotate-size 100M\n"
 	"\n"
 	"Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN). Filters apply in the kernel.";
@@ -75,6 +78,8 @@ static const struct argp_option run_options[] = {
 	{"comm", OPT_COMM, "COMM", 0, "Timelines only of processes named COMM (repeatable)", 3},
 	{"keep", OPT_KEEP, "N", 0, "Released ports kept in detail per process (default 200)", 3},
 	{"all", OPT_ALL, NULL, 0, "Print every port kept, without summarising", 3},
+	{"report", OPT_REPORT, "FILE", 0,
+	 "At exit, write an HTML report of the run to FILE (as porttrace report does from a log)", 3},
 	{NULL, 0, NULL, 0, "Tuning:", 4},
 	{"ring-size", OPT_RING, "MB", 0, "Ring buffer size in MiB, a power of two (default 8)", 4},
 	{"verbose", 'v', NULL, 0, "Say what is attached; show libbpf's log", 4},
@@ -300,6 +305,11 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 		break;
 	case OPT_EXHAUSTION:
 		o->exhaustion = true;
+		break;
+	case OPT_REPORT:
+		if (!*arg)
+			argp_error(state, "empty --report file name");
+		o->report = arg;
 		break;
 	case OPT_INTERVAL:
 		options__interval(state, arg, &o->interval);

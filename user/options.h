@@ -28,6 +28,7 @@ struct run_opts {
 	bool exhaustion;	/* port exhaustion figures: log snapshots, report */
 	double interval;	/* seconds between exhaustion snapshots and checks */
 	double warn_frac;	/* warn when a destination is this full, 0..1 */
+	const char *report;	/* an HTML report written at exit; NULL: none */
 };
 
 /* Parse argv into o; exits with code 2 on a usage error. */

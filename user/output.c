@@ -337,6 +337,38 @@ static const char *event_name(const struct pt_event *ev)
 	return "unknown";
 }
 
+/* The thread's name, where it is not the process's (a log of schema 1, or
+ * the snapshot, has none). */
+static bool thread_differs(const struct pt_owner *o)
+{
+	return o->thread[0] && strncmp(o->thread, o->comm, PT_TASK_COMM_LEN);
+}
+
+/* "held_by" of a bind-fail: what held the port it asked for. */
+static char *json_held(char *p, const struct pt_held *h)
+{
+	p = PUT_LIT(p, ",\"held_by\":{\"listeners\":");
+	p = put_u64(p, h->listeners);
+	if (h->listener.pid) {
+		p = PUT_LIT(p, ",\"pid\":");
+		p = put_u64(p, h->listener.pid);
+		p = PUT_LIT(p, ",\"comm\":");
+		p = escape__json_put(p, h->listener.comm, PT_TASK_COMM_LEN);
+	}
+	p = PUT_LIT(p, ",\"time_wait\":");
+	p = put_u64(p, h->time_wait);
+	if (h->time_wait) {
+		p = PUT_LIT(p, ",\"time_wait_end_ns\":");
+		p = put_u64(p, h->tw_end_ns);
+	}
+	p = PUT_LIT(p, ",\"connections\":");
+	p = put_u64(p, h->connections);
+	p = PUT_LIT(p, ",\"bound\":");
+	p = put_u64(p, h->bound);
+	*p++ = '}';
+	return p;
+}
+
 /* ---- JSON Lines: every field of the event, so a log reads back whole ---- */
 
 static char *json_event(char *p, const struct pt_event *ev)
@@ -371,6 +403,10 @@ static char *json_event(char *p, const struct pt_event *ev)
 		p = put_u64(p, ev->owner.start_ns);
 		p = PUT_LIT(p, ",\"comm\":");
 		p = escape__json_put(p, ev->owner.comm, PT_TASK_COMM_LEN);
+		if (thread_differs(&ev->owner)) {
+			p = PUT_LIT(p, ",\"thread\":");
+			p = escape__json_put(p, ev->owner.thread, PT_TASK_COMM_LEN);
+		}
 		p = PUT_LIT(p, ",\"cgroup\":");
 		p = put_u64(p, ev->owner.cgroup_id);
 	} else {
@@ -434,6 +470,8 @@ static char *json_event(char *p, const struct pt_event *ev)
 			p = put_str(p, listen_scope(ev->sk.family, ev->sk.laddr));
 			*p++ = '"';
 		}
+		if ((ev->flags & PT_F_HELD) && ev->held)
+			p = json_held(p, ev->held);
 		if (pt_event_port_known(ev)) {
 			p = PUT_LIT(p, ",\"class\":\"");
 			p = put_str(p, names__port_class(ev->sk.lport));
@@ -536,7 +574,8 @@ static char *text_port_detail(char *p, const struct pt_event *ev)
 	case PT_PORT_LISTEN:
 		*p++ = ' ';
 		p = put_str(p, listen_scope(ev->sk.family, ev->sk.laddr));
-		if (pt_event_in_range(ev))
+		/* A reserved port is one no autobind takes. */
+		if (pt_event_in_range(ev) && !(ev->flags & PT_F_RESERVED))
 			p = PUT_LIT(p, " IN-EPHEMERAL-RANGE");
 		break;
 	case PT_PORT_TIMEWAIT:
@@ -548,6 +587,10 @@ static char *text_port_detail(char *p, const struct pt_event *ev)
 	if (ev->reason) {
 		*p++ = ' ';
 		p = put_str(p, names__reason(ev->reason));
+	}
+	if ((ev->flags & PT_F_HELD) && ev->held) {
+		p = PUT_LIT(p, " held by: ");
+		p += output__held_text(p, LINE_MAX_LEN / 2, ev->held, ev->ts_ns);
 	}
 	if (ev->flags & PT_F_COMPUTED)
 		p = PUT_LIT(p, " (computed)");
@@ -736,6 +779,43 @@ int output__raw(struct output *o, const char *line, size_t len)
 	return 0;
 }
 
+size_t output__held_text(char *buf, size_t len, const struct pt_held *h, __u64 now_ns)
+{
+	char comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)], d[32];
+	size_t n = 0;
+
+#define HELD_PUT(...)                                                                  \
+	do {                                                                           \
+		int k = snprintf(buf + n, len - n, __VA_ARGS__);                       \
+		if (k > 0)                                                             \
+			n += (size_t)k < len - n ? (size_t)k : len - n - 1;            \
+	} while (0)
+	buf[0] = '\0';
+	if (!len)
+		return 0;
+	if (h->listeners) {
+		escape__text(comm, h->listener.comm, PT_TASK_COMM_LEN);
+		if (h->listener.pid)
+			HELD_PUT("%u listener%s (pid %u %s)", h->listeners, h->listeners > 1 ? "s" : "",
+				 h->listener.pid, comm);
+		else
+			HELD_PUT("%u listener%s", h->listeners, h->listeners > 1 ? "s" : "");
+	}
+	if (h->time_wait)
+		HELD_PUT("%s%u time-wait (the last ends in %s)", n ? ", " : "", h->time_wait,
+			 names__duration(h->tw_end_ns > now_ns ? h->tw_end_ns - now_ns : 0, d,
+					 sizeof(d)));
+	if (h->connections)
+		HELD_PUT("%s%u connection%s", n ? ", " : "", h->connections,
+			 h->connections > 1 ? "s" : "");
+	if (h->bound)
+		HELD_PUT("%s%u bound socket%s", n ? ", " : "", h->bound, h->bound > 1 ? "s" : "");
+	if (!n)
+		HELD_PUT("nothing porttrace saw");
+#undef HELD_PUT
+	return n;
+}
+
 size_t output__json_str(char *buf, const char *s, size_t max)
 {
 	char *end = escape__json_put(buf, s, max);
@@ -835,4 +915,9 @@ void output__trailer(struct output *o, const struct run_stats *st)
 	p = PUT_LIT(p, "}\n");
 	o->len += p - start;
 	output__flush(o);
+}
+
+const char *output__listen_scope(__u8 family, const __u8 *addr)
+{
+	return listen_scope(family, addr);
 }

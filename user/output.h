@@ -11,7 +11,10 @@
 #include <stdbool.h>
 #include "event.h"
 
-#define PT_SCHEMA_VERSION 1
+/* 2: comm is the process's name and "thread" the thread's where it
+ * differs (in 1, comm was the thread's); bind-fail has "held_by"; the
+ * "accept" event. Readers take 1 and 2. */
+#define PT_SCHEMA_VERSION 2
 
 enum output_format {
 	OUTPUT_TEXT,
@@ -61,8 +64,17 @@ int output__parse_format(const char *s, enum output_format *fmt);
  * stream; it counts as no event. 0, or -E2BIG if it can never fit. */
 int output__raw(struct output *o, const char *line, size_t len);
 
+/* What held a port (a bind-fail's explanation), for people: "1 listener
+ * (pid 42 nginx), 3 time-wait (the last ends in 59.8s)"; times from now_ns.
+ * Returns the length written to buf (len > 0). */
+size_t output__held_text(char *buf, size_t len, const struct pt_held *h, __u64 now_ns);
+
 /* s (at most max bytes) as a JSON string, quotes included, escaped as the
  * events' strings are; buf needs 6 * max + 3 bytes. Returns the length. */
 size_t output__json_str(char *buf, const char *s, size_t max);
+
+/* Who can reach a listener on addr: "wildcard", "loopback" or "address",
+ * as "scope" of listen events says. */
+const char *output__listen_scope(__u8 family, const __u8 *addr);
 
 #endif /* PT_OUTPUT_H */

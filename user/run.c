@@ -18,6 +18,7 @@
 #include "logfile.h"
 #include "options.h"
 #include "output.h"
+#include "report.h"
 #include "run.h"
 #include "sockdiag.h"
 #include "timeline.h"
@@ -69,9 +70,12 @@ __u64 run__now_ns(clockid_t clk)
 struct pipeline {
 	struct output *out;
 	struct timeline *tl;	/* NULL without --timeline */
-	struct exhaustion *ex;	/* NULL without --exhaustion */
+	struct report *rep;	/* NULL without --report */
+	struct exhaustion *ex;	/* NULL without --exhaustion or --report */
+	bool ex_checks;		/* --exhaustion: checks, records, its report */
 	const struct tracer_opts *filter;	/* for the start-up snapshot */
 	struct decoder *dec;
+	struct tracer *tr;	/* told which sockets of the snapshot to watch */
 	bool snapshots;		/* exhaustion records go into the (JSON) stream */
 };
 
@@ -82,6 +86,9 @@ static int pipeline__event(void *ctx, const struct pt_event *ev)
 
 	if (!err && p->tl)
 		err = timeline__event(p->tl, ev);
+	/* Before exhaustion: its samples hold what came before the event. */
+	if (!err && p->rep)
+		err = report__event(p->rep, ev);
 	if (!err && p->ex)
 		err = exhaustion__event(p->ex, ev);
 	return err;
@@ -104,6 +111,8 @@ static int pipeline__existing(void *ctx, const struct pt_event *ev)
 	    (t->ephemeral && !pt_event_in_range(ev)))
 		return 0;
 	decoder__remember(p->dec, ev);
+	if (decoder__prebound(ev) && tracer__watch_release(p->tr, ev->sk.cookie))
+		p_warn("the release of the port %u bound before now will not be seen", ev->sk.lport);
 	return pipeline__event(p, ev);
 }
 
@@ -127,7 +136,7 @@ static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
 	static bool warned;
 	int n;
 
-	if (!p->ex)
+	if (!p->ex_checks)
 		return;
 	n = final ? 0 : exhaustion__check(p->ex, now, on_tw_gone, p);
 	if (n < 0 && !warned) {
@@ -226,6 +235,16 @@ int run__main(int argc, char **argv)
 	}
 	if (opts.record_raw && !(raw = logfile__open(opts.record_raw)))
 		goto cleanup;
+	/* So is the report's: a file beside it is made now, renamed at exit. */
+	if (opts.report) {
+		pipe.rep = report__new(&(struct report_opts){}, NULL, NULL);
+		if (!pipe.rep) {
+			p_err("out of memory");
+			goto cleanup;
+		}
+		if (report__prepare(pipe.rep, opts.report))
+			goto cleanup;
+	}
 	if (install_signals()) {
 		p_err("installing signal handlers: %s", strerror(errno));
 		goto cleanup;
@@ -252,18 +271,20 @@ int run__main(int argc, char **argv)
 		goto cleanup;
 	}
 	pipe.out = out;
-	if (opts.timeline) {
+	/* The report draws the timelines' lives and samples exhaustion's
+	 * figures: it has both, printed or not. */
+	if (opts.timeline || opts.report) {
 		pipe.tl = timeline__new(&opts.tl);
 		if (!pipe.tl) {
 			p_err("out of memory");
 			goto cleanup;
 		}
 	}
-	if (opts.exhaustion) {
+	if (opts.exhaustion || opts.report) {
 		struct exhaustion_opts xo = {.warn_frac = opts.warn_frac,
 					     .interval_s = opts.interval,
 					     .live = true,
-					     .say = true};
+					     .say = opts.exhaustion};
 
 		pipe.ex = exhaustion__new(&xo);
 		if (!pipe.ex) {
@@ -271,7 +292,13 @@ int run__main(int argc, char **argv)
 			goto cleanup;
 		}
 		exhaustion__set_base(pipe.ex, start);
+		pipe.ex_checks = opts.exhaustion;
 		pipe.snapshots = opts.format == OUTPUT_JSON;
+	}
+	if (pipe.rep) {
+		report__attach(pipe.rep, pipe.ex, pipe.tl);
+		report__set_start(pipe.rep, start, info.start_realtime_ns);
+		report__set_host(pipe.rep, info.host);
 	}
 	pipe.filter = &opts.trace;
 	pipe.dec = dec;
@@ -280,6 +307,7 @@ int run__main(int argc, char **argv)
 	if (!tr)
 		goto cleanup;
 	p_info("attached: %s", tracer__hooks(tr));
+	pipe.tr = tr;
 	if (raw)
 		tracer__record_raw(tr, logfile__fd(raw));
 
@@ -328,19 +356,25 @@ int run__main(int argc, char **argv)
 	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
 	output__trailer(out, &stats);
 	output__flush(out);
-	if (pipe.tl) {
+	if (pipe.tl && opts.timeline) {
 		/* After the stream when it is on standard output, in its
 		 * format; for people otherwise. */
 		timeline__print(pipe.tl, stdout,
 				!log && opts.format == OUTPUT_JSON ? OUTPUT_JSON : OUTPUT_TEXT, start);
 	}
-	if (pipe.ex)
+	if (pipe.ex_checks)
 		exhaustion__report(pipe.ex, log ? stdout : stderr);
+	if (pipe.rep) {
+		report__finish(pipe.rep);
+		if (report__write(pipe.rep, opts.report))
+			err = -EIO;
+	}
 	fprintf(stderr, "porttrace: %llu events written, %llu lost in the kernel, %llu lost on write\n",
 		output__written(out), stats.lost, output__dropped(out));
 	ret = err ? 1 : 0;
 cleanup:
 	tracer__free(tr);
+	report__free(pipe.rep);
 	timeline__free(pipe.tl);
 	exhaustion__free(pipe.ex);
 	output__free(out);

@@ -201,18 +201,9 @@ static int ns_list(struct ns_ref **v, size_t *n)
 	*n = 0;
 	if (!seen)
 		return -ENOMEM;
-	d = opendir("/proc");
-	if (!d) {
-		err = -errno;
-		goto out;
-	}
-	while (!err && (de = readdir(d))) {
-		if (!all_digits(de->d_name))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/ns/net", de->d_name);
-		err = ns_add(v, n, &cap, seen, path);
-	}
-	closedir(d);
+	/* Mounts first: a namespace is opened by the first path found for
+	 * it, and a process's may be gone by then (its namespace with it,
+	 * unless a mount keeps it), which lost a whole namespace's sockets. */
 	for (size_t i = 0; !err && i < sizeof(mounted) / sizeof(mounted[0]); i++) {
 		d = opendir(mounted[i]);
 		if (!d)
@@ -225,6 +216,18 @@ static int ns_list(struct ns_ref **v, size_t *n)
 		}
 		closedir(d);
 	}
+	d = err ? NULL : opendir("/proc");
+	if (!d) {
+		err = err ? err : -errno;
+		goto out;
+	}
+	while (!err && (de = readdir(d))) {
+		if (!all_digits(de->d_name))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", de->d_name);
+		err = ns_add(v, n, &cap, seen, path);
+	}
+	closedir(d);
 out:
 	socktab__free(seen);
 	if (err) {

@@ -50,7 +50,15 @@ struct tl_port {
 	bool counted;		/* in taken/held: its port is known */
 	__u8 state[TL_STATES];
 	__u64 state_ns[TL_STATES];
+	char *held;		/* a failed bind(): what held the port */
 };
+
+static void port_free(struct tl_port *port)
+{
+	if (port)
+		free(port->held);
+	free(port);
+}
 
 struct tl_fail {
 	int err;
@@ -130,11 +138,11 @@ struct timeline *timeline__new(const struct timeline_opts *o)
 static void proc_free(struct tl_proc *p)
 {
 	for (unsigned int i = 0; i < p->nfirst; i++)
-		free(p->first[i]);
+		port_free(p->first[i]);
 	for (size_t i = 0; i < p->nopen; i++)
-		free(p->open[i]);
+		port_free(p->open[i]);
 	for (unsigned int i = 0; i < p->nrecent; i++)
-		free(p->recent[i]);
+		port_free(p->recent[i]);
 	free(p->first);
 	free(p->open);
 	free(p->recent);
@@ -285,7 +293,7 @@ static void port_retire(struct timeline *t, struct tl_proc *p, struct tl_port *p
 	}
 	slot = (p->recent_head + p->nrecent) % t->half;
 	if (p->nrecent == t->half) {
-		free(p->recent[p->recent_head]);
+		port_free(p->recent[p->recent_head]);
 		p->recent_head = (p->recent_head + 1) % t->half;
 		p->folded++;
 	} else {
@@ -427,7 +435,14 @@ static void limbo_run(struct timeline *t, __u64 now)
 
 static void fail(struct timeline *t, struct tl_proc *p, const struct pt_event *ev)
 {
-	failed(t, p, port_new(t, p, ev, HOW_FAILED), ev->err, ev->ts_ns, ev->latency_ns);
+	struct tl_port *port = port_new(t, p, ev, HOW_FAILED);
+	char held[256];
+
+	if (port && (ev->flags & PT_F_HELD) && ev->held) {
+		output__held_text(held, sizeof(held), ev->held, ev->ts_ns);
+		port->held = strdup(held);
+	}
+	failed(t, p, port, ev->err, ev->ts_ns, ev->latency_ns);
 }
 
 /* Fill in what an earlier record of the socket could not know yet. */
@@ -646,6 +661,8 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 		if (port->how == HOW_FAILED) {
 			err = names__errno(port->err, e, sizeof(e));
 			fprintf(f, "FAILED %s", err ? err : "");
+			if (port->held)
+				fprintf(f, " held by: %s", port->held);
 		} else {
 			fprintf(f, "%s", how_names[port->how]);
 		}
@@ -770,7 +787,14 @@ static void print_port_json(FILE *f, const struct tl_port *port)
 		(unsigned long long)port->latency_ns);
 	if (port->how == HOW_FAILED) {
 		err = names__errno(port->err, e, sizeof(e));
-		fprintf(f, ",\"err\":\"%s\"}", err ? err : "");
+		fprintf(f, ",\"err\":\"%s\"", err ? err : "");
+		if (port->held) {
+			char held[6 * 256 + 3];
+
+			output__json_str(held, port->held, 256);
+			fprintf(f, ",\"held_by\":%s", held);
+		}
+		fprintf(f, "}");
 		return;
 	}
 	fprintf(f, ",\"states\":[");
@@ -853,6 +877,88 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 			print_proc_text(t, f, p, base_ns);
 	}
 	fflush(f);
+}
+
+/* ---- what the timelines hold, for views ---- */
+
+_Static_assert(MAX_FAIL_KINDS == TIMELINE_FAIL_KINDS, "timeline.h says how many kinds are kept");
+
+int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct timeline_proc_info *p),
+			void *ctx)
+{
+	struct timeline_proc_info info;
+	int err;
+
+	limbo_run(t, UINT64_MAX);
+	for (size_t i = 0; i < t->nprocs; i++) {
+		const struct tl_proc *p = t->procs[i];
+
+		if (!p->selected || (!p->taken && !p->failures))
+			continue;
+		memset(&info, 0, sizeof(info));
+		info.key = p;
+		info.pid = p->pid;
+		info.start_ns = p->start_ns;
+		memcpy(info.comm, p->comm, sizeof(info.comm));
+		info.cgroup = p->cgroup;
+		info.first_ns = p->first_ns;
+		info.last_ns = p->last_ns;
+		info.taken = p->taken;
+		info.held = p->held;
+		info.peak = p->peak;
+		info.peak_ns = p->peak_ns;
+		info.time_wait = p->time_wait;
+		info.folded = p->folded;
+		info.failures = p->failures;
+		info.nfail = p->nfail;
+		for (int k = 0; k < p->nfail; k++) {
+			info.fail[k].err = p->fail[k].err;
+			info.fail[k].n = p->fail[k].n;
+			info.fail[k].first_ns = p->fail[k].first_ns;
+			info.fail[k].last_ns = p->fail[k].last_ns;
+		}
+		if ((err = fn(ctx, &info)))
+			return err;
+	}
+	return 0;
+}
+
+int timeline__each_life(struct timeline *t, const void *key,
+			int (*fn)(void *ctx, const struct timeline_life *l), void *ctx)
+{
+	struct tl_proc *p = (struct tl_proc *)key;
+	struct tl_port **v;
+	size_t n;
+	int err = 0;
+
+	v = ports_sorted(t, p, &n);
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n && !err; i++) {
+		const struct tl_port *port = v[i];
+		struct timeline_life l = {
+			.sk = port->sk,
+			.how = how_names[port->how],
+			.failed = port->how == HOW_FAILED,
+			.released = port->released,
+			.computed = port->computed,
+			.err = port->err,
+			.reason = port->reason,
+			.taken_ns = port->taken_ns,
+			.tw_ns = port->tw_ns,
+			.released_ns = port->released ? port->released_ns : 0,
+			.latency_ns = port->latency_ns,
+			.nstates = port->nstates,
+			.state = port->state,
+			.state_ns = port->state_ns,
+		};
+
+		if (port->pending || l.failed)
+			l.sk.lport = 0;
+		err = fn(ctx, &l);
+	}
+	free(v);
+	return err;
 }
 
 /* ---- porttrace timeline FILE ---- */

@@ -40,6 +40,49 @@ int timeline__event(void *t, const struct pt_event *ev);	/* a pt_event_fn */
 /* Times are printed relative to base_ns (the run's start). */
 void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns);
 
+/* ---- what the timelines hold, for views that draw them (porttrace report) ---- */
+
+#define TIMELINE_FAIL_KINDS 8
+
+struct timeline_proc_info {
+	const void *key;	/* for timeline__each_life() */
+	__u32 pid;
+	__u64 start_ns;
+	char comm[PT_TASK_COMM_LEN];
+	__u64 cgroup;
+	__u64 first_ns, last_ns;
+	unsigned long taken, held, peak, time_wait, folded, failures;
+	__u64 peak_ns;
+	struct {
+		int err;
+		unsigned long n;
+		__u64 first_ns, last_ns;
+	} fail[TIMELINE_FAIL_KINDS];	/* failures by errno */
+	int nfail;
+};
+
+/* One port's life (or one failed allocation) that a timeline kept in detail. */
+struct timeline_life {
+	struct pt_sock sk;	/* lport 0: no port (failed, or never picked) */
+	const char *how;	/* "connect-autobind", "bind", ..., "failed" */
+	bool failed, released, computed;
+	int err;		/* failed: the errno */
+	__u8 reason;		/* released: enum pt_reason */
+	__u64 taken_ns, tw_ns, released_ns;	/* 0: did not happen */
+	__u64 latency_ns;
+	unsigned int nstates;	/* TCP states in time order */
+	const __u8 *state;
+	const __u64 *state_ns;
+};
+
+/* The stream has ended: fn for each selected process that took a port or
+ * failed to, in no order; stops at fn's first non-zero result. */
+int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct timeline_proc_info *p),
+			void *ctx);
+/* fn for every life the process key kept, in the order they began. */
+int timeline__each_life(struct timeline *t, const void *key,
+			int (*fn)(void *ctx, const struct timeline_life *l), void *ctx);
+
 /* porttrace timeline FILE... */
 int timeline__main(int argc, char **argv);
 

@@ -451,6 +451,7 @@ static error_t top_parse(int key, char *arg, struct argp_state *state)
 struct sink {
 	struct decoder *dec;
 	struct exhaustion *e;
+	struct tracer *tr;
 };
 
 static int on_tw_gone(void *ctx, const struct pt_event *ev)
@@ -469,6 +470,8 @@ static int on_existing(void *ctx, const struct pt_event *ev)
 	struct sink *s = ctx;
 
 	decoder__remember(s->dec, ev);
+	if (decoder__prebound(ev))
+		tracer__watch_release(s->tr, ev->sk.cookie);
 	return exhaustion__event(s->e, ev);
 }
 
@@ -522,6 +525,7 @@ int top__main(int argc, char **argv)
 	tr = tracer__new(&topts, dec, exhaustion__event, e);
 	if (!tr)
 		goto cleanup;
+	sink.tr = tr;
 	err = sockdiag__snapshot(on_existing, &sink);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",

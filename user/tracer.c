@@ -300,6 +300,17 @@ static void raw_append(struct tracer *t, const void *data, size_t size)
 	t->raw_len += sizeof(len) + size;
 }
 
+int tracer__watch_release(struct tracer *t, __u64 cookie)
+{
+	__u8 one = 1;
+	int err = bpf_map__update_elem(t->skel->maps.prebound, &cookie, sizeof(cookie), &one,
+				       sizeof(one), BPF_ANY);
+
+	if (!err)
+		t->skel->bss->watch_prebound = true;
+	return err;
+}
+
 void tracer__record_raw(struct tracer *t, int fd)
 {
 	if (t->raw_fd >= 0)

@@ -59,6 +59,11 @@ const char *tracer__hooks(const struct tracer *t);
  */
 void tracer__record_raw(struct tracer *t, int fd);
 
+/* A TCP socket only bound before tracing began (decoder__prebound()):
+ * have the kernel send its release, which nothing else would mark.
+ * 0 or -errno. */
+int tracer__watch_release(struct tracer *t, __u64 cookie);
+
 /* Check the preconditions that need no BPF: capabilities and BTF. */
 int tracer__preflight(void);
 

@@ -22,7 +22,7 @@ def check_log(lines, written):
     """A JSON log: header first, trailer last, events in between, and the
     counts of the tally and the trailer agree with what is in the file."""
     header, trailer = json.loads(lines[0]), json.loads(lines[-1])
-    assert (header["type"], header["schema"]) == ("header", 1), lines[0]
+    assert (header["type"], header["schema"]) == ("header", 2), lines[0]
     assert trailer["type"] == "trailer", lines[-1]
     body = [json.loads(l) for l in lines[1:-1]]
     assert all(e["type"] in ("state", "port", "lost") for e in body)

@@ -123,7 +123,7 @@ def complete_log(path):
     lines, rest = read_lines(path)
     assert rest == "", f"{path} ends in an unterminated line: {rest[:200]!r}"
     recs = parse_all(lines, path)
-    assert recs and recs[0]["type"] == "header" and recs[0]["schema"] == 1, recs[:1]
+    assert recs and recs[0]["type"] == "header" and recs[0]["schema"] == 2, recs[:1]
     assert recs[-1]["type"] == "trailer", f"{path} does not end with a trailer: {lines[-1][:200]!r}"
     assert [r["type"] for r in recs[1:-1]].count("trailer") == 0
     return recs

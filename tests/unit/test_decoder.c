@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+#include <errno.h>
 #include <netinet/in.h>
 #include "check.h"
 #include "decoder.h"
@@ -221,7 +222,108 @@ static void udp_new_port_releases_the_old(void)
 	decoder__free(d);
 }
 
+/* What the decoder said a failed bind() ran into, copied while valid. */
+struct held_seen {
+	struct collect c;
+	struct pt_held held;
+	int n;
+};
+
+static int collect_held(void *ctx, const struct pt_event *ev)
+{
+	struct held_seen *h = ctx;
+
+	if ((ev->flags & PT_F_HELD) && ev->held) {
+		h->held = *ev->held;
+		h->n++;
+	}
+	return collect_event(&h->c, ev);
+}
+
+/*
+ * A pre-fork server: the listener's listen() caller is gone (no such pid),
+ * a worker accepts. The worker owns the connection from accept() on, holds
+ * the listener from then, and a bind() of the port hears of both and of the
+ * time-wait socket the connection left when the worker closed first.
+ */
+static void accept_names_the_owner_and_bind_fail_says_what_held(void)
+{
+	struct decoder *d = decoder__new();
+	struct held_seen h = {};
+	struct pt_owner gone = owner_of(0x7ffffff0, 1, "nginx"), worker = owner_of(300, 2, "nginx");
+	struct pt_sock lsk = sock4(50, IPPROTO_TCP, "127.0.0.1", 80, "0.0.0.0", 0);
+	struct pt_sock csk = sock4(51, IPPROTO_TCP, "127.0.0.1", 80, "127.0.0.1", 41000);
+	struct pt_rec_state listen = rec_state(10, gone, lsk, TCP_CLOSE, TCP_LISTEN, 0);
+	struct pt_rec_state est = rec_state(20, gone, csk, TCP_SYN_RECV, TCP_ESTABLISHED,
+					    PT_F_ACCEPTED);
+	struct pt_rec_port acc = rec_port(30, worker, csk, PT_PORT_ACCEPT, 0);
+	struct pt_rec_state fin = rec_state(40, gone, csk, TCP_ESTABLISHED, TCP_FIN_WAIT1,
+					    PT_F_ACCEPTED);
+	struct pt_rec_state tw = rec_state(50, gone, csk, TCP_FIN_WAIT2, TCP_CLOSE,
+					   PT_F_ACCEPTED | PT_F_TIMEWAIT);
+	struct pt_rec_port fail = rec_port(60, owner_of(400, 3, "restart"),
+					   sock4(52, IPPROTO_TCP, "127.0.0.1", 80, "0.0.0.0", 0),
+					   PT_PORT_BIND_FAIL, EADDRINUSE);
+
+	fail.req_port = 80;
+	decoder__record(d, &listen, sizeof(listen), collect_held, &h);
+	decoder__record(d, &est, sizeof(est), collect_held, &h);
+	decoder__record(d, &acc, sizeof(acc), collect_held, &h);
+	decoder__record(d, &fin, sizeof(fin), collect_held, &h);
+	decoder__record(d, &tw, sizeof(tw), collect_held, &h);
+	CHECK(h.c.n == 7);
+	/* Before any accept(), only the listen() caller is known. */
+	CHECK(h.c.ev[2].newstate == TCP_ESTABLISHED && h.c.ev[2].owner.pid == 0x7ffffff0);
+	CHECK(h.c.ev[3].kind == PT_PORT_ACCEPT && h.c.ev[3].owner.pid == 300);
+	CHECK(h.c.ev[4].newstate == TCP_FIN_WAIT1 && h.c.ev[4].owner.pid == 300);
+	CHECK(h.c.ev[5].newstate == TCP_CLOSE && h.c.ev[5].owner.pid == 300);
+	CHECK(h.c.ev[6].kind == PT_PORT_TIMEWAIT && h.c.ev[6].owner.pid == 300);
+	CHECK(h.c.ev[6].flags & PT_F_ACCEPTED);
+	decoder__record(d, &fail, sizeof(fail), collect_held, &h);
+	CHECK(h.n == 1 && h.c.n == 8 && h.c.ev[7].kind == PT_PORT_BIND_FAIL);
+	CHECK(h.held.listeners == 1 && h.held.listener.pid == 300);
+	CHECK(h.held.time_wait == 1 && h.held.tw_end_ns == 50 + PT_TIMEWAIT_NS);
+	CHECK(h.held.connections == 0 && h.held.bound == 0);
+	/* A connection queued after that names the listener's new holder. */
+	est.sk.cookie = 53;
+	est.hdr.ts_ns = 61;
+	decoder__record(d, &est, sizeof(est), collect_held, &h);
+	CHECK(h.c.n == 9 && h.c.ev[8].owner.pid == 300 && (h.c.ev[8].flags & PT_F_OWNER_KNOWN));
+	/* Once the time-wait ends, only the listener is left. */
+	decoder__tick(d, 50 + PT_TIMEWAIT_NS, collect_held, &h);
+	fail.hdr.ts_ns = 50 + PT_TIMEWAIT_NS + 1;
+	decoder__record(d, &fail, sizeof(fail), collect_held, &h);
+	CHECK(h.n == 2 && h.held.listeners == 1 && h.held.time_wait == 0);
+	decoder__free(d);
+}
+
+/* A UDP socket bound to port 0 (a client) does not listen; connected, its
+ * release says where to. */
+static void udp_client_bind0_is_no_listener(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_port b = rec_port(5, client(), sock4(60, IPPROTO_UDP, "0.0.0.0", 40001,
+							  "0.0.0.0", 0), PT_PORT_BIND, 0);
+	struct pt_rec_port con = rec_port(6, client(), sock4(60, IPPROTO_UDP, "127.0.0.1", 40001,
+							    "127.0.0.1", 53), PT_PORT_CONNECT, 0);
+	struct pt_rec_port rel = rec_port(7, client(), sock4(60, IPPROTO_UDP, "0.0.0.0", 0,
+							    "0.0.0.0", 0), PT_PORT_RELEASE, 0);
+
+	decoder__record(d, &b, sizeof(b), collect_event, &c);
+	CHECK(c.n == 1 && c.ev[0].kind == PT_PORT_BIND);
+	decoder__record(d, &con, sizeof(con), collect_event, &c);
+	decoder__record(d, &rel, sizeof(rel), collect_event, &c);
+	CHECK(c.n == 3 && c.ev[2].kind == PT_PORT_RELEASE && c.ev[2].sk.lport == 40001);
+	CHECK(c.ev[2].sk.rport == 53 && c.ev[2].sk.laddr[0] == 127 && c.ev[2].sk.raddr[0] == 127);
+	decoder__free(d);
+}
+
 TESTS(decoder_tests) = {
+	{"decoder: accept() names the owner; a failed bind() says what held the port",
+	 accept_names_the_owner_and_bind_fail_says_what_held},
+	{"decoder: a UDP client bound to port 0 is no listener; its release says its peer",
+	 udp_client_bind0_is_no_listener},
 	{"decoder: a UDP socket's new port tells the release of its old one",
 	 udp_new_port_releases_the_old},
 	{"decoder: a bound UDP socket also listens", udp_bind_listens},
