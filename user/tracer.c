@@ -248,6 +248,7 @@ static int attach_all(struct tracer *t, bool syscalls)
 		p_err("attaching tp_btf/inet_sock_set_state (second program): %s", strerror(errno));
 		return -errno;
 	}
+	note_hook(t, "tp_btf/inet_sock_set_state(second)");
 
 	t->cgroup_fd = cgroup2_root();
 	if (t->cgroup_fd < 0) {
