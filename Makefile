@@ -27,7 +27,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -Wno-unused-parameter $(WERROR) \
 	  -DPT_VERSION='"$(VERSION)"' -I$(OUTPUT) -Ibpf -Iuser
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -D__BPF__ -Wall $(WERROR) \
 	      -I$(VMLINUX_DIR) -Ibpf
-LDLIBS := -lbpf -lelf -lz -lm -pthread
+LDLIBS := -lbpf -lelf -lz -lm -lmicrohttpd -pthread
 
 ifeq ($(V),1)
 Q :=
@@ -39,7 +39,8 @@ endif
 
 # Debian packages a fresh machine needs to build, run and test porttrace.
 DEB_PKGS := clang llvm libclang-rt-dev libbpf-dev libelf-dev zlib1g-dev bpftool gcc make \
-	    iproute2 python3 python3-pytest nginx chromium python3-pil e2fsprogs
+	    iproute2 python3 python3-pytest nginx chromium python3-pil e2fsprogs \
+	    libmicrohttpd-dev prometheus prometheus-node-exporter logrotate systemd python3-yaml
 
 USER_SRCS := $(wildcard user/*.c)
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/user/%.o,$(USER_SRCS))
@@ -152,9 +153,20 @@ bench: all
 bench-quick: all
 	$(Q)$(PYTHON) tools/bench.py --build $(OUTPUT) --quick
 
+# The service files go where their tools look: systemd's unit directory
+# under PREFIX (its ExecStart made to match), logrotate's /etc, and the
+# DaemonSet and alert rules as documentation.
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 install: $(OUTPUT)/porttrace
 	install -D -m 0755 $(OUTPUT)/porttrace $(DESTDIR)$(PREFIX)/sbin/porttrace
 	install -D -m 0644 man/porttrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/porttrace.8
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/etc/logrotate.d $(DESTDIR)$(PREFIX)/share/porttrace
+	sed 's|/usr/local/sbin/porttrace|$(PREFIX)/sbin/porttrace|' deploy/porttrace.service \
+		> $(DESTDIR)$(SYSTEMD_UNIT_DIR)/porttrace.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/porttrace.service
+	install -m 0644 deploy/porttrace.logrotate $(DESTDIR)/etc/logrotate.d/porttrace
+	install -m 0644 deploy/porttrace-daemonset.yaml deploy/porttrace-alerts.yml \
+		$(DESTDIR)$(PREFIX)/share/porttrace/
 
 clean:
 	rm -rf $(OUTPUT)

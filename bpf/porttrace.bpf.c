@@ -68,6 +68,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u8 targ_family = 0;		/* 0: both */
 const volatile __u8 targ_proto = 0;		/* 0: both */
 const volatile bool targ_pid_filter = false;
+/* --cgroup: only owners in the subtree of this cgroup, at this depth. */
+const volatile bool targ_cgroup_filter = false;
+const volatile __u64 targ_cgroup_id = 0;
+const volatile __u32 targ_cgroup_level = 0;
 const volatile bool targ_port_filter = false;
 const volatile bool targ_ephemeral = false;
 const volatile bool targ_failures = false;
@@ -106,6 +110,14 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } pid_filter SEC(".maps");
+
+/* --cgroup: cgroup id -> 1 inside the subtree, 0 outside. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_seen SEC(".maps");
 
 /* One bit per port. */
 struct port_bits {
@@ -224,6 +236,29 @@ struct {
  * asks nothing of it. */
 volatile bool watch_prebound;
 
+/*
+ * --cgroup: whether the current task's cgroup lies in the subtree. Asked
+ * once per cgroup (the ancestor helper reads current, so only in a process's
+ * own context) and remembered by cgroup id, for owners checked later in
+ * softirq. bpf_get_current_ancestor_cgroup_id() in tracing programs: Linux
+ * 5.14 (commit 95b861a7935b); never reached without --cgroup.
+ */
+static __always_inline bool cgroup_current_wanted(void)
+{
+	__u64 id;
+	__u8 *seen, in;
+
+	if (!targ_cgroup_filter)
+		return true;
+	id = bpf_get_current_cgroup_id();
+	seen = bpf_map_lookup_elem(&cgroup_seen, &id);
+	if (seen)
+		return *seen;
+	in = bpf_get_current_ancestor_cgroup_id(targ_cgroup_level) == targ_cgroup_id;
+	bpf_map_update_elem(&cgroup_seen, &id, &in, BPF_ANY);
+	return in;
+}
+
 static __always_inline void fill_owner(struct pt_owner *o)
 {
 	struct task_struct *task = (void *)bpf_get_current_task();
@@ -234,6 +269,8 @@ static __always_inline void fill_owner(struct pt_owner *o)
 	o->tid = (__u32)id;
 	o->start_ns = BPF_CORE_READ(leader, start_time);
 	o->cgroup_id = bpf_get_current_cgroup_id();
+	/* Decided here, in the owner's context, for the checks in softirq. */
+	cgroup_current_wanted();
 	/* comm is the process's name, the thread group leader's, as ps and ss
 	 * show it; a thread may have named itself apart (dig's isc-net-0000). */
 	bpf_get_current_comm(o->thread, sizeof(o->thread));
@@ -256,6 +293,29 @@ static __always_inline bool pid_wanted(__u32 pid)
 {
 	return !targ_pid_filter || bpf_map_lookup_elem(&pid_filter, &pid);
 }
+
+/* The filters on the process running the hook, in its own context. */
+static __always_inline bool current_wanted(__u32 pid)
+{
+	return pid_wanted(pid) && cgroup_current_wanted();
+}
+
+/* The filters on an owner remembered earlier (fill_owner() decided its
+ * cgroup then). */
+static __always_inline bool owner_wanted(const struct pt_owner *o)
+{
+	__u8 *seen;
+
+	if (!pid_wanted(o->pid))
+		return false;
+	if (!targ_cgroup_filter)
+		return true;
+	seen = bpf_map_lookup_elem(&cgroup_seen, &o->cgroup_id);
+	return seen && *seen;
+}
+
+/* Owners must be stored with every socket for a filter to test them. */
+#define targ_owner_filter (targ_pid_filter || targ_cgroup_filter)
 
 static __always_inline bool port_wanted(__u16 lport, __u16 rport)
 {
@@ -605,7 +665,7 @@ static __always_inline bool state_owner(struct sock *sk, int oldstate, int newst
 		 */
 		t->owner_here = true;
 		info = bpf_sk_storage_get(&sk_infos, sk, 0,
-					  newstate == TCP_LISTEN || targ_pid_filter ?
+					  newstate == TCP_LISTEN || targ_owner_filter ?
 					  BPF_SK_STORAGE_GET_F_CREATE : 0);
 		if (info) {
 			fill_owner(&info->owner);
@@ -661,7 +721,7 @@ static __always_inline bool state_owner(struct sock *sk, int oldstate, int newst
 		info = bpf_sk_storage_get(&sk_infos, sk, 0, 0);
 		/* -p: a child's owner is its acceptor once accept() named it;
 		 * a child of a listener older than tracing gets storage for it. */
-		if (targ_pid_filter &&
+		if (targ_owner_filter &&
 		    (!info || (info->flags & (SKI_CHILD | SKI_ADOPTED)) == SKI_CHILD)) {
 			__u64 key = (__u64)sk;
 			struct pt_owner *acceptor = bpf_map_lookup_elem(&adopt, &key);
@@ -791,7 +851,7 @@ static __always_inline int set_state(struct sock *sk, int oldstate, int newstate
 	rd = (struct sock *)tp;
 	if (!state_owner(sk, oldstate, newstate, &t))
 		return 0;
-	if (targ_pid_filter && (!t.info || !pid_wanted(t.info->owner.pid))) {
+	if (targ_owner_filter && (!t.info || !owner_wanted(&t.info->owner))) {
 		/* A child the filter drops now may be accepted by a process
 		 * it wants: sys_exit_accept, which cannot make a cookie, must
 		 * find one. */
@@ -913,7 +973,7 @@ int handle_sock_create(struct bpf_sock *ctx)
 
 	/* Owners travel in records; only the pid filter needs one stored
 	 * for every socket from its birth. */
-	if (!targ_pid_filter)
+	if (!targ_owner_filter)
 		return 1;
 	info = bpf_sk_storage_get(&sk_infos, ctx, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (info) {
@@ -1033,7 +1093,7 @@ int handle_sock_release(struct bpf_sock *ctx)
 		if (info && (!(info->flags & SKI_BOUND) || ctx->state != TCP_CLOSE))
 			return 1;
 	}
-	if (targ_pid_filter && (!info || !pid_wanted(info->owner.pid)))
+	if (targ_owner_filter && (!info || !owner_wanted(&info->owner)))
 		return 1;
 	if (info && (info->flags & SKI_BOUND)) {
 		struct pt_sock *b = &info->bound;
@@ -1143,7 +1203,7 @@ static __always_inline void call_begin(int fd, const void *uaddr, __u32 addrlen,
 	__u16 family, proto;
 
 	/* The cheap test first: the fd walk is a chain of probe reads. */
-	if (!pid_wanted(id >> 32))
+	if (!current_wanted(id >> 32))
 		return;
 	sk = fd_sock(fd);
 	if (!sk)
@@ -1284,7 +1344,7 @@ static __always_inline int connect_begin(struct bpf_sock_addr *ctx, bool v6)
 	struct bpf_sock *sk = ctx->sk;
 	struct call c = {};
 
-	if (!sk || !pid_wanted(id >> 32) || !family_wanted(sk->family) ||
+	if (!sk || !current_wanted(id >> 32) || !family_wanted(sk->family) ||
 	    !proto_wanted(sk->protocol))
 		return 1;
 	/* A socket older than tracing has no cookie until something asks;
@@ -1480,7 +1540,7 @@ static __always_inline void accept_exit(long ret)
 	__u32 flags;
 
 	if (ret < 0 || targ_failures || (targ_proto && targ_proto != IPPROTO_TCP) ||
-	    !pid_wanted(id >> 32))
+	    !current_wanted(id >> 32))
 		return;
 	sk = fd_sock(ret);
 	if (!sk || sk_proto(sk, false) != IPPROTO_TCP)
@@ -1507,7 +1567,7 @@ static __always_inline void accept_exit(long ret)
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		return;
 	}
-	if (targ_pid_filter) {
+	if (targ_owner_filter) {
 		__u64 key = (__u64)sk;
 
 		bpf_map_update_elem(&adopt, &key, &rec->owner, BPF_ANY);

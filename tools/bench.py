@@ -320,6 +320,115 @@ def startup(args, tmp, tries):
     return statistics.median(times)
 
 
+# ---- fleet: --metrics (issue 18) ------------------------------------------
+
+METRICS_PORT = 19655
+
+SCRAPER = r"""
+import json, sys, time, urllib.request
+url, n, gap = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+times, size, series = [], 0, 0
+for i in range(n):
+    time.sleep(gap)
+    t0 = time.monotonic()
+    body = urllib.request.urlopen(url, timeout=10).read()
+    times.append(time.monotonic() - t0)
+    size = len(body)
+    series = sum(1 for l in body.splitlines() if l and not l.startswith(b"#"))
+    build = [float(l.split()[1]) for l in body.splitlines() if l.startswith(b"porttrace_metrics_build_seconds ")]
+times.sort()
+print(json.dumps({"median_s": times[len(times) // 2], "max_s": times[-1], "bytes": size, "series": series,
+                  "build_s": build[0] if build else 0}))
+"""
+
+HOLDER = r"""
+import resource, socket, sys, time
+first, n = int(sys.argv[1]), int(sys.argv[2])
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+keep = []
+for i in range(first, first + n):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 20000 + i)); s.listen(4)
+    c = socket.create_connection(("127.0.0.1", 20000 + i))
+    keep += [s, c, s.accept()[0]]
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+def fleet(args, pairs, seconds, quick):
+    """--metrics: the storm's rate beside porttrace serving metrics and
+    writing no log (scraped every second, as a busy Prometheus would), and
+    one scrape's time and size at the destination cap, with twice or more
+    as many destinations held."""
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+
+    def start(extra):
+        p = subprocess.Popen(["nsenter", f"--net=/run/netns/{NS}", args.porttrace, "--no-events",
+                              "--metrics", f"127.0.0.1:{METRICS_PORT}", *extra],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while subprocess.run(nsexec(sys.executable, "-c", f"import urllib.request; urllib.request.urlopen({url!r})"),
+                             capture_output=True).returncode:
+            if p.poll() is not None or time.monotonic() > deadline:
+                p.kill()
+                raise RuntimeError(f"porttrace --metrics did not serve: {p.communicate()[1]}")
+            time.sleep(0.1)
+        return p
+
+    def stop(p):
+        p.send_signal(signal.SIGINT)
+        err = p.communicate(timeout=60)[1]
+        if p.returncode != 0:
+            raise RuntimeError(f"porttrace --metrics failed: {err}")
+
+    def traced(i, run_storm):
+        p = start([])
+        scraper = subprocess.Popen(nsexec(sys.executable, "-c", SCRAPER, url, str(seconds), "1"),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        b = run_storm()
+        scraper.wait()
+        stop(p)
+        return b
+
+    r = paired(args, "--metrics, no log, scraped every 1 s", pairs, seconds, traced)
+    scrapes = []
+    caps = [(50, 100), (1000, 1000)] if quick else [(50, 200), (1000, 2000), (10000, 12000)]
+    for cap, dests in caps:
+        # Three descriptors a destination; a few thousand per holder.
+        holders = [subprocess.Popen(nsexec(sys.executable, "-c", HOLDER, str(first), str(min(4000, dests - first))),
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                   for first in range(0, dests, 4000)]
+        p = None
+        try:
+            if any(h.stdout.readline().strip() != "held" for h in holders):
+                raise RuntimeError("the destination holder failed")
+            # Started after: its snapshot of the socket table finds them all.
+            p = start(["--metrics-max-destinations", str(cap)])
+            out = subprocess.run(nsexec(sys.executable, "-c", SCRAPER, url, "3" if quick else "10", "1.1"),
+                                 check=True, capture_output=True, text=True).stdout
+            scrapes.append(dict(json.loads(out), cap=cap, dests=dests))
+        finally:
+            if p:
+                stop(p)
+            for h in holders:
+                h.stdin.close()
+                h.wait()
+    return r, scrapes
+
+
+def fleet_rows(r, scrapes):
+    rows = [(f"overhead, {r['label']}", f"{r['traced']:.0f}/{r['base']:.0f} conn/s = {r['ratio']:.3f}x",
+             ">= 0.97x", r["ratio"] >= 0.97)]
+    for s in scrapes:
+        rows.append((f"scrape at --metrics-max-destinations {s['cap']} ({s['dests']} held)",
+                     f"{s['median_s'] * 1000:.1f} ms median, {s['max_s'] * 1000:.1f} ms max, "
+                     f"build {s['build_s'] * 1000:.1f} ms, "
+                     f"{s['bytes'] / 1024:.0f} KiB, {s['series']} series", "", None))
+    return rows
+
+
 def report_bench(args, tmp, events):
     """porttrace report on a synthetic log of `events` events (8 processes,
     20 destinations, 10 minutes, a failure every 50 connections): seconds
@@ -429,6 +538,7 @@ def main():
                                                  capture_output=True).stdout:
                 runs.append(overhead(args, "json log + --exhaustion", ["--exhaustion"], pairs,
                                      seconds, tmp))
+            metrics, scrapes = fleet(args, pairs, seconds, args.quick)
             dec = decoder_throughput(args, raw)
             rss = memory(args, tmp, conns)
             start = startup(args, tmp, 1 if args.quick else 3)
@@ -485,6 +595,7 @@ def main():
     if rep["load"] is not None:
         rows.append(("report page loaded by headless chromium (blank page)",
                      f"{rep['load']:.1f} s ({rep['blank']:.1f} s)", "", None))
+    rows += fleet_rows(metrics, scrapes)
     rows.append(("porttrace CPU per 1000 events (RST)",
                  f"{storms[0]['cpu_per_1000'] * 1000:.1f} ms", "", None))
 
@@ -502,7 +613,7 @@ def main():
         for name in ("porttrace", "floor", "peer", "over_floor"):
             if name in st:
                 lines.append(f"ratios {st['close']} {name}: {fmt(st[name]['ratios'])}")
-    for r in runs:
+    for r in runs + [metrics]:
         lines.append(f"ratios rst {r['label']}: {fmt(r['ratios'])}")
     for k in ("getppid_ns", "pipe_read_ns"):
         for name in ("porttrace", "floor"):

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include "exhaustion.h"
 #include "array.h"
+#include "cgroup.h"
 #include "escape.h"
 #include "log.h"
 #include "logreader.h"
@@ -52,6 +53,7 @@
 
 struct hist {
 	unsigned long long count;
+	__u64 sum_ns;
 	__u32 n[HIST_BUCKETS];
 };
 
@@ -64,6 +66,7 @@ struct rate {
 struct xproc {
 	__u32 pid;
 	__u64 start_ns;
+	__u64 cgroup;
 	char comm[PT_TASK_COMM_LEN];
 };
 
@@ -89,8 +92,9 @@ struct xdest {
 	__u64 peak_ns;
 	bool warned;
 	struct rate rate;
-	unsigned long long allocs;
+	unsigned long long allocs, releases;
 	unsigned long long failures;
+	unsigned long long fail_by[EXH_ERRS];
 	__u64 first_fail_ns, last_fail_ns;
 	int fail_err;
 	struct xfail fails[MAX_FAIL_PROCS];
@@ -209,6 +213,7 @@ struct exhaustion {
 	unsigned long check_unreachable;	/* ports counted in namespaces it could not read */
 	bool check_persistent_said;	/* warned; again only after it agreed once */
 	struct socktab *mismatch;	/* cookies that differed at the last check */
+	struct cgroups *cg;		/* names in the report; NULL: none */
 };
 
 /* ---- small tools ---- */
@@ -543,6 +548,7 @@ static struct xproc *proc_of(struct exhaustion *e, const struct pt_event *ev)
 	e->procs = v;
 	p->pid = ev->owner.pid;
 	p->start_ns = ev->owner.start_ns;
+	p->cgroup = ev->owner.cgroup_id;
 	memcpy(p->comm, ev->owner.comm, sizeof(p->comm));
 	p->comm[sizeof(p->comm) - 1] = '\0';
 	e->procs[e->nprocs++] = p;
@@ -746,8 +752,10 @@ static void sock_free(struct exhaustion *e, struct xsock *s, __u64 ts)
 	unsigned int shared = sock_begin(s);
 	struct xsock **idx;
 
-	if (was && (s->noted || s->seeded))
+	if (was && (s->noted || s->seeded)) {
+		d->releases++;
 		rate_add(&d->rate, ts, false);
+	}
 	if (s->cls == XC_DEST && s->lport && (idx = socktab__get(e->port_idx, port_key(s))) &&
 	    *idx == s)
 		socktab__take(e->port_idx, port_key(s), NULL);
@@ -870,6 +878,10 @@ static void failure(struct xdest *d, struct xproc *proc, const struct pt_event *
 		d->first_fail_ns = ev->ts_ns;
 	d->last_fail_ns = ev->ts_ns;
 	d->fail_err = ev->err;
+	d->fail_by[ev->err == EADDRNOTAVAIL ? EXH_ERR_ADDRNOTAVAIL
+		   : ev->err == EADDRINUSE ? EXH_ERR_ADDRINUSE
+		   : ev->err == EAGAIN	   ? EXH_ERR_AGAIN
+					   : EXH_ERR_OTHER]++;
 	for (unsigned int i = 0; i < d->nfails && !f; i++)
 		if (d->fails[i].proc == proc)
 			f = &d->fails[i];
@@ -915,6 +927,7 @@ static void latency(struct exhaustion *e, struct xdest *d, __u64 ns, __u64 ts)
 		d->win_idx = idx;
 	}
 	d->lat->count++;
+	d->lat->sum_ns += ns;
 	d->lat->n[b]++;
 	d->win->count++;
 	d->win->n[b]++;
@@ -1586,6 +1599,7 @@ static void fill_proc(struct exhaustion_proc *f, const struct xproc *p, unsigned
 	memset(f, 0, sizeof(*f));
 	if (p) {
 		f->pid = p->pid;
+		f->cgroup_id = p->cgroup;
 		memcpy(f->comm, p->comm, sizeof(f->comm));
 	}
 	f->held = held;
@@ -1694,6 +1708,9 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	r->first_fail_ns = d->first_fail_ns;
 	r->last_fail_ns = d->last_fail_ns;
 	r->fail_err = d->fail_err;
+	memcpy(r->fail_by, d->fail_by, sizeof(r->fail_by));
+	r->allocs = d->allocs;
+	r->releases = d->releases;
 	if (d->lat) {
 		r->lat_n = d->lat->count;
 		r->lat_p50_ns = hist_pct(d->lat, 50);
@@ -2221,14 +2238,24 @@ static const char *fmt_dest(char *buf, size_t len, const struct exhaustion_row *
 	return buf;
 }
 
-static void report_procs(FILE *f, const char *indent, const struct exhaustion_proc *v, size_t n)
+void exhaustion__set_names(struct exhaustion *e, struct cgroups *cg)
 {
-	char comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)];
+	e->cg = cg;
+}
+
+static void report_procs(FILE *f, struct cgroups *cg, const char *indent,
+			 const struct exhaustion_proc *v, size_t n)
+{
+	char comm[ESCAPE_TEXT_LEN(PT_TASK_COMM_LEN)], name[ESCAPE_TEXT_LEN(160)];
 
 	for (size_t i = 0; i < n; i++) {
+		const struct cgroup_ident *id = cgroups__lookup(cg, v[i].cgroup_id);
+
 		if (v[i].pid)
-			fprintf(f, "%spid %u %s holds %u", i ? ", " : indent, v[i].pid,
-				escape__text(comm, v[i].comm, sizeof(v[i].comm)), v[i].held);
+			fprintf(f, "%spid %u %s%s%s%s holds %u", i ? ", " : indent, v[i].pid,
+				escape__text(comm, v[i].comm, sizeof(v[i].comm)),
+				id && id->name[0] ? " [" : "", id ? escape__text(name, id->name, sizeof(id->name)) : "",
+				id && id->name[0] ? "]" : "", v[i].held);
 		else
 			fprintf(f, "%sno process (time-wait, orphans) holds %u", i ? ", " : indent,
 				v[i].held);
@@ -2272,25 +2299,52 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 			names__errno(r->fail_err, ebuf, sizeof(ebuf)) ?: "",
 			fmt_secs(a, sizeof(a), r->first_fail_ns, base),
 			fmt_secs(b, sizeof(b), r->last_fail_ns, base));
-	report_procs(f, "      ", r->top, r->ntop);
+	report_procs(f, e->cg, "      ", r->top, r->ntop);
 }
 
 static const struct xdest *row_dest(const struct exhaustion *e, const struct exhaustion_row *r)
 {
 	const struct xpool *p = pool_find(e, r->netns, r->proto);
 
+	struct xdest **slot;
+
 	if (!p)
 		return NULL;
 	if (r->any)
 		return &p->any;
-	for (size_t i = 0; i < p->ndests; i++) {
-		const struct xdest *d = p->dests[i];
-
-		if (d->family == r->family && d->rport == r->rport && !memcmp(d->laddr, r->laddr, 16) &&
-		    !memcmp(d->raddr, r->raddr, 16))
+	/* By the index, not a walk: views ask for every row. */
+	slot = socktab__get(e->dest_idx, dest_hash(p, r->family, r->laddr, r->raddr, r->rport));
+	for (const struct xdest *d = slot ? *slot : NULL; d; d = d->hnext)
+		if (d->pool == p && d->family == r->family && d->rport == r->rport &&
+		    !memcmp(d->laddr, r->laddr, 16) && !memcmp(d->raddr, r->raddr, 16))
 			return d;
-	}
 	return NULL;
+}
+
+int exhaustion__latency(const struct exhaustion *e, const struct exhaustion_row *r,
+			const unsigned int *le_exp, size_t n, unsigned long long *cum, __u64 *sum_ns)
+{
+	const struct xdest *d = row_dest(e, r);
+	unsigned int b = 0;
+	unsigned long long seen = 0;
+
+	memset(cum, 0, n * sizeof(*cum));
+	*sum_ns = 0;
+	if (!d || !d->lat)
+		return 0;
+	/* 2^k ns starts bucket (k - 2) * HIST_SUB: the buckets below hold
+	 * exactly the values < 2^k. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned int end = le_exp[i] <= HIST_SUB_BITS ? 1u << le_exp[i]
+			: le_exp[i] > HIST_MAX_EXP ? HIST_BUCKETS
+						    : (le_exp[i] - HIST_SUB_BITS + 1) * HIST_SUB;
+
+		for (; b < end && b < HIST_BUCKETS; b++)
+			seen += d->lat->n[b];
+		cum[i] = seen;
+	}
+	*sum_ns = d->lat->sum_ns;
+	return 1;
 }
 
 void exhaustion__report(struct exhaustion *e, FILE *f)
@@ -2341,7 +2395,7 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 				pr->server_tw);
 		if (np) {
 			fprintf(f, "  processes:\n");
-			report_procs(f, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
+			report_procs(f, e->cg, "    ", procs, np > REPORT_PROCS ? REPORT_PROCS : np);
 		}
 		free(procs);
 		i = end;

@@ -92,6 +92,10 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 /* The human report printed at exit and by "porttrace exhaustion FILE". */
 void exhaustion__report(struct exhaustion *e, FILE *f);
 
+/* The report names processes' units and containers from cg (borrowed). */
+struct cgroups;
+void exhaustion__set_names(struct exhaustion *e, struct cgroups *cg);
+
 /* Times in the report and in views are printed relative to base_ns
  * (the run's start); by default the first event's time. */
 void exhaustion__set_base(struct exhaustion *e, __u64 base_ns);
@@ -108,8 +112,18 @@ enum exhaustion_state {
 
 #define EXH_TOP_PROCS 3
 
+/* Allocation failures by what the kernel said. */
+enum exhaustion_err {
+	EXH_ERR_ADDRNOTAVAIL,	/* connect(): no port for this destination */
+	EXH_ERR_ADDRINUSE,	/* bind(0): the range is full */
+	EXH_ERR_AGAIN,		/* UDP autobind */
+	EXH_ERR_OTHER,
+	EXH_ERRS,
+};
+
 struct exhaustion_proc {
 	__u32 pid;
+	__u64 cgroup_id;
 	char comm[PT_TASK_COMM_LEN];
 	unsigned int held;
 	unsigned long long failures;
@@ -137,6 +151,8 @@ struct exhaustion_row {
 	unsigned long long failures;
 	__u64 first_fail_ns, last_fail_ns;
 	int fail_err;		/* the errno of the failures, last seen */
+	unsigned long long fail_by[EXH_ERRS];
+	unsigned long long allocs, releases;	/* ports taken and given back, whole run */
 	unsigned long long lat_n;
 	__u64 lat_p50_ns, lat_p90_ns, lat_p99_ns;
 	struct exhaustion_proc top[EXH_TOP_PROCS];	/* by ports held */
@@ -160,6 +176,15 @@ struct exhaustion_status {
  * destination, the pool row first. *n is set; free() the result. */
 struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n);
 void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st);
+
+/*
+ * connect() latency of row r's destination as cumulative counts: cum[i] is
+ * how many took less than 2^le_exp[i] ns (le_exp ascending; past the
+ * histogram's 2^40 ns, all of them), *sum_ns their total. 0 when r has no
+ * latency (cum zeroed), 1 otherwise.
+ */
+int exhaustion__latency(const struct exhaustion *e, const struct exhaustion_row *r,
+			const unsigned int *le_exp, size_t n, unsigned long long *cum, __u64 *sum_ns);
 
 /* ---- samples over time, for views that draw them (porttrace report) ---- */
 

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "cgroup.h"
+#include "exposition.h"
+#include "metrics.h"
+#include "netns.h"
 #include "options.h"
 
 const char *argp_program_version = "porttrace " PT_VERSION;
@@ -29,6 +33,12 @@ enum {
 	OPT_EXHAUSTION,
 	OPT_INTERVAL,
 	OPT_WARN,
+	OPT_METRICS,
+	OPT_METRICS_TEXTFILE,
+	OPT_METRICS_MAX_DESTS,
+	OPT_CGROUP,
+	OPT_NETNS,
+	OPT_NO_EVENTS,
 	OPT_REPORT,
 };
 
@@ -52,6 +62,10 @@ static const char run_doc[] =
 	"  porttrace timeline ports.jsonl\n"
 	"  porttrace --report /tmp/ports.html -d 60  # a picture of the run, at exit\n"
 	"  porttrace -o /var/log/porttrace.jsonl --format json --rotate-size 100M\n"
+	"  porttrace --metrics 127.0.0.1:9655 --no-events    # Prometheus metrics only\n"
+	"  porttrace --metrics-textfile /var/lib/prometheus/node-exporter/porttrace.prom\n"
+	"  porttrace --cgroup /system.slice/nginx.service   # one service's sockets\n"
+	"  porttrace --netns blue      # one \"ip netns\" namespace (or a path, or an inode)\n"
 	"\n"
 	"Needs root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN). Filters apply in the kernel.";
 
@@ -66,8 +80,14 @@ static const struct argp_option run_options[] = {
 	{"ephemeral", OPT_EPHEMERAL, NULL, 0,
 	 "Only sockets whose local port is inside their namespace's ephemeral range (or not picked yet)", 1},
 	{"failures", OPT_FAILURES, NULL, 0, "Only failed binds and allocations", 1},
+	{"cgroup", OPT_CGROUP, "PATH", 0,
+	 "Only sockets of processes in this cgroup v2 subtree (a path under the cgroup2 mount, or absolute)", 1},
+	{"netns", OPT_NETNS, "NS", 0,
+	 "Only this network namespace: an \"ip netns\" name, a path (/proc/PID/ns/net) or an inode", 1},
 	{NULL, 0, NULL, 0, "Output:", 2},
 	{"output", 'o', "FILE", 0, "Append events to FILE instead of standard output", 2},
+	{"no-events", OPT_NO_EVENTS, NULL, 0,
+	 "Write no events at all: only metrics, timelines and reports (a service that feeds Prometheus)", 2},
 	{"format", OPT_FORMAT, "FMT", 0, "text (default), json (JSON Lines) or csv", 2},
 	{"duration", 'd', "SECONDS", 0, "Stop after SECONDS", 2},
 	{"rotate-size", OPT_ROTATE_SIZE, "SIZE", 0,
@@ -94,6 +114,14 @@ static const struct argp_option run_options[] = {
 	 5},
 	{"warn", OPT_WARN, "PCT", 0,
 	 "Warn when a destination is PCT full, 1..100, e.g. 80 or 80% (default 80; implies --exhaustion)", 5},
+	{NULL, 0, NULL, 0, "Fleet (Prometheus):", 6},
+	{"metrics", OPT_METRICS, "ADDR:PORT", 0,
+	 "Serve Prometheus metrics at http://ADDR:PORT/metrics; ':PORT' is 127.0.0.1 (implies --exhaustion)", 6},
+	{"metrics-textfile", OPT_METRICS_TEXTFILE, "FILE", 0,
+	 "Write the metrics to FILE.prom every --interval, replaced atomically, for node_exporter's textfile collector",
+	 6},
+	{"metrics-max-destinations", OPT_METRICS_MAX_DESTS, "N", 0,
+	 "Destination series at most, fullest first; the rest summed as \"other\" (default 50)", 6},
 	{},
 };
 
@@ -297,6 +325,8 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		if ((o->rotate_size || o->rotate_keep) && !o->output)
 			argp_error(state, "--rotate-size and --rotate-keep need -o FILE");
+		if (o->no_events && (o->output || o->record_raw))
+			argp_error(state, "--no-events writes no log: drop -o and --record-raw");
 		break;
 	case OPT_RECORD_RAW:
 		if (!*arg)
@@ -319,6 +349,62 @@ static error_t parse_run(int key, char *arg, struct argp_state *state)
 		options__warn(state, arg, &o->warn_frac);
 		o->exhaustion = true;
 		break;
+	case OPT_METRICS: {
+		struct sockaddr_storage ss;
+
+		if (exposition__parse_addr(arg, &ss))
+			argp_error(state, "invalid --metrics '%s': expected ADDR:PORT, [ADDR]:PORT or :PORT",
+				   arg);
+		o->metrics = arg;
+		o->exhaustion = true;
+		break;
+	}
+	case OPT_METRICS_TEXTFILE: {
+		size_t n = strlen(arg);
+
+		/* node_exporter reads *.prom files only. */
+		if (n < 6 || strcmp(arg + n - 5, ".prom"))
+			argp_error(state, "invalid --metrics-textfile '%s': the name must end in .prom",
+				   arg);
+		o->metrics_textfile = arg;
+		o->exhaustion = true;
+		break;
+	}
+	case OPT_METRICS_MAX_DESTS:
+		if (options__parse_ulong(arg, 1, METRICS_MAX_DESTS, &v))
+			argp_error(state, "invalid --metrics-max-destinations '%s': expected 1..%d", arg,
+				   METRICS_MAX_DESTS);
+		o->metrics_max_dests = v;
+		break;
+	case OPT_NO_EVENTS:
+		o->no_events = true;
+		break;
+	case OPT_CGROUP: {
+		struct cgroups *cg = *arg ? cgroups__new() : NULL;
+		int err = cg ? cgroups__id(cg, arg, &o->trace.cgroup_id, &o->trace.cgroup_level) : -errno;
+
+		cgroups__free(cg);
+		if (!*arg)
+			argp_error(state, "empty --cgroup path");
+		if (err)
+			argp_error(state, "invalid --cgroup '%s': %s", arg,
+				   err == -ENOENT  ? "no such cgroup"
+				   : err == -EXDEV ? "not under the cgroup v2 mount"
+						   : strerror(-err));
+		break;
+	}
+	case OPT_NETNS: {
+		__u32 ino;
+		int err = netns__parse(arg, &ino);
+
+		if (err)
+			argp_error(state, "invalid --netns '%s': %s", arg,
+				   err == -EINVAL   ? "not a network namespace"
+				   : err == -ENOENT ? "no such namespace (name, path or inode)"
+						    : strerror(-err));
+		o->netns = ino;
+		break;
+	}
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
 		break;
@@ -342,6 +428,7 @@ void options__parse_run(int argc, char **argv, struct run_opts *o)
 	o->tl.comms = o->comms;
 	o->interval = 10;
 	o->warn_frac = 0.8;
+	o->metrics_max_dests = METRICS_DEFAULT_DESTS;
 	/* argp exits with code 64 on usage errors; porttrace says 2. */
 	argp_err_exit_status = 2;
 	argp_parse(&argp, argc, argv, 0, NULL, o);

@@ -28,6 +28,11 @@ struct run_opts {
 	bool exhaustion;	/* port exhaustion figures: log snapshots, report */
 	double interval;	/* seconds between exhaustion snapshots and checks */
 	double warn_frac;	/* warn when a destination is this full, 0..1 */
+	bool no_events;		/* write no events: metrics and reports only */
+	const char *metrics;	/* --metrics ADDR:PORT; NULL: no server */
+	const char *metrics_textfile;	/* NULL: none */
+	unsigned int metrics_max_dests;
+	__u32 netns;		/* --netns: only this namespace; 0: all */
 	const char *report;	/* an HTML report written at exit; NULL: none */
 };
 

@@ -14,12 +14,14 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include "cgroup.h"
 #include "escape.h"
 #include "names.h"
+#include "netns.h"
 #include "output.h"
 
 #define BUF_SIZE (256 * 1024)
-#define LINE_MAX_LEN 1024	/* more than any one formatted event */
+#define LINE_MAX_LEN 3072	/* an event (< 1024) and its names (< 1200, all escaped) */
 #define HEADER_MAX 2048		/* host and kernel: 64 bytes each, up to 6 written per byte */
 
 struct output {
@@ -39,6 +41,8 @@ struct output {
 	 * must never start without one. */
 	const struct run_info *info;
 	bool header_in_buf, header_lost;
+	struct cgroups *cg;		/* NULL: events say cgroup ids only */
+	struct netns *ns;
 	long long full_free;		/* ENOSPC: bytes free after the cut-back */
 };
 
@@ -741,6 +745,63 @@ static char *reserve_line(struct output *o)
 	return o->buf + o->len;
 }
 
+void output__set_names(struct output *o, struct cgroups *cg, struct netns *ns)
+{
+	o->cg = cg;
+	o->ns = ns;
+}
+
+/*
+ * Who the owner is and where, in words, appended to a formatted line (end
+ * points after its '\n'): JSON gets fields, text a "[unit]" or
+ * "[runtime:container]" at the end. Names are bounded, so the line fits.
+ */
+static char *put_names(const struct output *o, char *end, const struct pt_event *ev)
+{
+	const struct cgroup_ident *id = NULL;
+	const char *ns = NULL;
+	char *p;
+
+	if (ev->type == PT_EV_LOST)
+		return end;
+	if (o->cg && (ev->flags & PT_F_OWNER_KNOWN))
+		id = cgroups__lookup(o->cg, ev->owner.cgroup_id);
+	if (o->ns && o->fmt == OUTPUT_JSON)
+		ns = netns__name(o->ns, ev->sk.netns);
+	if (!id && !ns)
+		return end;
+	if (o->fmt == OUTPUT_TEXT) {
+		if (!id || !id->name[0])
+			return end;
+		p = end - 1;
+		p = PUT_LIT(p, " [");
+		p = escape__text_put(p, id->name, 100, NULL);
+		return PUT_LIT(p, "]\n");
+	}
+	if (o->fmt != OUTPUT_JSON)
+		return end;
+	p = end - 2;	/* "}\n" */
+	if (ns) {
+		p = PUT_LIT(p, ",\"netns_name\":");
+		p = escape__json_put(p, ns, 64);
+	}
+	if (id && id->unit[0]) {
+		p = PUT_LIT(p, ",\"unit\":");
+		p = escape__json_put(p, id->unit, 100);
+	}
+	if (id && id->container[0]) {
+		p = PUT_LIT(p, ",\"container\":");
+		p = escape__json_put(p, id->container, sizeof(id->container));
+		p = PUT_LIT(p, ",\"runtime\":");
+		p = escape__json_put(p, id->runtime, sizeof(id->runtime));
+	}
+	if (id && id->pod[0]) {
+		p = PUT_LIT(p, ",\"pod\":");
+		p = escape__json_put(p, id->pod, sizeof(id->pod));
+	}
+	return PUT_LIT(p, "}\n");
+}
+
 int output__event(void *ctx, const struct pt_event *ev)
 {
 	struct output *o = ctx;
@@ -757,6 +818,7 @@ int output__event(void *ctx, const struct pt_event *ev)
 		p = text_event(start, ev, o->base_ns);
 		break;
 	}
+	p = put_names(o, p, ev);
 	o->len += p - start;
 	o->pending++;
 	if (ev->type == PT_EV_STATE)

@@ -55,6 +55,12 @@ int output__flush(struct output *o);
  * while the old fd is still open. */
 void output__set_fd(struct output *o, int fd);
 
+/* Name owners by systemd unit or container, and namespaces by their
+ * "ip netns" names, in text and JSON (either may be NULL: not named). */
+struct cgroups;
+struct netns;
+void output__set_names(struct output *o, struct cgroups *cg, struct netns *ns);
+
 unsigned long long output__written(const struct output *o);
 unsigned long long output__dropped(const struct output *o);
 

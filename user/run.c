@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +13,14 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include "cgroup.h"
 #include "decoder.h"
 #include "exhaustion.h"
+#include "exposition.h"
 #include "log.h"
 #include "logfile.h"
+#include "metrics.h"
+#include "netns.h"
 #include "options.h"
 #include "output.h"
 #include "report.h"
@@ -73,6 +78,13 @@ struct pipeline {
 	struct report *rep;	/* NULL without --report */
 	struct exhaustion *ex;	/* NULL without --exhaustion or --report */
 	bool ex_checks;		/* --exhaustion: checks, records, its report */
+	struct metrics *metrics;	/* NULL without --metrics or --metrics-textfile */
+	struct exposition *expo;
+	__u64 metrics_ns;	/* when the textfile was last written */
+	double metrics_build_s;	/* the last build's duration */
+	__u32 netns;		/* --netns: the one namespace consumers see; 0: all */
+	bool no_events;		/* --no-events: out gets the header and trailer only */
+	struct cgroups *cg;	/* names, and --cgroup for the start-up snapshot */
 	const struct tracer_opts *filter;	/* for the start-up snapshot */
 	struct decoder *dec;
 	struct tracer *tr;	/* told which sockets of the snapshot to watch */
@@ -82,8 +94,12 @@ struct pipeline {
 static int pipeline__event(void *ctx, const struct pt_event *ev)
 {
 	struct pipeline *p = ctx;
-	int err = output__event(p->out, ev);
+	int err;
 
+	/* The decoder saw it (it may need it to make others); nobody else. */
+	if (p->netns && ev->type != PT_EV_LOST && ev->sk.netns != p->netns)
+		return 0;
+	err = p->no_events ? 0 : output__event(p->out, ev);
 	if (!err && p->tl)
 		err = timeline__event(p->tl, ev);
 	/* Before exhaustion: its samples hold what came before the event. */
@@ -91,6 +107,8 @@ static int pipeline__event(void *ctx, const struct pt_event *ev)
 		err = report__event(p->rep, ev);
 	if (!err && p->ex)
 		err = exhaustion__event(p->ex, ev);
+	if (!err && p->metrics)
+		err = metrics__event(p->metrics, ev);
 	return err;
 }
 
@@ -102,6 +120,10 @@ static int pipeline__existing(void *ctx, const struct pt_event *ev)
 	const struct tracer_opts *t = p->filter;
 	bool pid_ok = !t->n_pids, port_ok = !t->n_ports;
 
+	/* --cgroup: what the kernel's filter decides for a process. */
+	if (t->cgroup_id && !((ev->flags & PT_F_OWNER_KNOWN) &&
+			      cgroups__pid_under(p->cg, ev->owner.pid, t->cgroup_id, t->cgroup_level)))
+		return 0;
 	for (int i = 0; i < t->n_pids && !pid_ok; i++)
 		pid_ok = (ev->flags & PT_F_OWNER_KNOWN) && ev->owner.pid == t->pids[i];
 	for (int i = 0; i < t->n_ports && !port_ok; i++)
@@ -150,6 +172,35 @@ static void exhaustion_tick(struct pipeline *p, __u64 now, bool final)
 		  : exhaustion__snapshot(p->ex, now, buf, sizeof(buf));
 	if (n > 0)
 		output__raw(p->out, buf, n);
+}
+
+/* --metrics: build the exposition on this thread, the ring buffer's
+ * reader, when a scrape wants one or, for the textfile, every interval;
+ * libmicrohttpd's thread only serves the copy. */
+static void metrics_tick(struct pipeline *p, const struct run_opts *o, struct tracer *tr,
+			 struct decoder *dec, unsigned long long lost, __u64 now, bool final)
+{
+	struct tracer_prog_stat progs[64];
+	struct metrics_health h = {.lost_kernel = lost,
+				   .lost_write = output__dropped(p->out),
+				   .bad_records = decoder__bad_records(dec),
+				   .last_build_s = p->metrics_build_s,
+				   .progs = progs};
+	bool file_due = final || now - p->metrics_ns >= (__u64)(o->interval * 1e9);
+	char *text;
+	size_t len;
+
+	if (!p->metrics || (!file_due && !exposition__wanted(p->expo)))
+		return;
+	h.nprogs = tracer__prog_stats(tr, progs, sizeof(progs) / sizeof(progs[0]));
+	if (metrics__build(p->metrics, now, now, &h, &text, &len)) {
+		p_warn("building metrics: out of memory");
+		return;
+	}
+	p->metrics_build_s = (run__now_ns(CLOCK_MONOTONIC) - now) / 1e9;
+	if (file_due)
+		p->metrics_ns = now;
+	exposition__publish(p->expo, text, len, file_due);
 }
 
 /* The kernel counts what it lost; turn a change into an event, in order
@@ -210,13 +261,15 @@ int run__main(int argc, char **argv)
 	struct output *out = NULL;
 	struct decoder *dec = NULL;
 	struct tracer *tr = NULL;
+	struct cgroups *cg = NULL;
+	struct netns *nsn = NULL;
 	struct pipeline pipe = {};
 	struct run_info info = {.version = PT_VERSION};
 	struct run_stats stats = {};
 	struct utsname uts;
 	unsigned long long lost_seen = 0;
 	__u64 start, deadline = 0, last_flush;
-	int err = 0, ret = 1;
+	int err = 0, ret = 1, null_fd = -1;
 
 	options__parse_run(argc, argv, &opts);
 	log__set_verbose(opts.verbose);
@@ -263,7 +316,12 @@ int run__main(int argc, char **argv)
 	}
 	sockdiag__own_range(&info.range_lo, &info.range_hi);
 
-	out = output__new(log ? logfile__fd(log) : STDOUT_FILENO,
+	/* --no-events: a stream nobody reads, so header and trailer go too. */
+	if (opts.no_events && (null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+		p_err("opening /dev/null: %s", strerror(errno));
+		goto cleanup;
+	}
+	out = output__new(log ? logfile__fd(log) : null_fd >= 0 ? null_fd : STDOUT_FILENO,
 			  log ? logfile__path(log) : "standard output", opts.format, start);
 	dec = decoder__new();
 	if (!out || !dec) {
@@ -302,6 +360,27 @@ int run__main(int argc, char **argv)
 	}
 	pipe.filter = &opts.trace;
 	pipe.dec = dec;
+	pipe.netns = opts.netns;
+	pipe.no_events = opts.no_events;
+	/* Names for owners and namespaces; without a cgroup v2 mount, ids. */
+	cg = cgroups__new();
+	nsn = netns__new();
+	pipe.cg = cg;
+	output__set_names(out, cg, nsn);
+	if (pipe.tl)
+		timeline__set_names(pipe.tl, cg);
+	if (pipe.ex)
+		exhaustion__set_names(pipe.ex, cg);
+	if (opts.metrics || opts.metrics_textfile) {
+		pipe.metrics = metrics__new(opts.metrics_max_dests, pipe.ex, cg, nsn);
+		if (!pipe.metrics) {
+			p_err("out of memory");
+			goto cleanup;
+		}
+		pipe.expo = exposition__new(opts.metrics, opts.metrics_textfile);
+		if (!pipe.expo)
+			goto cleanup;
+	}
 
 	tr = tracer__new(&opts.trace, dec, pipeline__event, &pipe);
 	if (!tr)
@@ -336,6 +415,7 @@ int run__main(int argc, char **argv)
 		decoder__tick(dec, now, pipeline__event, &pipe);
 		report_lost(tr, &pipe, &lost_seen, false);
 		exhaustion_tick(&pipe, now, false);
+		metrics_tick(&pipe, &opts, tr, dec, lost_seen, now, false);
 		if (reopen_requested)
 			handle_reopen(log, out, &info);
 		if (now - last_flush >= FLUSH_NS) {
@@ -351,6 +431,7 @@ int run__main(int argc, char **argv)
 	tracer__poll(tr, 0);
 	report_lost(tr, &pipe, &lost_seen, true);
 	exhaustion_tick(&pipe, 0, true);
+	metrics_tick(&pipe, &opts, tr, dec, lost_seen, run__now_ns(CLOCK_MONOTONIC), true);
 	stats.lost = lost_seen;
 	stats.bad = decoder__bad_records(dec);
 	stats.end_mono_ns = run__now_ns(CLOCK_MONOTONIC);
@@ -375,6 +456,12 @@ int run__main(int argc, char **argv)
 cleanup:
 	tracer__free(tr);
 	report__free(pipe.rep);
+	exposition__free(pipe.expo);
+	metrics__free(pipe.metrics);
+	cgroups__free(cg);
+	netns__free(nsn);
+	if (null_fd >= 0)
+		close(null_fd);
 	timeline__free(pipe.tl);
 	exhaustion__free(pipe.ex);
 	output__free(out);

@@ -11,6 +11,7 @@
 #include "escape.h"
 #include "log.h"
 #include "logreader.h"
+#include "cgroup.h"
 #include "names.h"
 #include "options.h"
 #include "output.h"
@@ -114,7 +115,13 @@ struct timeline {
 	size_t limbo_head, nlimbo, cap_limbo;
 	unsigned long long lost;
 	int err;			/* out of memory while ingesting */
+	struct cgroups *cg;		/* names for cgroup ids; NULL: none */
 };
+
+void timeline__set_names(struct timeline *t, struct cgroups *cg)
+{
+	t->cg = cg;
+}
 
 struct timeline *timeline__new(const struct timeline_opts *o)
 {
@@ -729,9 +736,13 @@ static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u6
 	size_t n;
 	unsigned int show = PT_TIMELINE_SHOW;
 
-	fprintf(f, "PID %u (%s)  cgroup %llu  seen %.6f .. %.6f\n", p->pid,
-		escape__text(comm, p->comm, sizeof(p->comm)),
-		(unsigned long long)p->cgroup, (double)(long long)(p->first_ns - base_ns) / 1e9,
+	const struct cgroup_ident *id = cgroups__lookup(t->cg, p->cgroup);
+	char name[ESCAPE_TEXT_LEN(sizeof(id->name))];
+
+	fprintf(f, "PID %u (%s)  cgroup %llu%s%s%s  seen %.6f .. %.6f\n", p->pid,
+		escape__text(comm, p->comm, sizeof(p->comm)), (unsigned long long)p->cgroup,
+		id && id->name[0] ? " [" : "", id ? escape__text(name, id->name, sizeof(id->name)) : "",
+		id && id->name[0] ? "]" : "", (double)(long long)(p->first_ns - base_ns) / 1e9,
 		(double)(long long)(p->last_ns - base_ns) / 1e9);
 	fprintf(f, "  ports taken %lu, peak %lu held at once", p->taken, p->peak);
 	if (p->peak)
@@ -811,6 +822,29 @@ static void print_port_json(FILE *f, const struct tl_port *port)
 	fprintf(f, "}");
 }
 
+/* ,"unit", "container", "runtime", "pod" members, where known. */
+static void print_ident_json(const struct timeline *t, FILE *f, __u64 cgroup)
+{
+	const struct cgroup_ident *id = cgroups__lookup(t->cg, cgroup);
+	char buf[6 * sizeof(id->unit) + 3];
+	const struct {
+		const char *key, *val;
+		size_t max;
+	} v[] = {
+		{"unit", id ? id->unit : "", sizeof(id->unit)},
+		{"container", id ? id->container : "", sizeof(id->container)},
+		{"runtime", id ? id->runtime : "", sizeof(id->runtime)},
+		{"pod", id ? id->pod : "", sizeof(id->pod)},
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		if (!v[i].val[0])
+			continue;
+		output__json_str(buf, v[i].val, v[i].max);
+		fprintf(f, ",\"%s\":%s", v[i].key, buf);
+	}
+}
+
 static void print_proc_json(const struct timeline *t, FILE *f, struct tl_proc *p)
 {
 	char e[16], comm[6 * PT_TASK_COMM_LEN + 3];
@@ -820,6 +854,7 @@ static void print_proc_json(const struct timeline *t, FILE *f, struct tl_proc *p
 	output__json_str(comm, p->comm, PT_TASK_COMM_LEN);
 	fprintf(f, "{\"type\":\"timeline\",\"pid\":%u,\"pstart_ns\":%llu,\"comm\":%s", p->pid,
 		(unsigned long long)p->start_ns, comm);
+	print_ident_json(t, f, p->cgroup);
 	fprintf(f, ",\"cgroup\":%llu,\"first_ns\":%llu,\"last_ns\":%llu,\"taken\":%lu,\"held\":%lu,"
 		   "\"peak\":%lu,\"peak_ns\":%llu,\"longest_ns\":%llu,\"median_ns\":%llu,"
 		   "\"time_wait\":%lu,\"folded\":%lu,\"failures\":{",

@@ -37,6 +37,10 @@ void timeline__free(struct timeline *t);
 
 int timeline__event(void *t, const struct pt_event *ev);	/* a pt_event_fn */
 
+/* Name processes' units and containers from cg (borrowed; NULL: ids only). */
+struct cgroups;
+void timeline__set_names(struct timeline *t, struct cgroups *cg);
+
 /* Times are printed relative to base_ns (the run's start). */
 void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns);
 

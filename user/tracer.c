@@ -145,6 +145,9 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 	skel->rodata->targ_family = o->family;
 	skel->rodata->targ_proto = o->proto;
 	skel->rodata->targ_pid_filter = o->n_pids > 0;
+	skel->rodata->targ_cgroup_filter = o->cgroup_id != 0;
+	skel->rodata->targ_cgroup_id = o->cgroup_id;
+	skel->rodata->targ_cgroup_level = o->cgroup_level;
 	skel->rodata->targ_port_filter = o->n_ports > 0;
 	skel->rodata->targ_ephemeral = o->ephemeral;
 	skel->rodata->targ_failures = o->failures;
@@ -498,4 +501,35 @@ unsigned long long tracer__lost(struct tracer *t, bool fresh)
 const char *tracer__hooks(const struct tracer *t)
 {
 	return t->hooks;
+}
+
+size_t tracer__prog_stats(struct tracer *t, struct tracer_prog_stat *v, size_t max)
+{
+	struct bpf_program *prog;
+	char on = '0';
+	size_t n = 0;
+	FILE *f;
+
+	/* The kernel times programs only while asked to: the numbers would
+	 * be zeros, or stale, otherwise. */
+	f = fopen("/proc/sys/kernel/bpf_stats_enabled", "r");
+	if (f) {
+		on = fgetc(f);
+		fclose(f);
+	}
+	if (!t || on != '1')
+		return 0;
+	bpf_object__for_each_program(prog, t->skel->obj) {
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+		int fd = bpf_program__fd(prog);
+
+		if (n == max || fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
+			continue;
+		v[n].name = bpf_program__name(prog);
+		v[n].run_ns = info.run_time_ns;
+		v[n].runs = info.run_cnt;
+		n++;
+	}
+	return n;
 }

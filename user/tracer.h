@@ -23,6 +23,8 @@ struct tracer_opts {
 	__u8 proto;		/* 0, IPPROTO_TCP or IPPROTO_UDP */
 	bool ephemeral;
 	bool failures;
+	__u64 cgroup_id;	/* only owners in this cgroup v2 subtree; 0: all */
+	__u32 cgroup_level;	/* its depth: 0 is the root */
 	unsigned int ring_mb;	/* power of two */
 	/* Attach every hook, but let each program return at once: what the
 	 * hook points alone cost (tools/ptfloor, for make bench). */
@@ -58,6 +60,14 @@ const char *tracer__hooks(const struct tracer *t);
  * the record, for replay without the kernel (tools/ptreplay). -1: stop.
  */
 void tracer__record_raw(struct tracer *t, int fd);
+
+/* Run time of each loaded program, as the kernel counts it while
+ * kernel.bpf_stats_enabled is 1 (0 programs otherwise). */
+struct tracer_prog_stat {
+	const char *name;
+	unsigned long long run_ns, runs;
+};
+size_t tracer__prog_stats(struct tracer *t, struct tracer_prog_stat *v, size_t max);
 
 /* A TCP socket only bound before tracing began (decoder__prebound()):
  * have the kernel send its release, which nothing else would mark.

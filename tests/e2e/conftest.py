@@ -147,9 +147,11 @@ def fmt_events(events):
 class Porttrace:
     """porttrace --format json -o FILE, started and stopped by the test."""
 
-    def __init__(self, workdir, args, path=None, errpath=None, wait_header=True):
+    def __init__(self, workdir, args, path=None, errpath=None, wait_header=True, prefix=()):
         """Writes to workdir/porttrace-N.jsonl, or to path (and its stderr to
-        errpath) when the test chooses where the log goes."""
+        errpath) when the test chooses where the log goes. prefix runs it
+        through another command (nsenter --net=...: its metrics port in a
+        test namespace)."""
         self.path = path or os.path.join(workdir, f"porttrace-{next(_counter)}.jsonl")
         self.errpath = errpath or self.path + ".stderr"
         self.args = list(args)
@@ -157,7 +159,7 @@ class Porttrace:
         self.stderr = ""
         with open(self.errpath, "w") as err:
             self.proc = subprocess.Popen(
-                [PORTTRACE, "--format", "json", "-o", self.path, *self.args],
+                [*prefix, PORTTRACE, "--format", "json", "-o", self.path, *self.args],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
@@ -264,8 +266,8 @@ def porttrace():
     started = []
     workdir = tempfile.mkdtemp(prefix="porttrace-e2e-")
 
-    def start(*args):
-        pt = Porttrace(workdir, args)
+    def start(*args, prefix=()):
+        pt = Porttrace(workdir, args, prefix=prefix)
         started.append(pt)
         return pt
 
@@ -333,9 +335,9 @@ class Workload:
     unprivileged user with user=True). Its pid is the pid porttrace sees:
     ip netns exec and setpriv exec, they do not fork."""
 
-    def __init__(self, ns, code, unprivileged=False):
+    def __init__(self, ns, code, unprivileged=False, python=PYTHON):
         script = PRELUDE + textwrap.dedent(code)
-        argv = ns.cmd(*(UNPRIVILEGED if unprivileged else []), PYTHON, "-c", script)
+        argv = ns.cmd(*(UNPRIVILEGED if unprivileged else []), python, "-c", script)
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
         )
@@ -394,8 +396,10 @@ def workload():
     whatever is still running at teardown is killed."""
     started = []
 
-    def start(ns, code, unprivileged=False):
-        w = Workload(ns, code, unprivileged)
+    def start(ns, code, unprivileged=False, python=PYTHON):
+        """python: another name for the interpreter (a symlink), so that
+        the workload's comm is its own."""
+        w = Workload(ns, code, unprivileged, python)
         started.append(w)
         return w
 

@@ -372,7 +372,8 @@ def test_comm_is_the_process_name(porttrace, netns, workload):
     # --comm matches the process's name, not the thread's.
     tl = run([PORTTRACE, "timeline", "--comm", "python3", "--pid", str(pid), "--format", "json", pt.path])
     assert tl.returncode == 0 and tl.stdout.strip(), tl.stderr
-    assert json.loads(tl.stdout.splitlines()[0])["comm"] == "python3"
+    procs = [json.loads(l) for l in tl.stdout.splitlines() if l.startswith('{"type":"timeline"')]
+    assert procs and procs[0]["comm"] == "python3", tl.stdout
     tl = run([PORTTRACE, "timeline", "--comm", "isc-net-0000", "--pid", str(pid), "--format", "json", pt.path])
     assert tl.returncode == 0 and not tl.stdout.strip(), tl.stdout
 
@@ -390,7 +391,7 @@ def test_schema_1_log_still_reads(tmp_path):
         '"latency_ns":0,"range":[40000,40003],"ephemeral":true,"class":"registered","flags":65}\n')
     r = run([PORTTRACE, "timeline", "--format", "json", str(log)])
     assert r.returncode == 0 and r.stderr == "", r.stderr
-    t = json.loads(r.stdout.splitlines()[0])
+    (t,) = [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{"type":"timeline"')]
     assert (t["pid"], t["comm"]) == (42, "isc-net-0000")
 
 
