@@ -53,7 +53,8 @@ UNIT_BIN := $(OUTPUT)/tests/unit
 .SECONDEXPANSION:
 .PHONY: all deps run test test-unit test-e2e test-kernels fuzz bench bench-quick bench-soak install clean
 
-all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay $(OUTPUT)/ptfloor
+all: $(OUTPUT)/porttrace $(OUTPUT)/portload $(OUTPUT)/ptreplay $(OUTPUT)/ptfloor \
+     $(OUTPUT)/ptsyscall
 
 $(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
@@ -79,6 +80,11 @@ $(OUTPUT)/porttrace: $(USER_OBJS)
 $(OUTPUT)/portload: tools/portload.c | $(OUTPUT)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -pthread $< -o $@
+
+# The host tax: syscalls unrelated to sockets, timed (make bench).
+$(OUTPUT)/ptsyscall: tools/ptsyscall.c | $(OUTPUT)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) -MMD -MP $< -o $@
 
 # The tools that link porttrace's own modules: replay and the hooks' floor.
 $(OUTPUT)/ptreplay $(OUTPUT)/ptfloor: $(OUTPUT)/%: tools/%.c $(LIB_OBJS) | $(OUTPUT)

@@ -5,7 +5,9 @@
  * (porttrace.h) into one ring buffer.
  *
  * Hooks, and why each one:
- *  - tp_btf/inet_sock_set_state: every TCP transition, with a typed sock.
+ *  - tp_btf/inet_sock_set_state: every TCP transition, with a typed sock;
+ *    two programs, so that none is lost to the kernel's recursion guard
+ *    (catch_set_state).
  *  - cgroup/sock_create: runs in the creator's context for every inet socket;
  *    materialises the socket cookie so that the syscall hooks, which can only
  *    read it, see the same identity, and remembers the owner.
@@ -822,8 +824,7 @@ static __always_inline void state_fill(struct pt_rec_state *rec, struct sock *sk
 	t->flags = flags;
 }
 
-SEC("tp_btf/inet_sock_set_state")
-int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
+static __always_inline int set_state(struct sock *sk, int oldstate, int newstate)
 {
 	struct transition t = {};
 	struct pt_rec_state *rec;
@@ -884,6 +885,77 @@ int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
 		snap_connect(sk, rd, rec, t.flags);
 	submit(rec);
 	return 0;
+}
+
+/*
+ * Every transition exactly once, though the kernel skips a tracing program
+ * that fires on a CPU where it is already running (it only counts the skip,
+ * recursion_misses). That happens when a softirq lands on handle_set_state()
+ * running in process context (connect(), close(), a backlog processed at
+ * release_sock() with softirqs enabled): in storms of FIN-closing
+ * connections, the receive softirq that an interrupt's exit runs completes
+ * other sockets' FIN handshakes on that CPU. So a second program on the
+ * tracepoint, attached after the first and thus run after it for each
+ * transition, takes what the first skipped:
+ *  - A socket owned by its user (lock_sock()) makes its transition in
+ *    process context; the first program is never skipped there, since the
+ *    tracepoint runs with preemption off and nothing inside the program
+ *    makes a transition. The second returns at once. (A softirq never moves
+ *    an owned socket: its packets and timers wait for release_sock().)
+ *  - Any other transition runs in softirq, or in process context with
+ *    softirqs off (a closing listener's queued children). The first program,
+ *    unless skipped, marks the transition it took, per CPU; the second takes
+ *    it when it is not the one marked. Nothing makes a transition between
+ *    the two runs, so a mark that differs means the first was skipped.
+ * If the second is skipped (a softirq landing on it while it returns for an
+ * owned socket), the first took that transition, as they run one after the
+ * other. Each is a program of its own, with its own recursion guard and,
+ * since Linux 6.13, its own per-CPU private stack: a tail call from one into
+ * the other would pass the guard and run both on one private stack, the
+ * nested run overwriting the run it interrupted. That is how an earlier
+ * attempt wrote one transition twice and one socket's record under another
+ * socket's cookie.
+ */
+struct state_mark {
+	__u64 sk;
+	__u32 trans;		/* old << 8 | new */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct state_mark);
+} state_marks SEC(".maps");
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(handle_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	struct state_mark *m = bpf_map_lookup_elem(&state_marks, &zero);
+
+	if (targ_hooks_only)
+		return 0;
+	if (m) {
+		m->sk = (__u64)sk;
+		m->trans = (__u32)oldstate << 8 | (__u32)newstate;
+	}
+	return set_state(sk, oldstate, newstate);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(catch_set_state, struct sock *sk, int oldstate, int newstate)
+{
+	__u32 zero = 0;
+	struct state_mark *m;
+
+	if (targ_hooks_only || sk->sk_lock.owned)
+		return 0;
+	m = bpf_map_lookup_elem(&state_marks, &zero);
+	if (!m || (m->sk == (__u64)sk && m->trans == ((__u32)oldstate << 8 | (__u32)newstate)))
+		return 0;
+	return set_state(sk, oldstate, newstate);
 }
 
 SEC("cgroup/sock_create")

@@ -7,7 +7,12 @@ alternating without and with porttrace (A B A B ...), so that a noisy,
 shared machine moves both sides of each pair alike. Loopback only, in a
 network namespace made here and deleted at the end. The same pairs with
 tools/ptfloor (every hook attached, every program returning at once) give
-the floor: what the hook points cost before porttrace does any work.
+the floor: what the hook points cost before porttrace does any work. Both
+storms run: connections closed with RST and with FIN (time-wait), which go
+through different transitions and softirq paths. A bpftrace one-liner runs
+against the same storms as a peer (full bench only; installed from Debian
+here if missing). The host tax times syscalls that touch no socket with
+and without porttrace attached.
 
   bench.py --build DIR [--quick]
   bench.py --build DIR --soak [--soak-seconds S]   (make bench-soak)
@@ -106,6 +111,54 @@ class Floor:
             raise RuntimeError(f"ptfloor failed: {err}")
 
 
+class Bpftrace:
+    """The peer: Debian's bpftrace with a one-liner that prints every
+    transition to a file, as a person would write it."""
+
+    SCRIPT = ('tracepoint:sock:inet_sock_set_state { printf("%llu %d %s %d %d %d %d\\n", '
+              'nsecs, pid, comm, args->sport, args->dport, args->oldstate, args->newstate); }')
+
+    def __init__(self, log):
+        self.log = log
+        self.p = subprocess.Popen(["bpftrace", "-o", log, "-e", self.SCRIPT],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if os.path.exists(log) and os.path.getsize(log) > 0:
+                # "Attaching 1 probe..." comes just before the attach.
+                time.sleep(0.5)
+                return
+            if self.p.poll() is not None:
+                raise RuntimeError(f"bpftrace exited: {self.p.stderr.read()}")
+            time.sleep(0.01)
+        raise RuntimeError("bpftrace did not start within 30 s")
+
+    def stop(self):
+        self.p.send_signal(signal.SIGINT)
+        self.p.communicate(timeout=120)
+        with open(self.log, "rb") as f:
+            lines = sum(1 for _ in f)
+        os.unlink(self.log)
+        return {"events": max(lines - 1, 0)}
+
+
+def ensure_bpftrace():
+    """bpftrace for the peer rows of the full bench, installed from Debian
+    here rather than by make test, which does not need it. Returns why
+    not, or None."""
+    if subprocess.run(["sh", "-c", "command -v bpftrace"], capture_output=True).returncode == 0:
+        return None
+    for _ in range(12):  # other engineers' apt-get may hold dpkg's lock
+        r = subprocess.run(["apt-get", "install", "-y", "-qq", "bpftrace"], capture_output=True,
+                           text=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if r.returncode == 0:
+            return None
+        if "lock" not in r.stderr:
+            break
+        time.sleep(10)
+    return "bpftrace could not be installed: " + (r.stderr.strip().splitlines() or ["?"])[-1]
+
+
 def storm(portload, seconds, extra=(), close="rst"):
     out = subprocess.run(nsexec(portload, "-c", "2", "-d", str(seconds), "--close", close,
                                 "--json", "-q", *extra, ADDR, str(PORT)),
@@ -127,17 +180,14 @@ def paired(args, label, pairs, seconds, run):
             "ratios": ratios}
 
 
-def overhead(args, label, extra, pairs, seconds, tmp, raw=None):
+def overhead(args, label, extra, pairs, seconds, tmp):
     per_conn, cpu = [], []
     lost = 0
 
     def traced(i, run_storm):
         nonlocal lost
         log = os.path.join(tmp, f"{label}-{i}.jsonl")
-        opts = list(extra)
-        if raw and i == 0:
-            opts += ["--record-raw", raw]
-        pt = Porttrace(args.porttrace, log, opts)
+        pt = Porttrace(args.porttrace, log, list(extra))
         b = run_storm()
         cpu_s = pt.cpu_seconds()
         tally = pt.stop()
@@ -153,28 +203,94 @@ def overhead(args, label, extra, pairs, seconds, tmp, raw=None):
     return r
 
 
-def storm_loss(args, tmp, close, seconds):
-    """Records lost in the kernel in one storm whose connections close with
-    close (rst or fin), default ring: a transition that a softirq makes while
-    the state program runs on its CPU is skipped by the kernel
-    (recursion_misses)."""
-    log = os.path.join(tmp, f"loss-{close}.jsonl")
-    pt = Porttrace(args.porttrace, log, ["-v"])
-    b = storm(args.portload, seconds, close=close)
-    tally = pt.stop()
-    os.unlink(log)
-    tally["conns"] = b["attempted"]
-    return tally
+def storm_compare(args, close, pairs, seconds, tmp, raw=None, peer=True):
+    """One storm (close: rst or fin) alone, beside porttrace, beside its
+    floor and beside the peer, in turn within each pair (the tracers' order
+    rotating from pair to pair), so that porttrace / floor is a ratio of
+    runs minutes apart at most. Records porttrace lost (ring full, and hook
+    runs the kernel skipped: recursion_misses) are summed over its runs."""
+    names = ["porttrace", "floor"] + (["peer"] if peer else [])
+    rates = {n: [] for n in ["base"] + names}
+    lost = {"lost": 0, "not_taken": 0, "skipped": 0, "events": 0}
+    per_conn, cpu, peer_events = [], [], []
 
+    def run_porttrace(i):
+        log = os.path.join(tmp, f"{close}-{i}.jsonl")
+        opts = ["-v"] + (["--record-raw", raw] if raw and i == 0 else [])
+        pt = Porttrace(args.porttrace, log, opts)
+        b = storm(args.portload, seconds, close=close)
+        cpu_s = pt.cpu_seconds()
+        tally = pt.stop()
+        os.unlink(log)
+        for k in lost:
+            lost[k] += tally.get(k, 0)
+        per_conn.append(tally["events"] / max(b["attempted"], 1))
+        cpu.append(1000 * cpu_s / max(tally["events"], 1))
+        return b
 
-def floor(args, pairs, seconds):
-    def hooks_only(i, run_storm):
+    def run_floor(i):
         f = Floor(args.ptfloor)
-        b = run_storm()
+        b = storm(args.portload, seconds, close=close)
         f.stop()
         return b
 
-    return paired(args, "hooks only (ptfloor)", pairs, seconds, hooks_only)
+    def run_peer(i):
+        bt = Bpftrace(os.path.join(tmp, f"bpftrace-{close}-{i}.txt"))
+        b = storm(args.portload, seconds, close=close)
+        peer_events.append(bt.stop()["events"] / max(b["attempted"], 1))
+        return b
+
+    runners = {"porttrace": run_porttrace, "floor": run_floor, "peer": run_peer}
+    for i in range(pairs):
+        rates["base"].append(storm(args.portload, seconds, close=close)["rate"])
+        for k in range(len(names)):
+            name = names[(i + k) % len(names)]
+            rates[name].append(runners[name](i)["rate"])
+    r = {"close": close, "base": statistics.median(rates["base"]), "lost": lost,
+         "events_per_conn": statistics.median(per_conn), "cpu_per_1000": statistics.median(cpu)}
+    for name in names:
+        ratios = [t / b for t, b in zip(rates[name], rates["base"])]
+        r[name] = {"rate": statistics.median(rates[name]), "ratio": statistics.median(ratios),
+                   "ratios": ratios}
+    over = [p / f for p, f in zip(rates["porttrace"], rates["floor"])]
+    r["over_floor"] = {"ratio": statistics.median(over), "ratios": over}
+    if peer:
+        r["peer"]["events_per_conn"] = statistics.median(peer_events)
+    return r
+
+
+def host_tax(args, pairs, calls):
+    """What porttrace attached costs a process that makes no socket call:
+    getppid() and a 1-byte pipe read(), in ns per call, alone and beside
+    porttrace (idle, writing to a file) and its floor, in turn."""
+    def measure():
+        out = subprocess.run([args.ptsyscall, "-n", str(calls)], check=True,
+                             capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    res = {n: {"getppid_ns": [], "pipe_read_ns": []} for n in ("base", "porttrace", "floor")}
+    with tempfile.TemporaryDirectory(prefix="ptbench-tax-") as tmp:
+        for i in range(pairs):
+            for name in ("base", "porttrace", "floor") if i % 2 else ("base", "floor", "porttrace"):
+                if name == "porttrace":
+                    t = Porttrace(args.porttrace, os.path.join(tmp, "tax.jsonl"))
+                elif name == "floor":
+                    t = Floor(args.ptfloor)
+                m = measure()
+                if name != "base":
+                    t.stop()
+                for k in m:
+                    if k in res[name]:
+                        res[name][k].append(m[k])
+    out = {}
+    for k in ("getppid_ns", "pipe_read_ns"):
+        out[k] = {"base": statistics.median(res["base"][k])}
+        for name in ("porttrace", "floor"):
+            ratios = [t / b for t, b in zip(res[name][k], res["base"][k])]
+            out[k][name] = statistics.median(res[name][k])
+            out[k][name + "_ratio"] = statistics.median(ratios)
+            out[k][name + "_ratios"] = ratios
+    return out
 
 
 def decoder_throughput(args, raw):
@@ -601,10 +717,13 @@ def main():
     args.portload = os.path.join(args.build, "portload")
     args.ptreplay = os.path.join(args.build, "ptreplay")
     args.ptfloor = os.path.join(args.build, "ptfloor")
+    args.ptsyscall = os.path.join(args.build, "ptsyscall")
     if args.soak:
         return soak_main(args)
     pairs, seconds = (1, 1) if args.quick else (5, 5)
     conns = 20000 if args.quick else 1000000
+    # CI's bench-quick skips the peer; the full bench installs it if missing.
+    no_peer = "skipped (quick)" if args.quick else ensure_bpftrace()
 
     sh("ip", "netns", "add", NS)
     server = None
@@ -616,15 +735,15 @@ def main():
         server.stdout.readline()
         with tempfile.TemporaryDirectory(prefix="ptbench-") as tmp:
             raw = os.path.join(tmp, "raw.bin")
-            runs = [overhead(args, "json log", [], pairs, seconds, tmp, raw)]
-            runs.append(overhead(args, "json log + --timeline", ["--timeline"], pairs,
-                                 seconds, tmp))
+            storms = [storm_compare(args, close, pairs, seconds, tmp,
+                                    raw if close == "rst" else None, peer=not no_peer)
+                      for close in ("rst", "fin")]
+            runs = [overhead(args, "json log + --timeline", ["--timeline"], pairs,
+                             seconds, tmp)]
             if b"--exhaustion" in subprocess.run([args.porttrace, "--help"],
                                                  capture_output=True).stdout:
                 runs.append(overhead(args, "json log + --exhaustion", ["--exhaustion"], pairs,
                                      seconds, tmp))
-            hooks = floor(args, pairs, seconds)
-            losses = {c: storm_loss(args, tmp, c, 2 if args.quick else 10) for c in ("rst", "fin")}
             metrics, scrapes = fleet(args, pairs, seconds, args.quick)
             dec = decoder_throughput(args, raw)
             rss = memory(args, tmp, conns)
@@ -635,21 +754,41 @@ def main():
             server.terminate()
             server.wait()
         subprocess.run(["ip", "netns", "del", NS])
+    tax = host_tax(args, 3 if args.quick else 15, 50000 if args.quick else 200000)
 
     rows = []
+    for st in storms:
+        name = st["close"].upper()
+        pt, fl = st["porttrace"], st["floor"]
+        rows.append((f"{name} storm: porttrace, JSON log", f"{pt['rate']:.0f}/{st['base']:.0f} "
+                     f"conn/s = {pt['ratio']:.3f}x", "", None))
+        rows.append((f"{name} storm: floor, every hook, programs empty (ptfloor)",
+                     f"{fl['rate']:.0f}/{st['base']:.0f} conn/s = {fl['ratio']:.3f}x", "", None))
+        rows.append((f"{name} storm: porttrace / floor", f"**{st['over_floor']['ratio']:.3f}x**",
+                     ">= 0.97x", st["over_floor"]["ratio"] >= 0.97))
+        if no_peer:
+            rows.append((f"{name} storm: bpftrace one-liner (peer)", no_peer, "", None))
+        else:
+            pe = st["peer"]
+            rows.append((f"{name} storm: bpftrace one-liner (peer)",
+                         f"{pe['rate']:.0f}/{st['base']:.0f} conn/s = {pe['ratio']:.3f}x "
+                         f"({pe['events_per_conn']:.2f} lines/conn)", "", None))
+        lo = st["lost"]
+        rows.append((f"{name} storm: records lost", f"{lo['lost']} of {lo['events'] + lo['lost']} "
+                     f"({lo['skipped']} hook runs skipped, {lo['not_taken']} not taken)", "0",
+                     lo["lost"] == 0))
     for r in runs:
-        rows.append((f"overhead, {r['label']}", f"{r['traced']:.0f}/{r['base']:.0f} conn/s = "
-                     f"{r['ratio']:.3f}x", ">= 0.97x", r["ratio"] >= 0.97))
-    rows.append((f"floor: {hooks['label']}", f"{hooks['traced']:.0f}/{hooks['base']:.0f} conn/s = "
-                 f"{hooks['ratio']:.3f}x", "", None))
-    rows.append(("events lost in the storms", str(sum(r["lost"] for r in runs)), "0",
+        rows.append((f"RST storm: porttrace, {r['label']}", f"{r['traced']:.0f}/{r['base']:.0f} "
+                     f"conn/s = {r['ratio']:.3f}x", "", None))
+    rows.append(("RST storm: events lost, those runs", str(sum(r["lost"] for r in runs)), "0",
                  all(r["lost"] == 0 for r in runs)))
-    for c, name in (("rst", "RST"), ("fin", "FIN")):
-        t = losses[c]
-        rows.append((f"records lost in one {name} storm, default ring",
-                     f"{t['lost']} of {t['events'] + t['lost']} ({t.get('skipped', '?')} runs skipped, "
-                     f"{t.get('not_taken', '?')} not taken; {t['conns']} conns)", "0", t["lost"] == 0))
-    rows.append(("events written per connection", f"{runs[0]['events_per_conn']:.2f}", "", None))
+    for k, what in (("getppid_ns", "getppid()"), ("pipe_read_ns", "1-byte pipe read()")):
+        t = tax[k]
+        rows.append((f"host tax: {what}, porttrace attached",
+                     f"{t['porttrace']:.0f}/{t['base']:.0f} ns = {t['porttrace_ratio']:.3f}x "
+                     f"(floor {t['floor_ratio']:.3f}x)", "", None))
+    rows.append(("events written per connection (RST)", f"{storms[0]['events_per_conn']:.2f}",
+                 "", None))
     rows.append(("decoder: decode+JSON+write, 1 core", f"{dec / 1e6:.2f} M records/s",
                  ">= 2.00 M/s", dec >= 2e6))
     rows.append((f"peak RSS after {conns} connections, --timeline", f"{rss:.1f} MiB",
@@ -663,20 +802,28 @@ def main():
         rows.append(("report page loaded by headless chromium (blank page)",
                      f"{rep['load']:.1f} s ({rep['blank']:.1f} s)", "", None))
     rows += fleet_rows(metrics, scrapes)
-    rows.append(("porttrace CPU per 1000 events", f"{runs[0]['cpu_per_1000'] * 1000:.1f} ms",
-                 "", None))
+    rows.append(("porttrace CPU per 1000 events (RST)",
+                 f"{storms[0]['cpu_per_1000'] * 1000:.1f} ms", "", None))
 
     width = max(len(r[0]) for r in rows)
     lines = [f"porttrace bench ({'quick' if args.quick else 'full'}): {os.cpu_count()} cores, "
-             f"{time.strftime('%Y-%m-%d')}, {pairs} A/B pairs of {seconds}s, portload -c 2 "
-             f"--close rst, paired-ratio medians"]
+             f"{os.uname().release}, {time.strftime('%Y-%m-%d %H:%M')}, {pairs} pairs of "
+             f"{seconds}s, portload -c 2 --close rst|fin, paired-ratio medians"]
     lines.append(f"| {'metric'.ljust(width)} | value | target | met |")
     lines.append(f"|{'-' * (width + 2)}|---|---|---|")
     for name, value, target, ok in rows:
         met = "" if ok is None else ("yes" if ok else "NO")
         lines.append(f"| {name.ljust(width)} | {value} | {target} | {met} |")
-    for r in runs + [hooks, metrics]:
-        lines.append(f"ratios {r['label']}: " + " ".join(f"{x:.3f}" for x in r["ratios"]))
+    fmt = lambda xs: " ".join(f"{x:.3f}" for x in xs)
+    for st in storms:
+        for name in ("porttrace", "floor", "peer", "over_floor"):
+            if name in st:
+                lines.append(f"ratios {st['close']} {name}: {fmt(st[name]['ratios'])}")
+    for r in runs + [metrics]:
+        lines.append(f"ratios rst {r['label']}: {fmt(r['ratios'])}")
+    for k in ("getppid_ns", "pipe_read_ns"):
+        for name in ("porttrace", "floor"):
+            lines.append(f"ratios host tax {k} {name}: {fmt(tax[k][name + '_ratios'])}")
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.build, "bench.txt"), "w") as f:
