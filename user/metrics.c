@@ -639,6 +639,16 @@ int metrics__build(struct metrics *m, __u64 now_ns, __u64 mono_ns, const struct 
 	family(f, "porttrace_bad_records_total", "counter", "Malformed kernel records skipped.");
 	fputs("porttrace_bad_records_total", f);
 	value(f, h->bad_records);
+	if (h->ring_bytes) {
+		family(f, "porttrace_ring_buffer_size_bytes", "gauge",
+		       "Size of the BPF ring buffer the kernel queues records in (--ring-size).");
+		fputs("porttrace_ring_buffer_size_bytes", f);
+		value(f, h->ring_bytes);
+		family(f, "porttrace_ring_buffer_fill_ratio", "gauge",
+		       "The most of the ring buffer that was queued when porttrace's reader came back for it, since the previous exposition; at 1 records are lost.");
+		fputs("porttrace_ring_buffer_fill_ratio", f);
+		value(f, (double)h->ring_max_queued / h->ring_bytes);
+	}
 	family(f, "porttrace_metrics_build_seconds", "gauge",
 	       "How long building the previous exposition took, on the thread that reads the ring buffer.");
 	fputs("porttrace_metrics_build_seconds", f);

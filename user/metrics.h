@@ -31,6 +31,9 @@ struct metrics_health {
 	unsigned long long lost_write;	/* events dropped by a failed write */
 	unsigned long long bad_records;	/* malformed records skipped */
 	double last_build_s;		/* how long the previous build took */
+	/* The ring buffer: size (0: unknown) and the most it held queued when
+	 * the reader came back for it, since the previous build. */
+	unsigned long ring_bytes, ring_max_queued;
 	/* BPF programs' own run time; none while kernel.bpf_stats_enabled is 0 */
 	const struct tracer_prog_stat *progs;
 	size_t nprogs;

@@ -93,6 +93,8 @@ static void fleet_tick(struct fleet *fl, const struct run_opts *o, struct tracer
 	h.lost_kernel = st.lost;
 	h.bad_records = st.bad;
 	h.nprogs = tracer__prog_stats(tr, progs, sizeof(progs) / sizeof(progs[0]));
+	if (tracer__ring_fill(tr, &h.ring_bytes, &h.ring_max_queued))
+		h.ring_bytes = 0;
 	if (metrics__build(fl->metrics, now, now, &h, &text, &len)) {
 		p_warn("building metrics: out of memory");
 		return;

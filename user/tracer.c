@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -33,6 +34,11 @@ struct tracer {
 	char *raw;		/* raw records waiting for a write */
 	size_t raw_len;
 	char hooks[512];
+	/* The ring's positions, mapped read-only: how full it is when the
+	 * reader comes back for more (libbpf 1.1 has no accessor). */
+	const volatile unsigned long *cons_pos, *prod_pos;
+	size_t page;
+	unsigned long ring_bytes, fill_max;	/* most queued since last asked */
 	unsigned long long skipped;	/* hook runs skipped, as last asked */
 	__u64 skipped_ns;		/* when that was */
 };
@@ -347,6 +353,34 @@ static int on_record(void *ctx, void *data, size_t size)
 	return err;
 }
 
+/*
+ * The kernel lays a ring buffer map out as a page holding the consumer
+ * position, a page holding the producer position, then the data; both
+ * positions only grow. A failed mapping only leaves the fill unknown.
+ */
+static void map_positions(struct tracer *t)
+{
+	int fd = bpf_map__fd(t->skel->maps.events);
+	void *c, *p;
+
+	t->page = sysconf(_SC_PAGESIZE);
+	t->ring_bytes = bpf_map__max_entries(t->skel->maps.events);
+	c = mmap(NULL, t->page, PROT_READ, MAP_SHARED, fd, 0);
+	p = mmap(NULL, t->page, PROT_READ, MAP_SHARED, fd, t->page);
+	t->cons_pos = c == MAP_FAILED ? NULL : c;
+	t->prod_pos = p == MAP_FAILED ? NULL : p;
+}
+
+int tracer__ring_fill(struct tracer *t, unsigned long *bytes, unsigned long *max_queued)
+{
+	if (!t->cons_pos || !t->prod_pos)
+		return -ENODATA;
+	*bytes = t->ring_bytes;
+	*max_queued = t->fill_max;
+	t->fill_max = 0;
+	return 0;
+}
+
 struct tracer *tracer__new(const struct tracer_opts *opts, struct decoder *d, pt_event_fn fn,
 			   void *ctx)
 {
@@ -388,6 +422,7 @@ struct tracer *tracer__new(const struct tracer_opts *opts, struct decoder *d, pt
 		p_err("setting up the ring buffer reader: %s", strerror(errno));
 		goto fail;
 	}
+	map_positions(t);
 	return t;
 fail:
 	tracer__free(t);
@@ -410,6 +445,10 @@ void tracer__free(struct tracer *t)
 		p_info("lost in the kernel: %llu not taken (ring full, state not kept), %llu hook runs skipped (recursion_misses); %llu transitions skipped by one state program and taken by the other",
 		       not_taken(t), skipped_runs(t), taken_by_other(t));
 	free(t->raw);
+	if (t->cons_pos)
+		munmap((void *)t->cons_pos, t->page);
+	if (t->prod_pos)
+		munmap((void *)t->prod_pos, t->page);
 	ring_buffer__free(t->rb);
 	porttrace_bpf__destroy(t->skel);
 	if (t->cgroup_fd >= 0)
@@ -419,7 +458,16 @@ void tracer__free(struct tracer *t)
 
 int tracer__poll(struct tracer *t, int timeout_ms)
 {
-	int n = ring_buffer__poll(t->rb, timeout_ms);
+	int n;
+
+	/* What queued while the reader was away: the fill worth watching. */
+	if (t->cons_pos && t->prod_pos) {
+		unsigned long queued = *t->prod_pos - *t->cons_pos;
+
+		if (queued > t->fill_max)
+			t->fill_max = queued;
+	}
+	n = ring_buffer__poll(t->rb, timeout_ms);
 
 	if (n < 0 && n != -EINTR)
 		return t->cb_err ? t->cb_err : n;

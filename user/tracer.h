@@ -69,6 +69,11 @@ struct tracer_prog_stat {
 };
 size_t tracer__prog_stats(struct tracer *t, struct tracer_prog_stat *v, size_t max);
 
+/* The ring buffer's size, and the most it held queued when the reader came
+ * back for it since the previous call; 0, or -ENODATA where the positions
+ * could not be mapped. */
+int tracer__ring_fill(struct tracer *t, unsigned long *bytes, unsigned long *max_queued);
+
 /* A TCP socket only bound before tracing began (decoder__prebound()):
  * have the kernel send its release, which nothing else would mark.
  * 0 or -errno. */

@@ -233,6 +233,11 @@ def test_prometheus_scrapes_the_workloads_own_counts(netns, mon, porttrace, work
     text = wait_http(mon, f"http://127.0.0.1:{METRICS_PORT}/metrics", None)
     check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, f"promtool check metrics: {check.stdout}{check.stderr}"
+    # Its own health: the ring's size (8 MiB by default) and how full the
+    # reader found it, a fraction.
+    health = parse_exposition(text)
+    assert health[series_key("porttrace_ring_buffer_size_bytes", {})] == 8 << 20, text
+    assert 0 <= health[series_key("porttrace_ring_buffer_fill_ratio", {})] <= 1, text
 
     data = os.path.join(tmp, "data")
     cfg = os.path.join(tmp, "prometheus.yml")

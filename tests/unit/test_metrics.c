@@ -118,7 +118,8 @@ static void exposition_from_the_accounting(void)
 	struct exhaustion *e = exhaustion__new(&xo);
 	struct metrics *m = metrics__new(2, e, NULL, NULL);
 	struct pt_owner o = owner_of(10, 1000, "client");
-	struct metrics_health h = {.lost_kernel = 3, .lost_write = 2, .bad_records = 1};
+	struct metrics_health h = {.lost_kernel = 3, .lost_write = 2, .bad_records = 1,
+				   .ring_bytes = 8388608, .ring_max_queued = 2097152};
 	char *text = NULL;
 	size_t len;
 
@@ -131,6 +132,8 @@ static void exposition_from_the_accounting(void)
 	CHECK(text && len == strlen(text));
 	if (!text)
 		goto out;
+	CHECK_STR(line(text, "porttrace_ring_buffer_fill_ratio"), "porttrace_ring_buffer_fill_ratio 0.25");
+	CHECK_STR(line(text, "porttrace_ring_buffer_size_bytes"), "porttrace_ring_buffer_size_bytes 8388608");
 	CHECK_STR(line(text, "porttrace_ephemeral_ports_capacity{netns=\"4026531840\",proto=\"tcp\"}"),
 		  "porttrace_ephemeral_ports_capacity{netns=\"4026531840\",proto=\"tcp\"} 4");
 	CHECK_STR(line(text, "porttrace_destination_ports{" DEST("80") ",state=\"established\"}"),
