@@ -131,7 +131,7 @@ test-e2e: all
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := logreader decoder
 FUZZ_SRCS_logreader := user/logreader.c user/names.c user/log.c
-FUZZ_SRCS_decoder := user/decoder.c user/socktab.c
+FUZZ_SRCS_decoder := user/decoder.c user/holders.c user/socktab.c
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	       -DPT_VERSION='"$(VERSION)"' -Ibpf -Iuser
 
