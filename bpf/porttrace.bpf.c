@@ -1580,6 +1580,10 @@ static __always_inline void accept_exit(long ret)
 	rec->_pad2 = 0;
 	rec->err = 0;
 	rec->flags = flags | PT_F_OWNER_KNOWN | PT_F_ACCEPTED;
+	/* A peer's reset can close the child before accept() returns it:
+	 * its CLOSE has gone by, so nothing will end what this starts. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+		rec->flags |= PT_F_GONE;
 	rec->latency_ns = 0;
 	submit(rec);
 }

@@ -88,6 +88,8 @@ enum pt_reason {
 					   * port is the listener's, and a time-wait
 					   * socket it leaves holds that port */
 #define PT_F_HELD		(1u << 10) /* user space: a bind-fail says what held the port */
+#define PT_F_GONE		(1u << 11) /* ACCEPT: the socket had closed already (a reset
+					   * before accept()): its CLOSE went by */
 
 struct pt_hdr {
 	__u16 type;	/* enum pt_rec_type */

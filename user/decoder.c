@@ -158,6 +158,7 @@ struct decoder *decoder__new(void)
 
 void decoder__free(struct decoder *d)
 {
+
 	if (!d)
 		return;
 	gentab_free(&d->socks);
@@ -386,7 +387,10 @@ static void accepted(struct decoder *d, const struct pt_event *ev)
 {
 	struct holders_listener *l;
 
-	gentab_put(&d->owners, ev->sk.cookie, &ev->owner);
+	/* A child a reset closed before accept() returned it: its CLOSE,
+	 * which ends an owner's entry, has gone by already. */
+	if (!(ev->flags & PT_F_GONE))
+		gentab_put(&d->owners, ev->sk.cookie, &ev->owner);
 	l = holders__listener(d->holders, ev->sk.netns, ev->sk.lport);
 	if (!l || l->owner.pid == ev->owner.pid || holder_alive(l, ev->ts_ns))
 		return;

@@ -420,6 +420,30 @@ static void accept_names_the_owner_and_bind_fail_says_what_held(void)
 	decoder__free(d);
 }
 
+/* A child a peer's reset closed before accept() returned it: its CLOSE went
+ * by first, so the accept leaves nothing behind to age out an hour later. */
+static void accept_of_a_closed_child_keeps_nothing(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_owner worker = owner_of(300, 2, "server");
+	struct pt_sock csk = sock4(61, IPPROTO_TCP, "127.0.0.1", 80, "127.0.0.1", 41001);
+	struct pt_rec_state est = rec_state(10, worker, csk, TCP_SYN_RECV, TCP_ESTABLISHED,
+					    PT_F_ACCEPTED);
+	struct pt_rec_state rst = rec_state(20, worker, csk, TCP_ESTABLISHED, TCP_CLOSE,
+					    PT_F_ACCEPTED);
+	struct pt_rec_port acc = rec_port(30, worker, csk, PT_PORT_ACCEPT, 0);
+
+	rst.reason = PT_REASON_RST_RECV;
+	acc.flags |= PT_F_GONE;
+	decoder__record(d, &est, sizeof(est), collect_event, &c);
+	decoder__record(d, &rst, sizeof(rst), collect_event, &c);
+	decoder__record(d, &acc, sizeof(acc), collect_event, &c);
+	CHECK(c.n == 3 && c.ev[2].kind == PT_PORT_ACCEPT && c.ev[2].owner.pid == 300);
+	CHECK(decoder__entries(d) == 0);
+	decoder__free(d);
+}
+
 /* A UDP socket bound to port 0 (a client) does not listen; connected, its
  * release says where to. */
 static void udp_client_bind0_is_no_listener(void)
@@ -448,6 +472,7 @@ TESTS(decoder_tests) = {
 	{"decoder: a time-wait socket found at start-up ends, computed",
 	 startup_time_wait_ends_computed},
 	{"decoder: tables forget and count entries never closed", tables_age},
+	{"decoder: accept() of a child a reset closed keeps nothing", accept_of_a_closed_child_keeps_nothing},
 	{"decoder: accept() names the owner; a failed bind() says what held the port",
 	 accept_names_the_owner_and_bind_fail_says_what_held},
 	{"decoder: a UDP client bound to port 0 is no listener; its release says its peer",
