@@ -164,7 +164,7 @@ void cgroup__parse_path(const char *path, struct cgroup_ident *out)
 		snprintf(out->name, sizeof(out->name), "%s", path);
 }
 
-static int find_mount(char *dir, size_t cap)
+int cgroup__mount(char *dir, size_t cap)
 {
 	struct mntent *m;
 	FILE *f = setmntent("/proc/self/mounts", "r");
@@ -192,7 +192,7 @@ struct cgroups *cgroups__new(void)
 	if (!c)
 		return NULL;
 	c->mount_fd = -1;
-	err = find_mount(c->mount, sizeof(c->mount));
+	err = cgroup__mount(c->mount, sizeof(c->mount));
 	if (err) {
 		free(c);
 		errno = -err;

@@ -37,6 +37,11 @@ struct cgroups;
 struct cgroups *cgroups__new(void);
 void cgroups__free(struct cgroups *c);
 
+/* Where cgroup v2 is mounted (found in /proc/self/mounts, never assumed:
+ * /sys/fs/cgroup on most hosts, /sys/fs/cgroup/unified on hybrid ones);
+ * 0 or -errno. */
+int cgroup__mount(char *dir, size_t cap);
+
 /* What id is, or NULL when unknown (0, gone, or not a v2 cgroup). Valid
  * until the next lookup. */
 const struct cgroup_ident *cgroups__lookup(struct cgroups *c, __u64 id);

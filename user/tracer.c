@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
-#include <mntent.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include "cgroup.h"
 #include "clock.h"
 #include "log.h"
 #include "porttrace.skel.h"
@@ -109,20 +110,9 @@ static bool tracefs_ready(void)
 
 static int cgroup2_root(void)
 {
-	struct mntent *m;
-	FILE *f = setmntent("/proc/self/mounts", "r");
-	int fd = -1;
+	char dir[PATH_MAX];
 
-	if (!f)
-		return -1;
-	while ((m = getmntent(f))) {
-		if (!strcmp(m->mnt_type, "cgroup2")) {
-			fd = open(m->mnt_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			break;
-		}
-	}
-	endmntent(f);
-	return fd;
+	return cgroup__mount(dir, sizeof(dir)) ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
