@@ -354,6 +354,36 @@ static int dest_cmp(const void *a, const void *b)
 	return x->allocs > y->allocs ? -1 : x->allocs < y->allocs;
 }
 
+/* The destination families that are one number a series, in the order
+ * they are written. */
+static double fig_occupied(const struct dest_fig *d) { return d->occupied; }
+static double fig_peak(const struct dest_fig *d) { return d->peak; }
+static double fig_full_in(const struct dest_fig *d) { return d->full_in; }
+static double fig_allocs(const struct dest_fig *d) { return d->allocs; }
+static double fig_releases(const struct dest_fig *d) { return d->releases; }
+
+static const struct dest_scalar {
+	const char *name, *type, *help;
+	double (*get)(const struct dest_fig *d);
+	bool rows_only;		/* no series for "other", the destinations past the cap */
+} dest_scalars[] = {
+	{ "porttrace_destination_ports_occupied", "gauge",
+	  "Ports of the ephemeral range unavailable to the destination: its own plus those held for all (bind, listen, UDP). Without destination labels: the pool's shared ports.",
+	  fig_occupied, false },
+	{ "porttrace_destination_ports_peak", "gauge",
+	  "Highest occupancy the destination reached since porttrace started.",
+	  fig_peak, false },
+	{ "porttrace_destination_full_seconds", "gauge",
+	  "Seconds until the destination has no free port at the net allocation rate of the last 10 s; +Inf when not filling, 0 when full.",
+	  fig_full_in, true },
+	{ "porttrace_port_allocations_total", "counter",
+	  "Ephemeral ports taken for the destination (or, without destination labels, for all).",
+	  fig_allocs, false },
+	{ "porttrace_port_releases_total", "counter",
+	  "Ephemeral ports given back by the destination (or, without destination labels, by all).",
+	  fig_releases, false },
+};
+
 static void write_dests(FILE *f, struct dest_fig *v, size_t n)
 {
 	family(f, "porttrace_destination_ports", "gauge",
@@ -368,42 +398,17 @@ static void write_dests(FILE *f, struct dest_fig *v, size_t n)
 			value(f, v[i].state[k]);
 		}
 	}
-	family(f, "porttrace_destination_ports_occupied", "gauge",
-	       "Ports of the ephemeral range unavailable to the destination: its own plus those held for all (bind, listen, UDP). Without destination labels: the pool's shared ports.");
-	for (size_t i = 0; i < n; i++) {
-		put_dest(f, "porttrace_destination_ports_occupied", v[i].row ? &v[i].l : NULL);
-		fputc('}', f);
-		value(f, v[i].occupied);
-	}
-	family(f, "porttrace_destination_ports_peak", "gauge",
-	       "Highest occupancy the destination reached since porttrace started.");
-	for (size_t i = 0; i < n; i++) {
-		put_dest(f, "porttrace_destination_ports_peak", v[i].row ? &v[i].l : NULL);
-		fputc('}', f);
-		value(f, v[i].peak);
-	}
-	family(f, "porttrace_destination_full_seconds", "gauge",
-	       "Seconds until the destination has no free port at the net allocation rate of the last 10 s; +Inf when not filling, 0 when full.");
-	for (size_t i = 0; i < n; i++) {
-		if (!v[i].row)
-			continue;
-		put_dest(f, "porttrace_destination_full_seconds", &v[i].l);
-		fputc('}', f);
-		value(f, v[i].full_in);
-	}
-	family(f, "porttrace_port_allocations_total", "counter",
-	       "Ephemeral ports taken for the destination (or, without destination labels, for all).");
-	for (size_t i = 0; i < n; i++) {
-		put_dest(f, "porttrace_port_allocations_total", v[i].row ? &v[i].l : NULL);
-		fputc('}', f);
-		value(f, v[i].allocs);
-	}
-	family(f, "porttrace_port_releases_total", "counter",
-	       "Ephemeral ports given back by the destination (or, without destination labels, by all).");
-	for (size_t i = 0; i < n; i++) {
-		put_dest(f, "porttrace_port_releases_total", v[i].row ? &v[i].l : NULL);
-		fputc('}', f);
-		value(f, v[i].releases);
+	for (size_t j = 0; j < sizeof(dest_scalars) / sizeof(dest_scalars[0]); j++) {
+		const struct dest_scalar *d = &dest_scalars[j];
+
+		family(f, d->name, d->type, d->help);
+		for (size_t i = 0; i < n; i++) {
+			if (d->rows_only && !v[i].row)
+				continue;
+			put_dest(f, d->name, v[i].row ? &v[i].l : NULL);
+			fputc('}', f);
+			value(f, d->get(&v[i]));
+		}
 	}
 	family(f, "porttrace_port_allocation_failures_total", "counter",
 	       "Port allocations the kernel refused, by errno: connect() EADDRNOTAVAIL per destination, bind(0) EADDRINUSE and UDP EAGAIN without destination labels.");
