@@ -40,6 +40,7 @@ struct logreader {
 	unsigned long long start_realtime_ns;
 	unsigned long long start_mono_ns;
 	char host[256];		/* from the header; "" when none was seen */
+	unsigned long long write_lost;	/* of the trailer just parsed */
 	char *line;
 };
 
@@ -302,6 +303,7 @@ struct parsed {
 	char laddr[64], raddr[64];
 	bool have_t, have_old, have_new, have_event;
 	unsigned long long schema;
+	unsigned long long write_lost;	/* a trailer's */
 };
 
 /* A bind-fail's "held_by" object (schema 2). */
@@ -397,6 +399,7 @@ static int parse_field(struct logreader *r, struct cur *c, const char *key, stru
 	UINT_FIELD("lost", ev->lost, ~0ULL)
 	UINT_FIELD("lost_total", ev->lost_total, ~0ULL)
 	UINT_FIELD("schema", ps->schema, ~0ULL)
+	UINT_FIELD("write_lost", ps->write_lost, ~0ULL)
 	UINT_FIELD("start_mono_ns", r->start_mono_ns, ~0ULL)
 	UINT_FIELD("start_realtime_ns", r->start_realtime_ns, ~0ULL)
 	if (KEY("host") && ps->kind == REC_HEADER)
@@ -526,6 +529,7 @@ int logreader__parse_line(struct logreader *r, const char *line, size_t len, str
 	case REC_HEADER:
 		return ps.schema > PT_SCHEMA_VERSION ? -EPROTO : 0;
 	case REC_TRAILER:
+		r->write_lost = ps.write_lost;
 		return 0;
 	case REC_LOST:
 		ev->type = PT_EV_LOST;
@@ -613,6 +617,18 @@ static int read_piece(struct logreader *r, const char *path, pt_event_fn fn, voi
 			ret = fn(ctx, &ev);
 			if (ret)
 				break;
+		} else if (res == 0 && r->write_lost) {
+			char what[160];
+
+			/* The run could not write these (a full or failing
+			 * disk): whatever is read from this log misses them,
+			 * and only the trailer says so. */
+			snprintf(what, sizeof(what),
+				 "the run that wrote this log could not write %llu of its events "
+				 "(trailer's write_lost); figures from it miss them",
+				 r->write_lost);
+			r->write_lost = 0;
+			warn_line(r, &file_warnings, path, lineno, what);
 		} else if (res == -EPROTO) {
 			warn_line(r, &file_warnings, path, lineno,
 				  "written by a newer porttrace (newer schema); reading what is understood");

@@ -140,11 +140,41 @@ static void deep_nesting_is_malformed(void)
 	CHECK(system(cmd) == 0);
 }
 
+/* Events the run could not write are only in its trailer: reading the log
+ * says so, once per trailer that counts any, and reads on. */
+static void trailer_write_lost_is_reported(void)
+{
+	char dir[] = "/tmp/pt-unit-XXXXXX", path[256], cmd[300];
+	struct logreader *r = logreader__new();
+	struct collect c = {};
+	FILE *f;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/log.jsonl", dir);
+	f = fopen(path, "w");
+	fputs(line_at(1), f);
+	fputs("{\"type\":\"trailer\",\"t_ns\":2,\"events\":{\"bind\":1,\"lost\":0},"
+	      "\"kernel_lost\":0,\"bad_records\":0,\"aged\":0,\"write_lost\":0}\n", f);
+	fputs(line_at(3), f);
+	fputs("{\"type\":\"trailer\",\"t_ns\":4,\"events\":{\"bind\":1,\"lost\":0},"
+	      "\"kernel_lost\":0,\"bad_records\":0,\"aged\":0,\"write_lost\":7}\n", f);
+	fputs(line_at(5), f);
+	fclose(f);
+	CHECK(logreader__read(r, path, collect_event, &c) == 0);
+	CHECK(c.n == 3 && c.ev[2].ts_ns == 5);
+	CHECK(logreader__warnings(r) == 1);
+	logreader__free(r);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	CHECK(system(cmd) == 0);
+}
+
 TESTS(logreader_tests) = {
 	{"logreader: garbage, truncated, unknown and newer lines are reported, not fatal",
 	 bad_lines_are_data},
 	{"logreader: rotated and compressed pieces read oldest first", rotated_pieces_in_order},
 	{"logreader: nesting deeper than any writer's is a malformed line, not a crash",
 	 deep_nesting_is_malformed},
+	{"logreader: a trailer's write_lost is a warning, and reading goes on",
+	 trailer_write_lost_is_reported},
 	{},
 };
