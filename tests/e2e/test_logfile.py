@@ -253,6 +253,12 @@ def test_disk_full_is_said_once_counted_and_survived(tiny_fs, logrun, netns, ser
     assert sum(t >= marks["again"] for t in allocs) == 3, allocs
     assert sum(marks["full"] <= t < marks["again"] for t in allocs) == 0, allocs
 
+    # Read back offline, the log says what it misses, and is still read.
+    for cmd in ("timeline", "exhaustion"):
+        r = run([PORTTRACE, cmd, path])
+        assert r.returncode == 0, r.stderr
+        assert f"could not write {write_lost} of its events (trailer's write_lost)" in r.stderr, r.stderr
+
 
 def test_disk_full_at_start_the_file_still_starts_with_a_header(tiny_fs, logrun, netns, server):
     """A service restarted on a full /var/log: the header cannot be written
