@@ -469,15 +469,16 @@ t_same_events() {
 
 # (9) The host tax, paired: getppid() and a 1-byte pipe read() in ns per
 # call (tools/ptsyscall) with nothing attached, beside porttrace with the
-# fentry/fexit set, and beside it with the syscall tracepoints, in turn,
-# PAIRS times; the medians go to the report. TCG makes every figure noisy
-# and slow (each instruction emulated): a measurement, never a pass mark.
-# It fails only when a run does not happen.
-PAIRS=5
+# fentry/fexit set, and beside it with the syscall tracepoints, in turn, in
+# PAIRS rounds; the report gets the base's median and the medians of each
+# round's ratio to its base. TCG makes every figure noisy and slow (each
+# instruction emulated): a measurement, never a pass mark. It fails only
+# when a run does not happen.
+PAIRS=7
 tax_run() {
-	ptsyscall -n 20000 >/tmp/tax.out 2>/tmp/tax.err ||
+	ptsyscall -n 100000 >/tmp/tax.out 2>/tmp/tax.err ||
 		{ WHY="ptsyscall: $(cat /tmp/tax.err)"; return 1; }
-	echo "$1 $(jval getppid_ns </tmp/tax.out) $(jval pipe_read_ns </tmp/tax.out)" >>/tmp/tax.all
+	echo "$1 $_i $(jval getppid_ns </tmp/tax.out) $(jval pipe_read_ns </tmp/tax.out)" >>/tmp/tax.all
 }
 
 tax_traced() {
@@ -490,10 +491,17 @@ tax_traced() {
 	stop_trace
 }
 
-# median COLUMN NAME: of the runs named NAME in /tmp/tax.all.
+# median FORMAT: of the numbers on stdin.
 median() {
-	awk -v c="$1" -v n="$2" '$1 == n { print $c }' /tmp/tax.all | sort -n |
-		awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+	sort -n | awk -v f="$1" '{ v[NR] = $1 } END { printf f, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# tax COLUMN NAME: NAME's ns per call (column 3: getppid, 4: pipe read)
+# over base's in the same round, median over the rounds; "base": base's ns.
+tax() {
+	awk -v c="$1" -v n="$2" '$1 == "base" { b[$2] = $c } $1 == n { v[$2] = $c }
+		END { for (r in v) print n == "base" ? v[r] : v[r] / b[r] }' /tmp/tax.all |
+		median "$([ "$2" = base ] && echo %.0f || echo %.3f)"
 }
 
 t_host_tax() {
@@ -508,9 +516,9 @@ t_host_tax() {
 		fi
 		_i=$((_i + 1))
 	done
-	info "ns per call, median of $PAIRS (TCG: noisy): getppid base $(median 2 base)," \
-		"fexit $(median 2 fexit), syscall tracepoints $(median 2 syscalls);" \
-		"pipe read base $(median 3 base), fexit $(median 3 fexit), syscall tracepoints $(median 3 syscalls)"
+	info "median of $PAIRS rounds (TCG: noisy): getppid $(tax 3 base) ns alone," \
+		"x$(tax 3 fexit) beside fentry/fexit, x$(tax 3 syscalls) beside syscall tracepoints;" \
+		"pipe read $(tax 4 base) ns, x$(tax 4 fexit), x$(tax 4 syscalls)"
 	return 0
 }
 
