@@ -1158,10 +1158,10 @@ static __always_inline struct sock *fd_sock(int fd)
 /*
  * Copy a sockaddr of addrlen bytes from the caller (user memory at a
  * syscall's entry, the kernel's copy in a kernel function); returns its
- * family, 0
- * if unusable. Only what the caller passed is read, and only an address the
- * kernel would take: inet_bind() and kin want a whole sockaddr_in, and for
- * IPv6 at least the 24 bytes of RFC 2133's (no scope id).
+ * family, 0 if unusable. Only what the caller passed is read, and only an
+ * address the kernel would take: inet_bind() and kin want a whole
+ * sockaddr_in, and for IPv6 at least the 24 bytes of RFC 2133's (no scope
+ * id).
  */
 static __always_inline long read_addr(void *dst, __u32 size, const void *src, bool user)
 {
