@@ -20,6 +20,10 @@
  *    port an autobind picked, read from the socket when the call returns.
  *  - syscalls:sys_exit_accept{,4}: the process that accepted a connection,
  *    its owner from then on.
+ *  - or, where the kernel allows fentry/fexit, the same facts from the
+ *    functions behind those syscalls (inet_{stream,dgram}_connect,
+ *    inet{,6}_bind, inet{,6}_sendmsg, inet_accept), which cost nothing to
+ *    the other syscalls of the host; user space picks one set.
  *
  * Ownership: transitions driven by packets run in softirq, where "current"
  * is whoever happened to be on the CPU. The owner is therefore read only in
@@ -1152,29 +1156,36 @@ static __always_inline struct sock *fd_sock(int fd)
 }
 
 /*
- * Copy a sockaddr of addrlen bytes from the caller; returns its family, 0
- * if unusable. Only what the caller passed is read, and only an address the
- * kernel would take: inet_bind() and kin want a whole sockaddr_in, and for
- * IPv6 at least the 24 bytes of RFC 2133's (no scope id).
+ * Copy a sockaddr of addrlen bytes from the caller (user memory at a
+ * syscall's entry, the kernel's copy in a kernel function); returns its
+ * family, 0 if unusable. Only what the caller passed is read, and only an
+ * address the kernel would take: inet_bind() and kin want a whole
+ * sockaddr_in, and for IPv6 at least the 24 bytes of RFC 2133's (no scope
+ * id).
  */
-static __always_inline __u8 read_sockaddr(const void *uaddr, __u32 addrlen, struct call *c)
+static __always_inline long read_addr(void *dst, __u32 size, const void *src, bool user)
+{
+	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
+}
+
+static __always_inline __u8 read_sockaddr(const void *uaddr, __u32 addrlen, struct call *c,
+					  bool user)
 {
 	__u16 family = 0;
 
-	if (!uaddr || addrlen < sizeof(family) ||
-	    bpf_probe_read_user(&family, sizeof(family), uaddr))
+	if (!uaddr || addrlen < sizeof(family) || read_addr(&family, sizeof(family), uaddr, user))
 		return 0;
 	if (family == AF_INET && addrlen >= sizeof(struct sockaddr_in)) {
 		struct sockaddr_in sin = {};
 
-		if (bpf_probe_read_user(&sin, sizeof(sin), uaddr))
+		if (read_addr(&sin, sizeof(sin), uaddr, user))
 			return 0;
 		c->rport = bpf_ntohs(sin.sin_port);
 		__builtin_memcpy(c->addr, &sin.sin_addr, 4);
 	} else if (family == AF_INET6 && addrlen >= 24) {
 		struct sockaddr_in6 sin6 = {};
 
-		if (bpf_probe_read_user(&sin6, 24, uaddr))
+		if (read_addr(&sin6, 24, uaddr, user))
 			return 0;
 		c->rport = bpf_ntohs(sin6.sin6_port);
 		__builtin_memcpy(c->addr, &sin6.sin6_addr, 16);
@@ -1193,19 +1204,14 @@ static __always_inline void call_store(__u32 tid, const struct call *c)
 		count_lost();
 }
 
-/* Remember an inet socket call in flight, for the exit hook of its kind. */
-static __always_inline void call_begin(int fd, const void *uaddr, __u32 addrlen, __u8 kind)
+/* Remember a call on an inet socket in flight, for the exit hook of its
+ * kind; the thread's id is the key. */
+static __always_inline void call_open(__u32 tid, struct sock *sk, const void *uaddr,
+				      __u32 addrlen, bool user, __u8 kind)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
 	struct call c = {};
-	struct sock *sk;
 	__u16 family, proto;
 
-	/* The cheap test first: the fd walk is a chain of probe reads. */
-	if (!current_wanted(id >> 32))
-		return;
-	sk = fd_sock(fd);
 	if (!sk)
 		return;
 	family = sk_family(sk, false);
@@ -1219,7 +1225,7 @@ static __always_inline void call_begin(int fd, const void *uaddr, __u32 addrlen,
 	c.ts = bpf_ktime_get_ns();
 	c.sk = (__u64)sk;
 	c.kind = kind;
-	read_sockaddr(uaddr, addrlen, &c);
+	read_sockaddr(uaddr, addrlen, &c, user);
 	if (kind == CALL_BIND) {
 		/* What was asked for, and the options in force when asked. */
 		c.req_port = c.rport;
@@ -1227,6 +1233,17 @@ static __always_inline void call_begin(int fd, const void *uaddr, __u32 addrlen,
 		c.opts = sock_opts(sk, false);
 	}
 	call_store(tid, &c);
+}
+
+/* call_open() at a syscall's entry, where only the fd names the socket. */
+static __always_inline void call_begin(int fd, const void *uaddr, __u32 addrlen, __u8 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	/* The cheap test first: the fd walk is a chain of probe reads. */
+	if (!current_wanted(id >> 32))
+		return;
+	call_open((__u32)id, fd_sock(fd), uaddr, addrlen, true, kind);
 }
 
 /* The call this exit hook is for (kinds: a mask); one of another kind is
@@ -1427,16 +1444,21 @@ static __always_inline void connect_exit(struct call *c, long ret)
 		emit_port(c, kind, err, flags);
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
+/* A connect() returned ret. Only the connect hooks open a connect() call,
+ * and a disconnect (AF_UNSPEC) never reaches them. */
+static __always_inline void connect_done(long ret)
 {
 	struct call c;
 
-	/* Only the connect hooks open a connect() call, and a disconnect
-	 * (AF_UNSPEC) never reaches them. */
-	if (targ_hooks_only || !call_end(&c, CALL_CONNECT))
-		return 0;
-	connect_exit(&c, ctx->ret);
+	if (call_end(&c, CALL_CONNECT))
+		connect_exit(&c, ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int handle_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	if (!targ_hooks_only)
+		connect_done(ctx->ret);
 	return 0;
 }
 
@@ -1449,18 +1471,24 @@ int handle_enter_bind(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_bind")
-int handle_exit_bind(struct trace_event_raw_sys_exit *ctx)
+/* A bind() returned ret: what it was granted, or why not. */
+static __always_inline void bind_exit(int ret)
 {
 	struct call c;
-	int ret = ctx->ret;
 
-	if (targ_hooks_only || !call_end(&c, CALL_BIND) || c.family == 0)
-		return 0;
+	if (!call_end(&c, CALL_BIND) || c.family == 0)
+		return;
 	if (ret == 0)
 		emit_port(&c, PT_PORT_BIND, 0, c.req_port ? 0 : PT_F_AUTOBIND);
 	else
 		emit_port(&c, PT_PORT_BIND_FAIL, -ret, c.req_port ? 0 : PT_F_AUTOBIND);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int handle_exit_bind(struct trace_event_raw_sys_exit *ctx)
+{
+	if (!targ_hooks_only)
+		bind_exit(ctx->ret);
 	return 0;
 }
 
@@ -1531,18 +1559,18 @@ int handle_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
  * others). Its port is its listener's; the record names the acceptor and
  * the connection, and user space carries the acceptor on by cookie.
  */
-static __always_inline void accept_exit(long ret)
+static __always_inline bool accept_wanted(long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	return ret >= 0 && !targ_failures && (!targ_proto || targ_proto == IPPROTO_TCP) &&
+	       current_wanted(bpf_get_current_pid_tgid() >> 32);
+}
+
+static __always_inline void accept_exit(struct sock *sk)
+{
 	struct pt_rec_port *rec;
-	struct sock *sk;
 	__u16 family;
 	__u32 flags;
 
-	if (ret < 0 || targ_failures || (targ_proto && targ_proto != IPPROTO_TCP) ||
-	    !current_wanted(id >> 32))
-		return;
-	sk = fd_sock(ret);
 	if (!sk || sk_proto(sk, false) != IPPROTO_TCP)
 		return;
 	family = sk_family(sk, false);
@@ -1591,17 +1619,172 @@ static __always_inline void accept_exit(long ret)
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int handle_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 {
-	if (targ_hooks_only)
-		return 0;
-	accept_exit(ctx->ret);
+	if (!targ_hooks_only && accept_wanted(ctx->ret))
+		accept_exit(fd_sock(ctx->ret));
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept")
 int handle_exit_accept(struct trace_event_raw_sys_exit *ctx)
 {
-	if (targ_hooks_only)
-		return 0;
-	accept_exit(ctx->ret);
+	if (!targ_hooks_only && accept_wanted(ctx->ret))
+		accept_exit(fd_sock(ctx->ret));
+	return 0;
+}
+
+/*
+ * The same facts from the kernel functions behind the syscalls, where the
+ * kernel lets fentry/fexit attach (user space probes it and loads either
+ * these or the syscall tracepoints above, never both: they share the calls
+ * map). A syscall tracepoint puts every syscall of every task on the traced
+ * slow path; these cost only the calls they sit on. The socket and the
+ * address come from the arguments, no fd walk, no copy from user memory.
+ * Arguments are read by position with bpf_get_func_arg() (Linux 5.17,
+ * commit f92c1e183604): inet_accept()'s changed from (sock, newsock, flags,
+ * kern) to (sock, newsock, arg) in 6.10 (commit 92ef0fd55ac8), and only
+ * the first ones are read.
+ */
+static __always_inline int fn_ret(void *ctx)
+{
+	__u64 ret = 0;
+
+	bpf_get_func_ret(ctx, &ret);
+	return (int)ret;
+}
+
+static __always_inline void *fn_arg(void *ctx, __u32 n)
+{
+	__u64 arg = 0;
+
+	bpf_get_func_arg(ctx, n, &arg);
+	return (void *)arg;
+}
+
+/* The struct sock of a struct socket argument. */
+static __always_inline struct sock *fn_sock(void *ctx, __u32 n)
+{
+	struct socket *sock = fn_arg(ctx, n);
+
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+/* connect() of TCP and of UDP: sock->ops->connect(sock, uaddr, len, flags).
+ * A TCP Fast Open connect ends in inet_sendmsg() instead, as it does in
+ * sendto(). */
+SEC("?fexit/inet_stream_connect")
+int fexit_stream_connect(void *ctx)
+{
+	if (!targ_hooks_only)
+		connect_done(fn_ret(ctx));
+	return 0;
+}
+
+SEC("?fexit/inet_dgram_connect")
+int fexit_dgram_connect(void *ctx)
+{
+	if (!targ_hooks_only)
+		connect_done(fn_ret(ctx));
+	return 0;
+}
+
+/* bind(): sock->ops->bind(sock, uaddr, len), uaddr the kernel's copy. */
+static __always_inline void bind_enter(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	if (current_wanted(id >> 32))
+		call_open((__u32)id, fn_sock(ctx, 0), fn_arg(ctx, 1), (__u32)(__u64)fn_arg(ctx, 2),
+			  false, CALL_BIND);
+}
+
+SEC("?fentry/inet_bind")
+int fentry_bind(void *ctx)
+{
+	if (!targ_hooks_only)
+		bind_enter(ctx);
+	return 0;
+}
+
+SEC("?fexit/inet_bind")
+int fexit_bind(void *ctx)
+{
+	if (!targ_hooks_only)
+		bind_exit(fn_ret(ctx));
+	return 0;
+}
+
+SEC("?fentry/inet6_bind")
+int fentry_bind6(void *ctx)
+{
+	if (!targ_hooks_only)
+		bind_enter(ctx);
+	return 0;
+}
+
+SEC("?fexit/inet6_bind")
+int fexit_bind6(void *ctx)
+{
+	if (!targ_hooks_only)
+		bind_exit(fn_ret(ctx));
+	return 0;
+}
+
+/*
+ * Every send on an inet socket: sock->ops->sendmsg(sock, msg, len). The
+ * UDP autobind happens in here (inet_send_prepare()) before udp_sendmsg()
+ * runs, so udp_sendmsg() would find the port already set; and a TCP Fast
+ * Open connect ends here, with what sendto() returns.
+ */
+static __always_inline void send_enter(void *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct msghdr *msg;
+
+	if (!current_wanted(id >> 32))
+		return;
+	msg = fn_arg(ctx, 1);
+	call_open((__u32)id, fn_sock(ctx, 0), BPF_CORE_READ(msg, msg_name),
+		  BPF_CORE_READ(msg, msg_namelen), false, CALL_SEND);
+}
+
+SEC("?fentry/inet_sendmsg")
+int fentry_sendmsg(void *ctx)
+{
+	if (!targ_hooks_only)
+		send_enter(ctx);
+	return 0;
+}
+
+SEC("?fexit/inet_sendmsg")
+int fexit_sendmsg(void *ctx)
+{
+	if (!targ_hooks_only)
+		send_exit(fn_ret(ctx));
+	return 0;
+}
+
+SEC("?fentry/inet6_sendmsg")
+int fentry_sendmsg6(void *ctx)
+{
+	if (!targ_hooks_only)
+		send_enter(ctx);
+	return 0;
+}
+
+SEC("?fexit/inet6_sendmsg")
+int fexit_sendmsg6(void *ctx)
+{
+	if (!targ_hooks_only)
+		send_exit(fn_ret(ctx));
+	return 0;
+}
+
+/* accept(): sock->ops->accept(sock, newsock, ...), newsock grafted onto
+ * the child once it returns 0. */
+SEC("?fexit/inet_accept")
+int fexit_accept(void *ctx)
+{
+	if (!targ_hooks_only && accept_wanted(fn_ret(ctx)))
+		accept_exit(fn_sock(ctx, 1));
 	return 0;
 }

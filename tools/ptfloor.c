@@ -4,9 +4,11 @@
  * loads them, but with each program returning at once; stay until SIGINT or
  * SIGTERM. make bench runs its storm beside this, paired with runs without
  * tracing, to measure what the hook points alone cost the load: the entry
- * into each BPF program, the cgroup program arrays, and the traced slow path
- * that every syscall on the host takes while a syscall tracepoint is
- * attached. porttrace cannot cost less than that floor.
+ * into each BPF program, the cgroup program arrays, and, where the syscall
+ * tracepoints serve the socket calls (no fentry/fexit, or
+ * PORTTRACE_SYSCALL_HOOKS=1), the traced slow path that every syscall on the
+ * host takes while one is attached. The same set as porttrace's is chosen
+ * the same way. porttrace cannot cost less than that floor.
  *
  *   ptfloor        (prints "attached: HOOKS" once ready)
  */

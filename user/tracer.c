@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "cgroup.h"
 #include "clock.h"
@@ -21,6 +22,17 @@
 #include "tracer.h"
 
 #define TRACEFS "/sys/kernel/tracing"
+/* Set to 1, porttrace attaches the syscall tracepoints even where the kernel
+ * offers fentry/fexit: both sets can be compared on one kernel. */
+#define FORCE_SYSCALLS_ENV "PORTTRACE_SYSCALL_HOOKS"
+
+/* Where the facts of the socket calls (bind, connect, send, accept) come
+ * from; the state and cgroup hooks are the same in every set. */
+enum hookset {
+	HOOKS_FEXIT,		/* fentry/fexit on the kernel's socket functions */
+	HOOKS_SYSCALLS,		/* syscall tracepoints */
+	HOOKS_NONE,		/* neither: no tracefs, no fentry */
+};
 
 struct tracer {
 	struct porttrace_bpf *skel;
@@ -34,7 +46,8 @@ struct tracer {
 	int raw_fd;
 	char *raw;		/* raw records waiting for a write */
 	size_t raw_len;
-	char hooks[512];
+	char hooks[768];
+	char hookset[160];	/* which set, and why */
 	/* The ring's positions, mapped read-only: how full it is when the
 	 * reader comes back for more (libbpf 1.1 has no accessor). */
 	const volatile unsigned long *cons_pos, *prod_pos;
@@ -123,6 +136,100 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, args);
 }
 
+/* ---- which set of socket-call hooks ---- */
+
+/* The optional fentry/fexit programs (SEC("?fentry/...")). */
+static bool fn_hook(const struct bpf_program *p)
+{
+	enum bpf_attach_type a = bpf_program__expected_attach_type(p);
+
+	return bpf_program__type(p) == BPF_PROG_TYPE_TRACING &&
+	       (a == BPF_TRACE_FENTRY || a == BPF_TRACE_FEXIT);
+}
+
+/* "?fexit/inet_accept" -> "inet_accept" */
+static const char *fn_target(const struct bpf_program *p)
+{
+	const char *slash = strchr(bpf_program__section_name(p), '/');
+
+	return slash ? slash + 1 : "";
+}
+
+/* 0, or 1 when the environment asks for the syscall tracepoints; -EINVAL
+ * (said on stderr) for a value that is neither. */
+static int force_syscalls(void)
+{
+	const char *v = getenv(FORCE_SYSCALLS_ENV);
+
+	if (!v || !*v || !strcmp(v, "0"))
+		return 0;
+	if (!strcmp(v, "1"))
+		return 1;
+	p_err("%s must be 0 or 1, not '%s'", FORCE_SYSCALLS_ENV, v);
+	return -EINVAL;
+}
+
+/*
+ * Whether the kernel lets fexit programs attach to its functions: a kernel
+ * built without CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS cannot, and some
+ * refuse to load them (EPERM on this project's 6.18 machines). Every target
+ * must be in the kernel's BTF; a two-instruction program loaded and attached
+ * on the first answers for the rest before the real set meets the verifier.
+ * On false, why says what refused.
+ */
+static bool fexit_usable(struct porttrace_bpf *skel, char *why, size_t len)
+{
+	const struct bpf_insn ret0[] = {
+		{.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0},
+		{.code = BPF_JMP | BPF_EXIT},
+	};
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	const char *probe_fn = NULL;
+	struct bpf_program *p;
+	int id, probe_id = -1, fd, link;
+
+	if (!vmlinux) {
+		snprintf(why, len, "reading the kernel's BTF: %s", strerror(errno));
+		return false;
+	}
+	bpf_object__for_each_program(p, skel->obj) {
+		if (!fn_hook(p))
+			continue;
+		id = btf__find_by_name_kind(vmlinux, fn_target(p), BTF_KIND_FUNC);
+		if (id < 0) {
+			snprintf(why, len, "no function %s in the kernel's BTF", fn_target(p));
+			btf__free(vmlinux);
+			return false;
+		}
+		if (!probe_fn) {
+			probe_fn = fn_target(p);
+			probe_id = id;
+		}
+	}
+	btf__free(vmlinux);
+	if (!probe_fn) {
+		snprintf(why, len, "no fentry/fexit programs built in");
+		return false;
+	}
+	LIBBPF_OPTS(bpf_prog_load_opts, po, .expected_attach_type = BPF_TRACE_FEXIT,
+		    .attach_btf_id = probe_id);
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "pt_fexit_probe", "Dual BSD/GPL", ret0,
+			   sizeof(ret0) / sizeof(ret0[0]), &po);
+	if (fd < 0) {
+		snprintf(why, len, "loading a probe fexit program on %s: %s", probe_fn,
+			 strerror(errno));
+		return false;
+	}
+	link = bpf_raw_tracepoint_open(NULL, fd);
+	if (link < 0)
+		snprintf(why, len, "attaching a probe fexit program to %s: %s", probe_fn,
+			 strerror(errno));
+	else
+		close(link);
+	close(fd);
+	return link >= 0;
+}
+
 /* ---- set-up ---- */
 
 static void note_hook(struct tracer *t, const char *name)
@@ -132,7 +239,7 @@ static void note_hook(struct tracer *t, const char *name)
 	snprintf(t->hooks + len, sizeof(t->hooks) - len, "%s%s", len ? " " : "", name);
 }
 
-static void configure(struct tracer *t, const struct tracer_opts *o, bool syscalls)
+static void configure(struct tracer *t, const struct tracer_opts *o, enum hookset set)
 {
 	struct bpf_object_skeleton *s = t->skel->skeleton;
 	struct porttrace_bpf *skel = t->skel;
@@ -155,14 +262,17 @@ static void configure(struct tracer *t, const struct tracer_opts *o, bool syscal
 	skel->rodata->wakeup_bytes = wake > 4096 ? wake : 4096;
 	bpf_map__set_max_entries(skel->maps.events, o->ring_mb * 1024 * 1024);
 
-	/* The connect hooks open calls that only sys_exit_connect closes. */
-	if (!syscalls) {
-		for (int i = 0; i < s->prog_cnt; i++) {
-			struct bpf_program *p = *s->progs[i].prog;
+	/* One set or the other, never both: they share the calls in flight.
+	 * The connect hooks open calls that only the chosen set closes. */
+	for (int i = 0; i < s->prog_cnt; i++) {
+		struct bpf_program *p = *s->progs[i].prog;
 
-			if (bpf_program__type(p) == BPF_PROG_TYPE_TRACEPOINT)
-				bpf_program__set_autoload(p, false);
-		}
+		if (bpf_program__type(p) == BPF_PROG_TYPE_TRACEPOINT)
+			bpf_program__set_autoload(p, set == HOOKS_SYSCALLS);
+		else if (fn_hook(p))
+			bpf_program__set_autoload(p, set == HOOKS_FEXIT);
+	}
+	if (set == HOOKS_NONE) {
 		bpf_program__set_autoload(skel->progs.handle_connect4, false);
 		bpf_program__set_autoload(skel->progs.handle_connect6, false);
 	}
@@ -218,7 +328,7 @@ static int attach_cgroup(struct tracer *t, const struct cg_hook *cg, size_t n)
 	return 0;
 }
 
-static int attach_all(struct tracer *t, bool syscalls)
+static int attach_all(struct tracer *t, enum hookset set)
 {
 	struct porttrace_bpf *skel = t->skel;
 	const struct cg_hook cg[] = {
@@ -255,22 +365,29 @@ static int attach_all(struct tracer *t, bool syscalls)
 		return -ENOENT;
 	}
 	err = attach_cgroup(t, cg, sizeof(cg) / sizeof(cg[0]));
-	if (err || !syscalls)
+	if (err || set == HOOKS_NONE)
 		return err;
 	err = attach_cgroup(t, connect, sizeof(connect) / sizeof(connect[0]));
 	if (err)
 		return err;
 	for (int i = 0; i < s->prog_cnt; i++) {
 		struct bpf_program *p = *s->progs[i].prog;
+		const char *name = bpf_program__section_name(p);
 
-		if (bpf_program__type(p) != BPF_PROG_TYPE_TRACEPOINT)
+		if (!bpf_program__autoload(p) ||
+		    (bpf_program__type(p) != BPF_PROG_TYPE_TRACEPOINT && !fn_hook(p)))
 			continue;
 		*s->progs[i].link = bpf_program__attach(p);
 		if (!*s->progs[i].link) {
-			p_err("attaching %s: %s", bpf_program__section_name(p), strerror(errno));
-			return -errno;
+			err = -errno;
+			/* The caller falls back to the syscall tracepoints. */
+			if (set == HOOKS_FEXIT)
+				p_info("attaching %s: %s", name, strerror(-err));
+			else
+				p_err("attaching %s: %s", name, strerror(-err));
+			return err;
 		}
-		note_hook(t, bpf_program__section_name(p));
+		note_hook(t, name[0] == '?' ? name + 1 : name);
 	}
 	return 0;
 }
@@ -371,11 +488,80 @@ int tracer__ring_fill(struct tracer *t, unsigned long *bytes, unsigned long *max
 	return 0;
 }
 
+/* Everything from an opened object to attached hooks, with one set of
+ * socket-call hooks. */
+static int start(struct tracer *t, const struct tracer_opts *opts, enum hookset set)
+{
+	int err;
+
+	configure(t, opts, set);
+	err = porttrace_bpf__load(t->skel);
+	if (err) {
+		/* The caller falls back to the syscall tracepoints. */
+		if (set == HOOKS_FEXIT)
+			p_info("loading with the fentry/fexit programs: %s", strerror(-err));
+		else
+			explain_load_failure(err);
+		return err;
+	}
+	err = fill_filters(t, opts);
+	return err ? err : attach_all(t, set);
+}
+
+/* Undo start(), down to a freshly opened object, for another try. */
+static int restart(struct tracer *t)
+{
+	porttrace_bpf__destroy(t->skel);
+	if (t->cgroup_fd >= 0)
+		close(t->cgroup_fd);
+	t->cgroup_fd = -1;
+	t->hooks[0] = '\0';
+	t->skel = porttrace_bpf__open();
+	if (!t->skel) {
+		p_err("opening the BPF object: %s", strerror(errno));
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The syscall tracepoints, or no socket-call hooks at all without tracefs;
+ * why fentry/fexit are not used is in why. */
+static enum hookset fallback(struct tracer *t, const char *why)
+{
+	if (tracefs_ready()) {
+		snprintf(t->hookset, sizeof(t->hookset), "syscall tracepoints (no fentry/fexit: %s)",
+			 why);
+		return HOOKS_SYSCALLS;
+	}
+	p_warn("tracefs unavailable at " TRACEFS ": binds, autobinds and their failures will not be traced");
+	snprintf(t->hookset, sizeof(t->hookset), "none (no tracefs; no fentry/fexit: %s)", why);
+	return HOOKS_NONE;
+}
+
+/* The set the environment and the kernel allow; the reason in t->hookset. */
+static int choose_hookset(struct tracer *t, enum hookset *set)
+{
+	int force = force_syscalls();
+	char why[128];
+
+	if (force < 0)
+		return force;
+	if (force) {
+		snprintf(why, sizeof(why), "%s=1", FORCE_SYSCALLS_ENV);
+	} else if (fexit_usable(t->skel, why, sizeof(why))) {
+		snprintf(t->hookset, sizeof(t->hookset), "fentry/fexit on the kernel's socket functions");
+		*set = HOOKS_FEXIT;
+		return 0;
+	}
+	*set = fallback(t, why);
+	return 0;
+}
+
 struct tracer *tracer__new(const struct tracer_opts *opts, struct decoder *d, pt_event_fn fn,
 			   void *ctx)
 {
 	struct tracer *t = calloc(1, sizeof(*t));
-	bool syscalls;
+	enum hookset set;
 	int err;
 
 	if (!t) {
@@ -390,23 +576,28 @@ struct tracer *tracer__new(const struct tracer_opts *opts, struct decoder *d, pt
 	t->ncpus = libbpf_num_possible_cpus();
 	libbpf_set_print(libbpf_print);
 
-	syscalls = tracefs_ready();
-	if (!syscalls)
-		p_warn("tracefs unavailable at " TRACEFS ": binds, autobinds and their failures will not be traced");
-
 	t->skel = porttrace_bpf__open();
 	if (!t->skel) {
 		p_err("opening the BPF object: %s", strerror(errno));
 		goto fail;
 	}
-	configure(t, opts, syscalls);
-	err = porttrace_bpf__load(t->skel);
-	if (err) {
-		explain_load_failure(err);
+	if (choose_hookset(t, &set))
 		goto fail;
+	err = start(t, opts, set);
+	/* The probe passed but the real set did not: all of it goes, so that
+	 * no fact comes from both sets or from neither. */
+	if (err && set == HOOKS_FEXIT) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "the fentry/fexit set failed: %s", strerror(-err));
+		if (restart(t))
+			goto fail;
+		set = fallback(t, why);
+		err = start(t, opts, set);
 	}
-	if (fill_filters(t, opts) || attach_all(t, syscalls))
+	if (err)
 		goto fail;
+	p_info("socket-call hooks: %s", t->hookset);
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_record, t, NULL);
 	if (!t->rb) {
 		p_err("setting up the ring buffer reader: %s", strerror(errno));

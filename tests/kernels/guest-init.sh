@@ -10,6 +10,7 @@
 #   GUEST KERNEL <uname -r> | <version>
 #   GUEST LOADED yes|no
 #   GUEST HOOKS <list from porttrace -v>
+#   GUEST HOOKSET <which socket-call hooks, and why, from porttrace -v>
 #   GUEST PASS <name>          GUEST FAIL <name>: <reason>
 #   GUEST TIME <name> <start> <end>    guest uptime around each test
 #   GUEST INFO <name>: <text>          what the test saw
@@ -18,7 +19,10 @@
 #   ---LOG-BEGIN--- ... ---LOG-END---   the lifecycle test's JSON log (gzip|base64)
 #   GUEST DONE <uptime seconds>
 #
-# then powers the VM off. The test names must match TESTS in run.sh.
+# then powers the VM off. The test names must match GUEST_TESTS in run.sh.
+# The suite runs twice: with the hooks porttrace picks (fentry/fexit on 6.1)
+# and with PORTTRACE_SYSCALL_HOOKS=1 (names ending in -syscalls); then
+# same-events compares the two.
 
 PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export PATH
@@ -98,8 +102,8 @@ PT=
 # start_trace N: porttrace -> /tmp/tN.jsonl; returns once the header is
 # written (the hooks are attached by then).
 start_trace() {
-	T=/tmp/t$1.jsonl
-	E=/tmp/t$1.err
+	T=/tmp/t$1$SFX.jsonl
+	E=/tmp/t$1$SFX.err
 	rm -f "$T"
 	porttrace -v --format json -o "$T" 2>"$E" &
 	PT=$!
@@ -134,6 +138,7 @@ first_load() {
 	say LOADED "$1"
 	if [ "$1" = yes ]; then
 		say HOOKS "$(sed -n 's/^porttrace: attached: //p' "$E" | head -n 1)"
+		say HOOKSET "$(sed -n 's/^porttrace: socket-call hooks: //p' "$E" | head -n 1)"
 	else
 		echo ---ERR-BEGIN---
 		gzip -c "$E" | base64
@@ -174,9 +179,10 @@ stop_trace() {
 	return 0
 }
 
-# start_server PORT: a TCP portload server on 127.0.0.1:PORT; SRV=its pid.
+# start_server PORT [ADDR]: a TCP portload server on ADDR:PORT (ADDR
+# 127.0.0.1 unless given); SRV=its pid.
 start_server() {
-	portload --server -d 120 127.0.0.1 "$1" >/tmp/srv$1.out 2>/tmp/srv$1.err &
+	portload --server -d 120 "${2:-127.0.0.1}" "$1" >/tmp/srv$1.out 2>/tmp/srv$1.err &
 	SRV=$!
 	_i=0
 	while ! grep -q '^listening' /tmp/srv$1.out 2>/dev/null; do
@@ -223,7 +229,7 @@ trace_and_serve() {
 # (1) one connection, owners on both ends: client events carry the client
 # pid, the accepted socket's events the server pid.
 t_lifecycle() {
-	L=/tmp/t1.jsonl
+	L=/tmp/t1$SFX.jsonl
 	trace_and_serve 1 5001 || return 1
 	client /tmp/c1.out -n 1 --hold 300 --print-ports 127.0.0.1 5001
 	usleep 300000
@@ -267,7 +273,7 @@ t_lifecycle() {
 
 # (2) connect() autobind: the alloc event's lport is the port the client saw.
 t_autobind_port() {
-	L=/tmp/t2.jsonl
+	L=/tmp/t2$SFX.jsonl
 	trace_and_serve 2 5002 || return 1
 	client /tmp/c2.out -n 1 --close rst --print-ports 127.0.0.1 5002
 	stop_server
@@ -286,7 +292,7 @@ t_autobind_port() {
 
 # (3) 6 concurrent connects, 4 ports: EADDRNOTAVAIL, seen as alloc-fail.
 t_exhaustion() {
-	L=/tmp/t3.jsonl
+	L=/tmp/t3$SFX.jsonl
 	trace_and_serve 3 5003 || return 1
 	client /tmp/c3.out -c 6 -n 6 --hold 2000 --close rst --json 127.0.0.1 5003
 	stop_server
@@ -310,7 +316,7 @@ t_exhaustion() {
 
 # (4) bind(addr, 0) before connect: a bind event with req_port 0.
 t_bind0() {
-	L=/tmp/t4.jsonl
+	L=/tmp/t4$SFX.jsonl
 	trace_and_serve 4 5004 || return 1
 	client /tmp/c4.out -n 1 --bind --close rst --print-ports 127.0.0.1 5004
 	stop_server
@@ -330,7 +336,7 @@ t_bind0() {
 
 # (5) UDP sendto() from an unbound socket: an alloc event, proto udp.
 t_udp_autobind() {
-	L=/tmp/t5.jsonl
+	L=/tmp/t5$SFX.jsonl
 	start_trace 5 || return 1
 	client /tmp/c5.out -n 1 --udp --print-ports 127.0.0.1 5005
 	stop_trace || return 1
@@ -345,10 +351,61 @@ t_udp_autobind() {
 	return 0
 }
 
+# (5b) bind() of a port a listener holds: bind-fail EADDRINUSE, with the
+# pid of the process that asked.
+t_bind_fail() {
+	L=/tmp/t7$SFX.jsonl
+	trace_and_serve 7 5007 || return 1
+	_holder=$SRV
+	portload --server -d 120 127.0.0.1 5007 >/tmp/srv5007b.out 2>&1 &
+	_loser=$!
+	wait $_loser
+	stop_server
+	stop_trace || return 1
+	_f=$(jsel $L type=port event=bind-fail pid=$_loser)
+	[ -n "$_f" ] || { WHY="no bind-fail event with the pid $_loser of the second server: $(cat /tmp/srv5007b.out)"; return 1; }
+	[ "$(echo "$_f" | wc -l)" -eq 1 ] || { WHY="more than one bind-fail event: $_f"; return 1; }
+	[ "$(echo "$_f" | jval err)" = EADDRINUSE ] || { WHY="bind-fail err is not EADDRINUSE: $_f"; return 1; }
+	[ "$(echo "$_f" | jval lport)" = 5007 ] || { WHY="bind-fail lport is not 5007: $_f"; return 1; }
+	[ "$(count $L type=port event=bind pid=$_holder lport=5007)" -eq 1 ] ||
+		{ WHY="no bind event of the first server $_holder"; return 1; }
+	info "bind-fail EADDRINUSE on 5007, pid $_loser; the holder $_holder bound it"
+	return 0
+}
+
+# (5c) IPv6, whose bind and send go through their own functions
+# (inet6_bind, inet6_sendmsg): bind(::1, 0) before connect, the acceptor,
+# and a UDP autobind on send, each with the port the client saw.
+t_ipv6() {
+	L=/tmp/t10$SFX.jsonl
+	start_trace 10 || return 1
+	start_server 5010 ::1 || { stop_trace; return 1; }
+	client /tmp/c10.out -n 1 --bind --close rst --print-ports ::1 5010
+	_tcp=$CLI
+	client /tmp/c10u.out -n 1 --udp --print-ports ::1 5010
+	stop_server
+	stop_trace || return 1
+	_tp=$(local_port /tmp/c10.out)
+	_up=$(local_port /tmp/c10u.out)
+	[ -n "$_tp" ] && [ -n "$_up" ] ||
+		{ WHY="portload printed no local port: $(cat /tmp/c10.out /tmp/c10.out.err)"; return 1; }
+	_b=$(jsel $L type=port event=bind family=6 pid=$_tcp)
+	[ "$(echo "$_b" | jval lport)" = "$_tp" ] && [ "$(echo "$_b" | jval req_port)" = 0 ] ||
+		{ WHY="no IPv6 bind event for port $_tp with pid $_tcp: $_b"; return 1; }
+	_a=$(jsel $L type=port event=accept family=6 pid=$SRV rport=$_tp)
+	[ "$(echo "$_a" | wc -l)" -eq 1 ] && [ -n "$_a" ] ||
+		{ WHY="not one IPv6 accept event of $_tp with the server pid $SRV: $_a"; return 1; }
+	_u=$(jsel $L type=port event=alloc proto=udp family=6 pid=$CLI)
+	[ "$(echo "$_u" | jval lport)" = "$_up" ] ||
+		{ WHY="no IPv6 udp alloc event for port $_up with pid $CLI: $_u"; return 1; }
+	info "bind [::1]:$_tp, accepted by $SRV, udp autobind $_up"
+	return 0
+}
+
 # (6) The namespace's range as the BPF side reads it (CO-RE shim for
 # net->ipv4.ip_local_ports.range), and as the header reports it.
 t_range() {
-	L=/tmp/t6.jsonl
+	L=/tmp/t6$SFX.jsonl
 	_r=$(tr -s ' \t' '  ' </proc/sys/net/ipv4/ip_local_port_range)
 	[ "$_r" = "$RANGE_LO $RANGE_HI" ] || { WHY="ip_local_port_range reads '$_r'"; return 1; }
 	trace_and_serve 6 5006 || return 1
@@ -375,6 +432,128 @@ t_range() {
 	return 0
 }
 
+# (7) Which socket-call hooks porttrace attached, by its -v word and by the
+# kernel's: a syscall tracepoint is attached through a perf event, one open
+# perf_event file per program, where fentry/fexit and the cgroup and tp_btf
+# hooks use none. WANT is fexit or syscalls.
+t_hookset() {
+	start_trace 8 || return 1
+	_hooks=$(sed -n 's/^porttrace: attached: //p' "$E" | head -n 1)
+	_perf=0
+	for _fd in /proc/$PT/fd/*; do
+		case $(readlink "$_fd") in *perf_event*) _perf=$((_perf + 1)) ;; esac
+	done
+	stop_trace || return 1
+	_fn=$(echo "$_hooks" | tr ' ' '\n' | grep -c -E '^(fentry|fexit)/')
+	_tp=$(echo "$_hooks" | tr ' ' '\n' | grep -c '^tracepoint/syscalls/')
+	if [ "$WANT" = fexit ]; then
+		[ "$_fn" -eq 11 ] && [ "$_tp" -eq 0 ] && [ "$_perf" -eq 0 ] ||
+			{ WHY="want the fentry/fexit set only: $_fn fentry/fexit, $_tp syscall tracepoints, $_perf perf_event files ($_hooks)"; return 1; }
+	else
+		[ "$_fn" -eq 0 ] && [ "$_tp" -eq 9 ] && [ "$_perf" -eq 9 ] ||
+			{ WHY="want the syscall tracepoints only: $_fn fentry/fexit, $_tp syscall tracepoints, $_perf perf_event files ($_hooks)"; return 1; }
+	fi
+	info "$_fn fentry/fexit, $_tp syscall tracepoints, $_perf perf_event files open;" \
+		"$(sed -n 's/^porttrace: socket-call hooks: //p' "$E" | head -n 1)"
+	return 0
+}
+
+# (8) The same events from both sets: each test's records of its own
+# processes, reduced to what does not vary from run to run (no ports, pids,
+# cookies or times), sorted, must match between the suites. PT_F_GONE
+# (2048) is masked: whether a client's reset beat the server's accept() is
+# a race under TCG, not a property of the hooks.
+sig() {
+	grep -E '"type":"(port|state)"' "$1" | grep '"comm":"portload"' | awk '{
+		out = ""
+		n = split("type event old new proto family err req_port flags opts reason", k, " ")
+		for (i = 1; i <= n; i++) {
+			re = "\"" k[i] "\":(\"[^\"]*\"|[^,}]*)"
+			if (!match($0, re))
+				continue
+			f = substr($0, RSTART, RLENGTH)
+			if (k[i] == "flags")
+				f = "\"flags\":" and(substr(f, 9) + 0, 4294965247)
+			out = out " " f
+		}
+		print out
+	}' | sort
+}
+
+t_same_events() {
+	_n=0
+	for _t in 1 2 3 4 5 6 7 10; do
+		[ -s /tmp/t$_t.jsonl ] && [ -s /tmp/t${_t}-syscalls.jsonl ] || continue
+		sig /tmp/t$_t.jsonl >/tmp/sig$_t.fexit
+		sig /tmp/t${_t}-syscalls.jsonl >/tmp/sig$_t.syscalls
+		if ! cmp -s /tmp/sig$_t.fexit /tmp/sig$_t.syscalls; then
+			WHY="test log $_t differs: fexit '$(diff /tmp/sig$_t.fexit /tmp/sig$_t.syscalls | grep '^[-+][^-+]' | head -n 2 | tr '\n' ' ')'"
+			return 1
+		fi
+		_n=$((_n + $(wc -l </tmp/sig$_t.fexit)))
+	done
+	[ $_n -gt 0 ] || { WHY="no pair of logs to compare"; return 1; }
+	info "$_n events alike in both sets"
+	return 0
+}
+
+# (9) The host tax, paired: getppid() and a 1-byte pipe read() in ns per
+# call (tools/ptsyscall) with nothing attached, beside porttrace with the
+# fentry/fexit set, and beside it with the syscall tracepoints, in turn, in
+# PAIRS rounds; the report gets the base's median and the medians of each
+# round's ratio to its base. TCG makes every figure noisy and slow (each
+# instruction emulated): a measurement, never a pass mark. It fails only
+# when a run does not happen.
+PAIRS=5
+tax_run() {
+	ptsyscall -n 100000 >/tmp/tax.out 2>/tmp/tax.err ||
+		{ WHY="ptsyscall: $(cat /tmp/tax.err)"; return 1; }
+	echo "$1 $_round $(jval getppid_ns </tmp/tax.out) $(jval pipe_read_ns </tmp/tax.out)" >>/tmp/tax.all
+}
+
+tax_traced() {
+	[ "$1" = syscalls ] && export PORTTRACE_SYSCALL_HOOKS=1
+	start_trace 9
+	_rc=$?
+	unset PORTTRACE_SYSCALL_HOOKS
+	[ $_rc -eq 0 ] || return 1
+	tax_run "$1" || { stop_trace; return 1; }
+	stop_trace
+}
+
+# median FORMAT: of the numbers on stdin.
+median() {
+	sort -n | awk -v f="$1" '{ v[NR] = $1 } END { printf f, NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# tax COLUMN NAME: NAME's ns per call (column 3: getppid, 4: pipe read)
+# over base's in the same round, median over the rounds; "base": base's ns.
+tax() {
+	awk -v c="$1" -v n="$2" '$1 == "base" { b[$2] = $c } $1 == n { v[$2] = $c }
+		END { for (r in v) print n == "base" ? v[r] : v[r] / b[r] }' /tmp/tax.all |
+		median "$([ "$2" = base ] && echo %.0f || echo %.3f)"
+}
+
+t_host_tax() {
+	rm -f /tmp/tax.all
+	_round=0
+	while [ $_round -lt $PAIRS ]; do
+		# Alternate the order, so that drift does not favour one.
+		if [ $((_round % 2)) -eq 0 ]; then
+			tax_run base && tax_traced fexit && tax_traced syscalls || return 1
+		else
+			tax_traced syscalls && tax_traced fexit && tax_run base || return 1
+		fi
+		_round=$((_round + 1))
+	done
+	[ "$(wc -l </tmp/tax.all)" -eq $((3 * PAIRS)) ] ||
+		{ WHY="$(wc -l </tmp/tax.all) runs recorded, want $((3 * PAIRS))"; return 1; }
+	info "median of $PAIRS rounds (TCG: noisy): getppid $(tax 3 base) ns alone," \
+		"x$(tax 3 fexit) beside fentry/fexit, x$(tax 3 syscalls) beside syscall tracepoints;" \
+		"pipe read $(tax 4 base) ns, x$(tax 4 fexit), x$(tax 4 syscalls)"
+	return 0
+}
+
 run_test() {
 	WHY=
 	INFO=
@@ -392,12 +571,30 @@ run_test() {
 	[ -z "$INFO" ] || say "INFO $1: $INFO"
 }
 
-run_test lifecycle t_lifecycle
-run_test autobind-port t_autobind_port
-run_test exhaustion t_exhaustion
-run_test bind0 t_bind0
-run_test udp-autobind t_udp_autobind
-run_test range t_range
+# The suite, once with the hooks porttrace picks on this kernel (fentry/
+# fexit: 6.1 has them), then with the syscall tracepoints forced.
+suite() {
+	run_test lifecycle$SFX t_lifecycle
+	run_test autobind-port$SFX t_autobind_port
+	run_test exhaustion$SFX t_exhaustion
+	run_test bind0$SFX t_bind0
+	run_test bind-fail$SFX t_bind_fail
+	run_test udp-autobind$SFX t_udp_autobind
+	run_test ipv6$SFX t_ipv6
+	run_test range$SFX t_range
+	run_test hookset$SFX t_hookset
+}
+
+SFX=
+WANT=fexit
+suite
+SFX=-syscalls
+WANT=syscalls
+export PORTTRACE_SYSCALL_HOOKS=1
+suite
+unset PORTTRACE_SYSCALL_HOOKS
+run_test same-events t_same_events
+run_test host-tax t_host_tax
 
 if [ -s /tmp/t1.jsonl ]; then
 	echo ---LOG-BEGIN---

@@ -12,15 +12,16 @@
 #   2. fetches the newest linux-image-6.1.*-cloud-amd64 with `apt-get download`
 #      into BUILD_DIR/kernels/cache (reused while it is still the newest; no
 #      other download) and unpacks it with dpkg -x;
-#   3. builds an initramfs: busybox-static, BUILD_DIR/porttrace and portload,
-#      the shared libraries ldd lists for them (loader included), the host's
-#      /etc/services, and tests/kernels/guest-init.sh as /init;
-#   4. boots it under `timeout $KERNELS_TIMEOUT` (default 300 s) and reads the
+#   3. builds an initramfs: busybox-static, BUILD_DIR/porttrace, portload and
+#      ptsyscall, the shared libraries ldd lists for them (loader included),
+#      the host's /etc/services, and tests/kernels/guest-init.sh as /init;
+#   4. boots it under `timeout $KERNELS_TIMEOUT` (default 480 s) and reads the
 #      serial console. The guest runs the tests itself (see guest-init.sh)
 #      and prints GUEST lines; this script turns them into the report:
 #
 #        kernel 6.1.x: loaded yes|no
 #        hooks: <what porttrace -v attached>
+#        socket-call hooks: <which set, and why>
 #        PASS name | FAIL name: why          one line per test
 #        N passed, N failed                  always the last line
 #
@@ -34,18 +35,20 @@
 # Exit status: 0 when every test passed, 1 otherwise (a test failed, the guest
 # did not finish, or the set-up failed).
 #
-# Environment: KERNELS_TIMEOUT (seconds for one boot, default 300),
+# Environment: KERNELS_TIMEOUT (seconds for one boot, default 480: the suite
+# runs twice, and took 260 s on a loaded 2-core host),
 # KERNELS_SMP (guest CPUs, default 2).
 
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-TIMEOUT=${KERNELS_TIMEOUT:-300}
+TIMEOUT=${KERNELS_TIMEOUT:-480}
 SMP=${KERNELS_SMP:-2}
 # Kernel series to test; each is the newest Debian package of that series.
 SERIES=(6.1)
 # What guest-init.sh runs, in order; a test that reports nothing has failed.
-GUEST_TESTS=(lifecycle autobind-port exhaustion bind0 udp-autobind range)
+SUITE=(lifecycle autobind-port exhaustion bind0 bind-fail udp-autobind ipv6 range hookset)
+GUEST_TESTS=("${SUITE[@]}" "${SUITE[@]/%/-syscalls}" same-events host-tax)
 PKGS=(qemu-system-x86 busybox-static cpio python3)
 
 PASSED=0
@@ -70,7 +73,9 @@ die() {
 }
 
 [ $# -ge 1 ] || die "usage: tests/kernels/run.sh BUILD_DIR"
-[ -x "$1/porttrace" ] && [ -x "$1/portload" ] || die "$1/porttrace or $1/portload is missing: run make first"
+for b in porttrace portload ptsyscall; do
+	[ -x "$1/$b" ] || die "$1/$b is missing: run make first"
+done
 BUILD=$(cd "$1" && pwd)
 WORK=$BUILD/kernels
 CACHE=$WORK/cache
@@ -166,9 +171,9 @@ build_initramfs() {
 	for applet in $("$root/bin/busybox" --list); do
 		[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 	done
-	cp "$BUILD/porttrace" "$BUILD/portload" "$root/bin/"
+	cp "$BUILD/porttrace" "$BUILD/portload" "$BUILD/ptsyscall" "$root/bin/"
 	# Libraries as ldd resolves them, and the loader (the line without =>).
-	for lib in $(ldd "$BUILD/porttrace" "$BUILD/portload" |
+	for lib in $(ldd "$BUILD/porttrace" "$BUILD/portload" "$BUILD/ptsyscall" |
 		awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $2 ~ /^\(0x/ { print $1 }' |
 		sort -u); do
 		mkdir -p "$root$(dirname "$lib")"
@@ -217,7 +222,7 @@ section() {
 
 test_kernel() {
 	local series=$1 t0 t_dl t_unpack t_initrd t_qemu initrd console saved errlog
-	local rc line t why loaded hooks boot finished
+	local rc line t why loaded hooks hookset boot finished
 
 	t0=$(now)
 	fetch_kernel "$series"
@@ -254,8 +259,10 @@ test_kernel() {
 	# The report, from the saved console.
 	loaded=$(sed -n 's/^GUEST LOADED //p' "$console" | head -n 1)
 	hooks=$(sed -n 's/^GUEST HOOKS //p' "$console" | head -n 1)
+	hookset=$(sed -n 's/^GUEST HOOKSET //p' "$console" | head -n 1)
 	echo "kernel $KVER: loaded ${loaded:-no}"
 	echo "hooks: ${hooks:-none}"
+	echo "socket-call hooks: ${hookset:-?}"
 	if [ "$loaded" != yes ] && grep -q '^---ERR-END---$' "$console"; then
 		section "$console" ---ERR-BEGIN--- ---ERR-END--- >"$errlog" || true
 		echo "porttrace -v on $KVER (all of it in $errlog):"
