@@ -66,6 +66,13 @@ struct decoder {
 	struct ev_queue tw;		/* time-wait ends, PT_TIMEWAIT_NS after */
 	struct ev_queue no_port_q;	/* the same alloc-fails, due after the wait */
 	struct ev_heap early;		/* ends of time-wait sockets found at start-up */
+	/* Records held (decoder__hold()): each as a __u64 length, then the
+	 * record, padded to 8 bytes so that each stays aligned. */
+	struct {
+		unsigned char *buf;
+		size_t len, cap;
+		bool on;
+	} held;
 	__u64 aged_at;			/* record time the tables last aged */
 	unsigned long long bad, aged;
 };
@@ -167,6 +174,7 @@ void decoder__free(struct decoder *d)
 	gentab_free(&d->tw_gone);
 	gentab_free(&d->no_port);
 	holders__free(d->holders);
+	free(d->held.buf);
 	free(d->tw.ev);
 	free(d->no_port_q.ev);
 	free(d->early.ev);
@@ -726,10 +734,54 @@ bool decoder__prebound(const struct pt_event *ev)
 	       ev->newstate == TCP_CLOSE && ev->sk.lport && !ev->latency_ns;
 }
 
+void decoder__hold(struct decoder *d)
+{
+	d->held.on = true;
+}
+
+/* Keep a record for decoder__release(); false when there is no room. */
+static bool hold(struct decoder *d, const void *data, size_t len)
+{
+	size_t need = sizeof(__u64) + ((len + 7) & ~(size_t)7);
+	unsigned char *buf = array__grow(d->held.buf, &d->held.cap, d->held.len + need, 1);
+	__u64 n = len;
+
+	if (!buf)
+		return false;
+	d->held.buf = buf;
+	memcpy(buf + d->held.len, &n, sizeof(n));
+	memcpy(buf + d->held.len + sizeof(n), data, len);
+	d->held.len += need;
+	return true;
+}
+
+int decoder__release(struct decoder *d, pt_event_fn fn, void *ctx)
+{
+	size_t off = 0;
+	int err = 0;
+
+	d->held.on = false;
+	while (!err && off < d->held.len) {
+		__u64 n;
+
+		memcpy(&n, d->held.buf + off, sizeof(n));
+		err = decoder__record(d, d->held.buf + off + sizeof(n), n, fn, ctx);
+		off += sizeof(n) + ((n + 7) & ~7ULL);
+	}
+	free(d->held.buf);
+	d->held.buf = NULL;
+	d->held.len = d->held.cap = 0;
+	return err;
+}
+
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
 {
 	const struct pt_hdr *h = data;
 
+	/* One that cannot be held (out of memory) is decoded now, out of
+	 * order, rather than lost. */
+	if (d->held.on && hold(d, data, len))
+		return 0;
 	if (len < sizeof(*h) || h->size > len) {
 		d->bad++;
 		return 0;
