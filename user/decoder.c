@@ -91,9 +91,12 @@ static void gentab_free(struct gentab *g)
 	socktab__free(g->old);
 }
 
+/* The older generation is empty for the first age of every run: no
+ * lookup there then. */
 static bool gentab_put(struct gentab *g, __u64 cookie, const void *val)
 {
-	socktab__take(g->old, cookie, NULL);
+	if (socktab__count(g->old))
+		socktab__take(g->old, cookie, NULL);
 	return socktab__put(g->cur, cookie, val);
 }
 
@@ -102,7 +105,7 @@ static void *gentab_get(struct gentab *g, __u64 cookie)
 	void *v = socktab__get(g->cur, cookie);
 	unsigned char buf[sizeof(struct sock_seen) + sizeof(struct pt_event)];
 
-	if (v || !socktab__take(g->old, cookie, buf))
+	if (v || !socktab__count(g->old) || !socktab__take(g->old, cookie, buf))
 		return v;
 	if (!socktab__put(g->cur, cookie, buf))
 		return NULL;
@@ -111,7 +114,8 @@ static void *gentab_get(struct gentab *g, __u64 cookie)
 
 static bool gentab_take(struct gentab *g, __u64 cookie, void *out)
 {
-	return socktab__take(g->cur, cookie, out) || socktab__take(g->old, cookie, out);
+	return socktab__take(g->cur, cookie, out) ||
+	       (socktab__count(g->old) && socktab__take(g->old, cookie, out));
 }
 
 static unsigned long long gentab_age(struct gentab *g)
