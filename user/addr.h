@@ -27,8 +27,9 @@ char *addr__put(char *p, __u8 family, const __u8 *addr);
 /* The same with ":port", IPv6 in brackets; p has ADDR_STRLEN bytes. */
 char *addr__put_port(char *p, __u8 family, const __u8 *addr, __u16 port);
 
-/* NUL-terminated into buf (ADDR_STRLEN bytes); return buf. */
+/* NUL-terminated into buf, INET6_ADDRSTRLEN bytes; returns buf. */
 const char *addr__str(char *buf, __u8 family, const __u8 *addr);
+/* The same with ":port", buf ADDR_STRLEN bytes. */
 const char *addr__str_port(char *buf, __u8 family, const __u8 *addr, __u16 port);
 
 #endif /* PT_ADDR_H */

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include "addr.h"
 #include "exhaustion_int.h"
 #include "cgroup.h"
 #include "escape.h"
@@ -106,10 +107,9 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
 
 	jw_put(w, "{");
 	if (!r->any) {
-		inet_ntop(r->family, r->laddr, la, sizeof(la));
-		inet_ntop(r->family, r->raddr, ra, sizeof(ra));
 		jw_put(w, "\"family\":%d,\"laddr\":\"%s\",\"raddr\":\"%s\",\"rport\":%u,",
-		       r->family == AF_INET6 ? 6 : 4, la, ra, r->rport);
+		       r->family == AF_INET6 ? 6 : 4, addr__str(la, r->family, r->laddr),
+		       addr__str(ra, r->family, r->raddr), r->rport);
 	}
 	jw_put(w, "\"occupancy\":%u,\"own\":%u,\"shared\":%u,\"pct\":%.1f,", r->occupancy, r->own,
 	       r->shared, r->capacity ? 100.0 * r->occupancy / r->capacity : 0.0);
@@ -292,17 +292,15 @@ static const char *fmt_secs(char *buf, size_t len, __u64 ts, __u64 base)
 /* "127.0.0.1 > 10.0.0.1:443", "[::1] > [::1]:8080", or the pool's row. */
 static const char *fmt_dest(char *buf, size_t len, const struct exhaustion_row *r)
 {
-	char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
-	bool v6 = r->family == AF_INET6;
+	char la[INET6_ADDRSTRLEN], ra[ADDR_STRLEN];
 
 	if (r->any) {
 		snprintf(buf, len, "%s",
 			 r->proto == IPPROTO_UDP ? "every destination (UDP)" : "any new destination");
 		return buf;
 	}
-	inet_ntop(r->family, r->laddr, la, sizeof(la));
-	inet_ntop(r->family, r->raddr, ra, sizeof(ra));
-	snprintf(buf, len, "%s > %s%s%s:%u", la, v6 ? "[" : "", ra, v6 ? "]" : "", r->rport);
+	snprintf(buf, len, "%s > %s", addr__str(la, r->family, r->laddr),
+		 addr__str_port(ra, r->family, r->raddr, r->rport));
 	return buf;
 }
 

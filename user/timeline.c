@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "addr.h"
 #include "array.h"
 #include "escape.h"
 #include "log.h"
@@ -595,18 +596,10 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 
 /* ---- printing ---- */
 
-static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char *buf, size_t len)
+/* buf: ADDR_STRLEN bytes. */
+static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char *buf)
 {
-	char a[INET6_ADDRSTRLEN];
-
-	if (!port) {
-		snprintf(buf, len, "-");
-		return buf;
-	}
-	if (!inet_ntop(family, addr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-	return buf;
+	return port ? addr__str_port(buf, family, addr, port) : strcpy(buf, "-");
 }
 
 static __u64 median(const struct tl_proc *p)
@@ -668,7 +661,7 @@ static int cmp_line(const void *a, const void *b)
 static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 {
 	const struct tl_port *port = l->port;
-	char ep[64], d[32], e[16];
+	char ep[ADDR_STRLEN], d[32], e[16];
 	const char *err;
 
 	char num[8] = "-";
@@ -680,7 +673,7 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 	switch (l->what) {
 	case -1:
 		fprintf(f, " %-22s ",
-			fmt_endpoint(port->sk.family, port->sk.raddr, port->sk.rport, ep, sizeof(ep)));
+			fmt_endpoint(port->sk.family, port->sk.raddr, port->sk.rport, ep));
 		if (port->how == HOW_FAILED) {
 			err = names__errno(port->err, e, sizeof(e));
 			fprintf(f, "FAILED %s", err ? err : "");
@@ -800,16 +793,13 @@ static void print_port_json(FILE *f, const struct tl_port *port)
 	fprintf(f, "{\"how\":\"%s\",\"proto\":\"%s\",\"family\":%d,\"cookie\":%llu,",
 		how_names[port->how], names__proto(port->sk.proto),
 		port->sk.family == AF_INET6 ? 6 : 4, (unsigned long long)port->cookie);
-	if (!inet_ntop(port->sk.family, port->sk.laddr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	fprintf(f, "\"laddr\":\"%s\",\"lport\":", a);
+	fprintf(f, "\"laddr\":\"%s\",\"lport\":", addr__str(a, port->sk.family, port->sk.laddr));
 	if (port->pending)
 		fprintf(f, "null");
 	else
 		fprintf(f, "%u", port->sk.lport);
-	if (!inet_ntop(port->sk.family, port->sk.raddr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	fprintf(f, ",\"raddr\":\"%s\",\"rport\":%u,\"taken_ns\":%llu,\"latency_ns\":%llu", a,
+	fprintf(f, ",\"raddr\":\"%s\",\"rport\":%u,\"taken_ns\":%llu,\"latency_ns\":%llu",
+		addr__str(a, port->sk.family, port->sk.raddr),
 		port->sk.rport, (unsigned long long)port->taken_ns,
 		(unsigned long long)port->latency_ns);
 	if (port->how == HOW_FAILED) {
