@@ -66,13 +66,14 @@ struct decoder {
 	struct ev_queue tw;		/* time-wait ends, PT_TIMEWAIT_NS after */
 	struct ev_queue no_port_q;	/* the same alloc-fails, due after the wait */
 	struct ev_heap early;		/* ends of time-wait sockets found at start-up */
-	/* Records held (decoder__hold()): each as a __u64 length, then the
-	 * record, padded to 8 bytes so that each stays aligned. */
+	/* Records kept by decoder__hold(): each as a __u64 length, then the
+	 * record, padded to 8 bytes so that each stays aligned; the first
+	 * off bytes are decoded already. */
 	struct {
 		unsigned char *buf;
-		size_t len, cap;
+		size_t off, len, cap;
 		bool on;
-	} held;
+	} kept;
 	__u64 aged_at;			/* record time the tables last aged */
 	unsigned long long bad, aged;
 };
@@ -178,7 +179,7 @@ void decoder__free(struct decoder *d)
 	gentab_free(&d->tw_gone);
 	gentab_free(&d->no_port);
 	holders__free(d->holders);
-	free(d->held.buf);
+	free(d->kept.buf);
 	free(d->tw.ev);
 	free(d->no_port_q.ev);
 	free(d->early.ev);
@@ -740,52 +741,65 @@ bool decoder__prebound(const struct pt_event *ev)
 
 void decoder__hold(struct decoder *d)
 {
-	d->held.on = true;
+	d->kept.on = true;
+}
+
+bool decoder__holding(const struct decoder *d)
+{
+	return d->kept.on;
 }
 
 /* Keep a record for decoder__release(); false when there is no room. */
-static bool hold(struct decoder *d, const void *data, size_t len)
+static bool keep(struct decoder *d, const void *data, size_t len)
 {
 	size_t need = sizeof(__u64) + ((len + 7) & ~(size_t)7);
-	unsigned char *buf = array__grow(d->held.buf, &d->held.cap, d->held.len + need, 1);
+	unsigned char *buf = array__grow(d->kept.buf, &d->kept.cap, d->kept.len + need, 1);
 	__u64 n = len;
 
 	if (!buf)
 		return false;
-	d->held.buf = buf;
-	memcpy(buf + d->held.len, &n, sizeof(n));
-	memcpy(buf + d->held.len + sizeof(n), data, len);
-	d->held.len += need;
+	d->kept.buf = buf;
+	memcpy(buf + d->kept.len, &n, sizeof(n));
+	memcpy(buf + d->kept.len + sizeof(n), data, len);
+	d->kept.len += need;
 	return true;
 }
 
-int decoder__release(struct decoder *d, pt_event_fn fn, void *ctx)
+static int decode(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx);
+
+int decoder__release(struct decoder *d, size_t max, pt_event_fn fn, void *ctx)
 {
-	size_t off = 0;
 	int err = 0;
 
-	d->held.on = false;
-	while (!err && off < d->held.len) {
+	while (!err && max-- && d->kept.off < d->kept.len) {
 		__u64 n;
 
-		memcpy(&n, d->held.buf + off, sizeof(n));
-		err = decoder__record(d, d->held.buf + off + sizeof(n), n, fn, ctx);
-		off += sizeof(n) + ((n + 7) & ~7ULL);
+		memcpy(&n, d->kept.buf + d->kept.off, sizeof(n));
+		err = decode(d, d->kept.buf + d->kept.off + sizeof(n), n, fn, ctx);
+		d->kept.off += sizeof(n) + ((n + 7) & ~7ULL);
 	}
-	free(d->held.buf);
-	d->held.buf = NULL;
-	d->held.len = d->held.cap = 0;
+	if (d->kept.off == d->kept.len) {
+		free(d->kept.buf);
+		d->kept.buf = NULL;
+		d->kept.off = d->kept.len = d->kept.cap = 0;
+		d->kept.on = false;
+	}
 	return err;
 }
 
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
 {
+	/* One that cannot be kept (out of memory) is decoded now, out of
+	 * order, rather than lost. */
+	if (d->kept.on && keep(d, data, len))
+		return 0;
+	return decode(d, data, len, fn, ctx);
+}
+
+static int decode(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
+{
 	const struct pt_hdr *h = data;
 
-	/* One that cannot be held (out of memory) is decoded now, out of
-	 * order, rather than lost. */
-	if (d->held.on && hold(d, data, len))
-		return 0;
 	if (len < sizeof(*h) || h->size > len) {
 		d->bad++;
 		return 0;

@@ -240,15 +240,16 @@ int pipeline__snapshot(struct pipeline *p)
 	struct pt_event *batch = malloc(TABLE_BATCH * sizeof(*batch));
 	bool done = false;
 	pthread_t thread;
-	int err = 0, held;
+	int err = 0, kept;
 
 	t.q = malloc(TABLE_QUEUE * sizeof(*t.q));
 	if (!batch || !t.q) {
 		err = -ENOMEM;
 		goto out;
 	}
+	/* No thread: read on this one, as before, the ring waiting. */
 	if (pthread_create(&thread, NULL, table_main, &t)) {
-		err = -errno;
+		err = sockdiag__snapshot(pipeline__existing, p);
 		goto out;
 	}
 	decoder__hold(p->dec);
@@ -268,11 +269,14 @@ int pipeline__snapshot(struct pipeline *p)
 	}
 	pthread_join(thread, NULL);
 	err = t.err ? t.err : err;
-	/* What came after the last drain joins the held records in order. */
-	if (p->tr)
-		tracer__poll(p->tr, 0);
-	held = decoder__release(p->dec, pipeline__event, p);
-	err = err ? err : held;
+	/* The records kept meanwhile, in batches; what the ring has between
+	 * them joins the end, until the decoder has caught up. */
+	while (decoder__holding(p->dec)) {
+		if (p->tr)
+			tracer__poll(p->tr, 0);
+		kept = decoder__release(p->dec, TABLE_BATCH * 16, pipeline__event, p);
+		err = err ? err : kept;
+	}
 out:
 	pthread_mutex_destroy(&t.lock);
 	pthread_cond_destroy(&t.cond);
