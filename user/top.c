@@ -31,7 +31,6 @@
 #include "log.h"
 #include "names.h"
 #include "options.h"
-#include "sockdiag.h"
 #include "tracer.h"
 
 #define FRAME_NS 1000000000ULL
@@ -495,7 +494,7 @@ int top__main(int argc, char **argv)
 	if (!tr)
 		goto cleanup;
 	pipeline__set_tracer(pipe, tr);
-	err = sockdiag__snapshot(pipeline__existing, pipe);
+	err = pipeline__snapshot(pipe);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",
 		       strerror(-err));
