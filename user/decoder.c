@@ -66,6 +66,14 @@ struct decoder {
 	struct ev_queue tw;		/* time-wait ends, PT_TIMEWAIT_NS after */
 	struct ev_queue no_port_q;	/* the same alloc-fails, due after the wait */
 	struct ev_heap early;		/* ends of time-wait sockets found at start-up */
+	/* Records kept by decoder__hold(): each as a __u64 length, then the
+	 * record, padded to 8 bytes so that each stays aligned; the first
+	 * off bytes are decoded already. */
+	struct {
+		unsigned char *buf;
+		size_t off, len, cap;
+		bool on;
+	} kept;
 	__u64 aged_at;			/* record time the tables last aged */
 	unsigned long long bad, aged;
 };
@@ -84,9 +92,12 @@ static void gentab_free(struct gentab *g)
 	socktab__free(g->old);
 }
 
+/* The older generation is empty for the first age of every run: no
+ * lookup there then. */
 static bool gentab_put(struct gentab *g, __u64 cookie, const void *val)
 {
-	socktab__take(g->old, cookie, NULL);
+	if (socktab__count(g->old))
+		socktab__take(g->old, cookie, NULL);
 	return socktab__put(g->cur, cookie, val);
 }
 
@@ -95,7 +106,7 @@ static void *gentab_get(struct gentab *g, __u64 cookie)
 	void *v = socktab__get(g->cur, cookie);
 	unsigned char buf[sizeof(struct sock_seen) + sizeof(struct pt_event)];
 
-	if (v || !socktab__take(g->old, cookie, buf))
+	if (v || !socktab__count(g->old) || !socktab__take(g->old, cookie, buf))
 		return v;
 	if (!socktab__put(g->cur, cookie, buf))
 		return NULL;
@@ -104,7 +115,8 @@ static void *gentab_get(struct gentab *g, __u64 cookie)
 
 static bool gentab_take(struct gentab *g, __u64 cookie, void *out)
 {
-	return socktab__take(g->cur, cookie, out) || socktab__take(g->old, cookie, out);
+	return socktab__take(g->cur, cookie, out) ||
+	       (socktab__count(g->old) && socktab__take(g->old, cookie, out));
 }
 
 static unsigned long long gentab_age(struct gentab *g)
@@ -167,6 +179,7 @@ void decoder__free(struct decoder *d)
 	gentab_free(&d->tw_gone);
 	gentab_free(&d->no_port);
 	holders__free(d->holders);
+	free(d->kept.buf);
 	free(d->tw.ev);
 	free(d->no_port_q.ev);
 	free(d->early.ev);
@@ -726,7 +739,64 @@ bool decoder__prebound(const struct pt_event *ev)
 	       ev->newstate == TCP_CLOSE && ev->sk.lport && !ev->latency_ns;
 }
 
+void decoder__hold(struct decoder *d)
+{
+	d->kept.on = true;
+}
+
+bool decoder__holding(const struct decoder *d)
+{
+	return d->kept.on;
+}
+
+/* Keep a record for decoder__release(); false when there is no room. */
+static bool keep(struct decoder *d, const void *data, size_t len)
+{
+	size_t need = sizeof(__u64) + ((len + 7) & ~(size_t)7);
+	unsigned char *buf = array__grow(d->kept.buf, &d->kept.cap, d->kept.len + need, 1);
+	__u64 n = len;
+
+	if (!buf)
+		return false;
+	d->kept.buf = buf;
+	memcpy(buf + d->kept.len, &n, sizeof(n));
+	memcpy(buf + d->kept.len + sizeof(n), data, len);
+	d->kept.len += need;
+	return true;
+}
+
+static int decode(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx);
+
+int decoder__release(struct decoder *d, size_t max, pt_event_fn fn, void *ctx)
+{
+	int err = 0;
+
+	while (!err && max-- && d->kept.off < d->kept.len) {
+		__u64 n;
+
+		memcpy(&n, d->kept.buf + d->kept.off, sizeof(n));
+		err = decode(d, d->kept.buf + d->kept.off + sizeof(n), n, fn, ctx);
+		d->kept.off += sizeof(n) + ((n + 7) & ~7ULL);
+	}
+	if (d->kept.off == d->kept.len) {
+		free(d->kept.buf);
+		d->kept.buf = NULL;
+		d->kept.off = d->kept.len = d->kept.cap = 0;
+		d->kept.on = false;
+	}
+	return err;
+}
+
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
+{
+	/* One that cannot be kept (out of memory) is decoded now, out of
+	 * order, rather than lost. */
+	if (d->kept.on && keep(d, data, len))
+		return 0;
+	return decode(d, data, len, fn, ctx);
+}
+
+static int decode(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx)
 {
 	const struct pt_hdr *h = data;
 

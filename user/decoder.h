@@ -41,6 +41,19 @@ void decoder__free(struct decoder *d);
  */
 int decoder__record(struct decoder *d, const void *data, size_t len, pt_event_fn fn, void *ctx);
 
+/*
+ * Hold: from decoder__hold() on, records are kept as they come, in order,
+ * not decoded. decoder__release() decodes up to max of them, and once none
+ * is left stops holding; records that come meanwhile join the end. The live
+ * run holds while it reads the socket table at start-up, and releases in
+ * batches with the ring drained between them, so that the ring never waits
+ * and yet every socket of the table is known before the first record after
+ * it. What is kept is what came in that time.
+ */
+void decoder__hold(struct decoder *d);
+bool decoder__holding(const struct decoder *d);
+int decoder__release(struct decoder *d, size_t max, pt_event_fn fn, void *ctx);
+
 /* A socket seen in the kernel's socket table at start-up: a UDP one, or a
  * TCP one only bound, gives its port back through a release record this
  * completes; its owner goes on to its later records; it holds its port; a

@@ -108,9 +108,14 @@ const char *escape__text(char *buf, const char *s, size_t max)
 char *escape__json_put(char *p, const char *s, size_t max)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t n = bounded_len(s, max), i = 0;
+	size_t n, i = 0;
 
 	*p++ = '"';
+	/* Names are nearly always printable ASCII, copied as they are: the
+	 * JSON stream writes one or two per event. */
+	while (i < max && u[i] >= 0x20 && u[i] < 0x7f && u[i] != '"' && u[i] != '\\')
+		*p++ = u[i++];
+	n = i + bounded_len(s + i, max - i);
 	while (i < n) {
 		unsigned int cp;
 		size_t len = utf8_seq(u + i, n - i, &cp);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "addr.h"
 #include "exhaustion_int.h"
 #include "array.h"
 #include "log.h"
@@ -427,7 +428,7 @@ static void warn_add(struct exhaustion *e, struct xdest *d, __u64 ts, unsigned i
 		     unsigned int cap)
 {
 	struct xpool *p = d->pool;
-	char la[INET6_ADDRSTRLEN] = "", ra[INET6_ADDRSTRLEN] = "";
+	char la[INET6_ADDRSTRLEN], ra[ADDR_STRLEN];
 
 	if (e->nwarn < MAX_WARNINGS) {
 		struct warning *w = &e->warns[e->nwarn];
@@ -452,11 +453,9 @@ static void warn_add(struct exhaustion *e, struct xdest *d, __u64 ts, unsigned i
 		       p->proto == IPPROTO_UDP ? "/UDP" : "");
 		return;
 	}
-	inet_ntop(d->family, d->laddr, la, sizeof(la));
-	inet_ntop(d->family, d->raddr, ra, sizeof(ra));
-	p_warn("netns %u %s %s > %s%s%s:%u is %u%% full (%u/%u ports)", p->ns->inode,
-	       names__proto(p->proto), la, d->family == AF_INET6 ? "[" : "", ra,
-	       d->family == AF_INET6 ? "]" : "", d->rport, occ * 100 / cap, occ, cap);
+	p_warn("netns %u %s %s > %s is %u%% full (%u/%u ports)", p->ns->inode,
+	       names__proto(p->proto), addr__str(la, d->family, d->laddr),
+	       addr__str_port(ra, d->family, d->raddr, d->rport), occ * 100 / cap, occ, cap);
 }
 
 static bool over(const struct exhaustion *e, unsigned int occ, unsigned int cap)

@@ -12,9 +12,11 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include "addr.h"
 #include "exhaustion_int.h"
 #include "cgroup.h"
 #include "escape.h"
+#include "json.h"
 #include "log.h"
 #include "logreader.h"
 #include "names.h"
@@ -24,120 +26,68 @@
 
 /* ---- JSON ---- */
 
-/* A bounded (or growing) buffer for one record. */
-struct jw {
-	char *buf;
-	size_t len, cap, limit;	/* content stops at limit; the closing may use cap */
-	bool grow, full;
-};
-
-static void __attribute__((format(printf, 2, 3))) jw_put(struct jw *w, const char *fmt, ...)
+static void jw_procs(struct json *w, const struct exhaustion_proc *v, size_t n)
 {
-	va_list ap;
-	int n;
-
-	while (!w->full) {
-		size_t room = w->cap - w->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(w->buf + w->len, room, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			w->full = true;
-		} else if ((size_t)n < room && w->len + n <= w->limit) {
-			w->len += n;
-			return;
-		} else if (!w->grow) {
-			w->full = true;
-		} else {
-			size_t cap = 2 * w->cap > w->len + n + 1 ? 2 * w->cap : w->len + n + 1;
-			char *b = realloc(w->buf, cap);
-
-			if (!b) {
-				w->full = true;
-				break;
-			}
-			w->buf = b;
-			w->cap = w->limit = cap;
-		}
-	}
-	if (w->cap)
-		w->buf[w->len < w->cap ? w->len : w->cap - 1] = '\0';
-}
-
-static void jw_str(struct jw *w, const char *s, size_t max)
-{
-	char tmp[6 * PT_TASK_COMM_LEN + 3];
-
-	if (max > PT_TASK_COMM_LEN)
-		max = PT_TASK_COMM_LEN;
-	output__json_str(tmp, s, max);
-	jw_put(w, "%s", tmp);
-}
-
-static void jw_procs(struct jw *w, const struct exhaustion_proc *v, size_t n)
-{
-	jw_put(w, "[");
+	json__printf(w, "[");
 	for (size_t i = 0; i < n; i++) {
-		jw_put(w, "%s{\"pid\":%u,\"comm\":", i ? "," : "", v[i].pid);
-		jw_str(w, v[i].comm, sizeof(v[i].comm));
-		jw_put(w, ",\"held\":%u,\"failures\":%llu}", v[i].held, v[i].failures);
+		json__printf(w, "%s{\"pid\":%u,\"comm\":", i ? "," : "", v[i].pid);
+		json__string(w, v[i].comm, sizeof(v[i].comm));
+		json__printf(w, ",\"held\":%u,\"failures\":%llu}", v[i].held, v[i].failures);
 	}
-	jw_put(w, "]");
+	json__printf(w, "]");
 }
 
-static void jw_check(struct jw *w, const struct pool_check *c)
+static void jw_check(struct json *w, const struct pool_check *c)
 {
-	jw_put(w, "\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,\"extra\":%lu,\"persistent\":%lu,"
+	json__printf(w, "\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,\"extra\":%lu,\"persistent\":%lu,"
 		  "\"agrees\":%s,\"tw_gone\":%lu",
 	       c->kernel, c->events, c->missing, c->extra, c->persistent,
 	       c->persistent ? "false" : "true", c->tw_gone);
 	/* Only where there are any: a record must fit in a line. */
 	if (c->srv_kernel || c->srv_events)
-		jw_put(w, ",\"server_time_wait\":{\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,"
+		json__printf(w, ",\"server_time_wait\":{\"kernel\":%lu,\"events\":%lu,\"missing\":%lu,"
 			  "\"extra\":%lu}",
 		       c->srv_kernel, c->srv_events, c->srv_missing, c->srv_extra);
 }
 
-static void jw_row(struct jw *w, const struct exhaustion_row *r)
+static void jw_row(struct json *w, const struct exhaustion_row *r)
 {
 	char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN], ebuf[16];
 	const char *err = names__errno(r->fail_err, ebuf, sizeof(ebuf));
 
-	jw_put(w, "{");
+	json__printf(w, "{");
 	if (!r->any) {
-		inet_ntop(r->family, r->laddr, la, sizeof(la));
-		inet_ntop(r->family, r->raddr, ra, sizeof(ra));
-		jw_put(w, "\"family\":%d,\"laddr\":\"%s\",\"raddr\":\"%s\",\"rport\":%u,",
-		       r->family == AF_INET6 ? 6 : 4, la, ra, r->rport);
+		json__printf(w, "\"family\":%d,\"laddr\":\"%s\",\"raddr\":\"%s\",\"rport\":%u,",
+		       r->family == AF_INET6 ? 6 : 4, addr__str(la, r->family, r->laddr),
+		       addr__str(ra, r->family, r->raddr), r->rport);
 	}
-	jw_put(w, "\"occupancy\":%u,\"own\":%u,\"shared\":%u,\"pct\":%.1f,", r->occupancy, r->own,
+	json__printf(w, "\"occupancy\":%u,\"own\":%u,\"shared\":%u,\"pct\":%.1f,", r->occupancy, r->own,
 	       r->shared, r->capacity ? 100.0 * r->occupancy / r->capacity : 0.0);
 	if (r->any && r->server_tw)
-		jw_put(w, "\"server_time_wait\":%u,", r->server_tw);
+		json__printf(w, "\"server_time_wait\":%u,", r->server_tw);
 	if (!r->any && r->proto == IPPROTO_TCP)
-		jw_put(w, "\"connecting\":%u,\"established\":%u,\"closing\":%u,\"time_wait\":%u,",
+		json__printf(w, "\"connecting\":%u,\"established\":%u,\"closing\":%u,\"time_wait\":%u,",
 		       r->state[EXH_CONNECTING], r->state[EXH_ESTABLISHED], r->state[EXH_CLOSING],
 		       r->state[EXH_TIME_WAIT]);
-	jw_put(w, "\"peak\":%u,\"peak_t_ns\":%llu,\"alloc_per_s\":%.3f,\"release_per_s\":%.3f,",
+	json__printf(w, "\"peak\":%u,\"peak_t_ns\":%llu,\"alloc_per_s\":%.3f,\"release_per_s\":%.3f,",
 	       r->peak, (unsigned long long)r->peak_ns, r->alloc_per_s, r->release_per_s);
 	if (r->full_in_s < 0)
-		jw_put(w, "\"full_in_s\":null,");
+		json__printf(w, "\"full_in_s\":null,");
 	else
-		jw_put(w, "\"full_in_s\":%.1f,", r->full_in_s);
-	jw_put(w, "\"failures\":%llu", r->failures);
+		json__printf(w, "\"full_in_s\":%.1f,", r->full_in_s);
+	json__printf(w, "\"failures\":%llu", r->failures);
 	if (r->failures) {
-		jw_put(w, ",\"err\":\"%s\",\"first_fail_t_ns\":%llu,\"last_fail_t_ns\":%llu",
+		json__printf(w, ",\"err\":\"%s\",\"first_fail_t_ns\":%llu,\"last_fail_t_ns\":%llu",
 		       err ? err : "", (unsigned long long)r->first_fail_ns,
 		       (unsigned long long)r->last_fail_ns);
 	}
 	if (r->lat_n)
-		jw_put(w, ",\"latency\":{\"n\":%llu,\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu}",
+		json__printf(w, ",\"latency\":{\"n\":%llu,\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu}",
 		       r->lat_n, (unsigned long long)r->lat_p50_ns, (unsigned long long)r->lat_p90_ns,
 		       (unsigned long long)r->lat_p99_ns);
-	jw_put(w, ",\"procs\":");
+	json__printf(w, ",\"procs\":");
 	jw_procs(w, r->top, r->ntop);
-	jw_put(w, "}");
+	json__printf(w, "}");
 }
 
 /*
@@ -177,38 +127,35 @@ static void jw_row(struct jw *w, const struct exhaustion_row *r)
  */
 int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, size_t cap, FILE *f)
 {
-	struct jw w = {.buf = buf, .cap = cap, .limit = cap > 1024 ? cap - 512 : cap};
+	struct json w;
 	struct exhaustion_row *rows;
 	__u64 ref = final || !now_ns ? e->last_ns : now_ns;
 	size_t n, i = 0;
 
-	if (!buf) {
-		w.grow = true;
-		w.cap = w.limit = 64 * 1024;
-		w.buf = malloc(w.cap);
-		if (!w.buf)
-			return -ENOMEM;
-	}
+	if (buf)
+		json__fixed(&w, buf, cap, cap > 1024 ? cap - 512 : cap);
+	else if (json__growing(&w, 64 * 1024))
+		return -ENOMEM;
 	rows = exhaustion__rows(e, ref, &n);
-	jw_put(&w, "{\"type\":\"exhaustion\",\"t_ns\":%llu,\"final\":%s,\"interval_s\":%.3f,\"warn_pct\":%.0f,"
+	json__printf(&w, "{\"type\":\"exhaustion\",\"t_ns\":%llu,\"final\":%s,\"interval_s\":%.3f,\"warn_pct\":%.0f,"
 		   "\"events\":%llu,\"lost\":%llu,\"warnings\":%lu",
 	       (unsigned long long)ref, final ? "true" : "false", e->o.interval_s,
 	       e->o.warn_frac * 100, e->events, e->lost, e->nwarn);
 	if (e->checked) {
-		jw_put(&w, ",\"check\":{\"t_ns\":%llu,", (unsigned long long)e->check_ns);
+		json__printf(&w, ",\"check\":{\"t_ns\":%llu,", (unsigned long long)e->check_ns);
 		jw_check(&w, &e->chk);
-		jw_put(&w, ",\"unreachable\":%lu,\"dump_ns\":%llu,\"apply_ns\":%llu}",
+		json__printf(&w, ",\"unreachable\":%lu,\"dump_ns\":%llu,\"apply_ns\":%llu}",
 		       e->check_unreachable, (unsigned long long)e->check_dump_ns,
 		       (unsigned long long)e->check_apply_ns);
 	}
-	jw_put(&w, ",\"pools\":[");
-	while (rows && i < n && !w.full) {
+	json__printf(&w, ",\"pools\":[");
+	while (rows && i < n && !json__full(&w)) {
 		const struct exhaustion_row *pr = &rows[i];
 		const struct xpool *p = pool_find(e, pr->netns, pr->proto);
 		struct exhaustion_proc *procs = NULL;
 		size_t np = p ? pool_procs(p, ref, &procs) : 0, nd = 0, more = 0, j;
 
-		jw_put(&w, "%s{\"netns\":%u,\"proto\":\"%s\",\"range\":[%u,%u],\"capacity\":%u,"
+		json__printf(&w, "%s{\"netns\":%u,\"proto\":\"%s\",\"range\":[%u,%u],\"capacity\":%u,"
 			   "\"reserved\":%u,\"shared\":%u,\"retired_dests\":%llu,"
 			   "\"retired_failures\":%llu,\"all\":",
 		       i ? "," : "", pr->netns, names__proto(pr->proto), pr->range_lo, pr->range_hi,
@@ -216,52 +163,50 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 		       p ? p->retired_failures : 0ULL);
 		jw_row(&w, pr);
 		if (e->checked && p) {
-			jw_put(&w, ",\"check\":{\"reachable\":%s,", p->chk.reachable ? "true" : "false");
+			json__printf(&w, ",\"check\":{\"reachable\":%s,", p->chk.reachable ? "true" : "false");
 			jw_check(&w, &p->chk);
-			jw_put(&w, "}");
+			json__printf(&w, "}");
 		}
-		jw_put(&w, ",\"dests\":[");
+		json__printf(&w, ",\"dests\":[");
 		for (j = i + 1; j < n && !rows[j].any; j++) {
-			size_t mark = w.len;
+			size_t mark = json__mark(&w);
 
 			/* The pool itself did not fit: the record is lost, and
 			 * a destination must not clear what says so. */
-			if (w.full)
+			if (json__full(&w))
 				break;
-			if (more || (!w.grow && nd >= SNAP_DESTS && !final)) {
+			if (more || (buf && nd >= SNAP_DESTS && !final)) {
 				more++;
 				continue;
 			}
-			jw_put(&w, "%s", nd ? "," : "");
+			json__printf(&w, "%s", nd ? "," : "");
 			jw_row(&w, &rows[j]);
-			if (w.full && !w.grow) {
+			if (json__full(&w) && buf) {
 				/* Fewer destinations, still a whole line. */
-				w.len = mark;
-				w.full = false;
+				json__cut(&w, mark);
 				more++;
 				continue;
 			}
 			nd++;
 		}
-		jw_put(&w, "],\"more_dests\":%zu,\"procs\":", more);
-		jw_procs(&w, procs, !w.grow && np > SNAP_PROCS ? SNAP_PROCS : np);
-		jw_put(&w, "}");
+		json__printf(&w, "],\"more_dests\":%zu,\"procs\":", more);
+		jw_procs(&w, procs, buf && np > SNAP_PROCS ? SNAP_PROCS : np);
+		json__printf(&w, "}");
 		free(procs);
 		i = j;
 	}
-	w.limit = w.cap;	/* room kept for the closing */
-	jw_put(&w, "]}\n");
+	json__unlimit(&w);	/* room kept for the closing */
+	json__printf(&w, "]}\n");
 	free(rows);
-	if (w.full) {
-		if (!buf)
-			free(w.buf);
+	if (json__full(&w)) {
+		json__free(&w);
 		return -ENOSPC;
 	}
-	if (!buf) {
-		fwrite(w.buf, 1, w.len, f);
-		free(w.buf);
-	}
-	return w.len;
+	if (!buf)
+		fwrite(json__buf(&w), 1, json__len(&w), f);
+	n = json__len(&w);
+	json__free(&w);
+	return n;
 }
 
 int exhaustion__snapshot(struct exhaustion *e, __u64 now_ns, char *buf, size_t cap)
@@ -292,17 +237,15 @@ static const char *fmt_secs(char *buf, size_t len, __u64 ts, __u64 base)
 /* "127.0.0.1 > 10.0.0.1:443", "[::1] > [::1]:8080", or the pool's row. */
 static const char *fmt_dest(char *buf, size_t len, const struct exhaustion_row *r)
 {
-	char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN];
-	bool v6 = r->family == AF_INET6;
+	char la[INET6_ADDRSTRLEN], ra[ADDR_STRLEN];
 
 	if (r->any) {
 		snprintf(buf, len, "%s",
 			 r->proto == IPPROTO_UDP ? "every destination (UDP)" : "any new destination");
 		return buf;
 	}
-	inet_ntop(r->family, r->laddr, la, sizeof(la));
-	inet_ntop(r->family, r->raddr, ra, sizeof(ra));
-	snprintf(buf, len, "%s > %s%s%s:%u", la, v6 ? "[" : "", ra, v6 ? "]" : "", r->rport);
+	snprintf(buf, len, "%s > %s", addr__str(la, r->family, r->laddr),
+		 addr__str_port(ra, r->family, r->raddr, r->rport));
 	return buf;
 }
 

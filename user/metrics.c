@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "addr.h"
 #include "metrics.h"
 #include "array.h"
 #include "names.h"
@@ -259,10 +260,8 @@ static void dest_labels(const struct exhaustion_row *r, struct dest_labels *l)
 	l->any = r->any;
 	if (r->any)
 		return;
-	if (!inet_ntop(r->family, r->laddr, l->laddr, sizeof(l->laddr)))
-		strcpy(l->laddr, "?");
-	if (!inet_ntop(r->family, r->raddr, l->raddr, sizeof(l->raddr)))
-		strcpy(l->raddr, "?");
+	addr__str(l->laddr, r->family, r->laddr);
+	addr__str(l->raddr, r->family, r->raddr);
 	snprintf(l->rport, sizeof(l->rport), "%u", r->rport);
 }
 

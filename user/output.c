@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 /*
- * The formatters append to one buffer with hand-written integer and IPv4
- * formatting: at tens of thousands of events a second, printf() and
- * inet_ntop() were most of porttrace's user-space time.
+ * The formatters append to one buffer through json.c's appenders (numbers,
+ * escaped strings) and addr.c (addresses, IPv4 by hand): at tens of
+ * thousands of events a second, printf() and inet_ntop() were most of
+ * porttrace's user-space time.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -14,8 +15,10 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include "addr.h"
 #include "cgroup.h"
 #include "escape.h"
+#include "json.h"
 #include "names.h"
 #include "netns.h"
 #include "output.h"
@@ -215,60 +218,6 @@ static inline char *put_str(char *p, const char *s)
 
 #define PUT_LIT(p, s) (memcpy((p), (s), sizeof(s) - 1), (p) + sizeof(s) - 1)
 
-static const char digit_pairs[] =
-	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-	"8081828384858687888990919293949596979899";
-
-/* Exactly 8 digits of v < 10^8, two per 32-bit division. */
-static char *put_8digits(char *p, unsigned int v)
-{
-	for (int i = 6; i >= 0; i -= 2) {
-		memcpy(p + i, &digit_pairs[(v % 100) * 2], 2);
-		v /= 100;
-	}
-	return p + 8;
-}
-
-static char *put_u32(char *p, unsigned int v)
-{
-	char *end = p + (v >= 10) + (v >= 100) + (v >= 1000) + (v >= 10000) + (v >= 100000) +
-		    (v >= 1000000) + (v >= 10000000) + (v >= 100000000) + (v >= 1000000000) + 1;
-	char *t = end;
-
-	while (v >= 100) {
-		t -= 2;
-		memcpy(t, &digit_pairs[(v % 100) * 2], 2);
-		v /= 100;
-	}
-	if (v >= 10)
-		memcpy(t - 2, &digit_pairs[v * 2], 2);
-	else
-		t[-1] = '0' + v;
-	return end;
-}
-
-/*
- * Timestamps and cookies have up to 20 digits, and formatting them was
- * most of the formatter's time: split into 8-digit chunks so that the
- * divisions are 32-bit ones, two digits at a time, written in place.
- */
-static char *put_u64(char *p, unsigned long long v)
-{
-	unsigned long long top;
-
-	if (v < 100000000)
-		return put_u32(p, v);
-	top = v / 100000000;
-	if (top < 100000000) {
-		p = put_u32(p, top);
-	} else {
-		p = put_u32(p, top / 100000000);
-		p = put_8digits(p, top % 100000000);
-	}
-	return put_8digits(p, v % 100000000);
-}
-
 /* v as seconds with six decimals: "12.000345". */
 static char *put_secs(char *p, long long ns)
 {
@@ -276,33 +225,12 @@ static char *put_secs(char *p, long long ns)
 		*p++ = '-';
 		ns = -ns;
 	}
-	p = put_u64(p, ns / 1000000000);
+	p = json__put_u64(p, ns / 1000000000);
 	*p++ = '.';
 	unsigned long long us = (ns % 1000000000) / 1000;
 	for (int d = 100000; d; d /= 10)
 		*p++ = '0' + (us / d) % 10;
 	return p;
-}
-
-static char *put_ip4(char *p, const __u8 *a)
-{
-	for (int i = 0; i < 4; i++) {
-		if (i)
-			*p++ = '.';
-		p = put_u64(p, a[i]);
-	}
-	return p;
-}
-
-static char *put_addr(char *p, __u8 family, const __u8 *addr)
-{
-	char tmp[INET6_ADDRSTRLEN];
-
-	if (family == AF_INET)
-		return put_ip4(p, addr);
-	if (!inet_ntop(AF_INET6, addr, tmp, sizeof(tmp)))
-		return PUT_LIT(p, "?");
-	return put_str(p, tmp);
 }
 
 static bool addr_is_any(__u8 family, const __u8 *addr)
@@ -352,23 +280,23 @@ static bool thread_differs(const struct pt_owner *o)
 static char *json_held(char *p, const struct pt_held *h)
 {
 	p = PUT_LIT(p, ",\"held_by\":{\"listeners\":");
-	p = put_u64(p, h->listeners);
+	p = json__put_u64(p, h->listeners);
 	if (h->listener.pid) {
 		p = PUT_LIT(p, ",\"pid\":");
-		p = put_u64(p, h->listener.pid);
+		p = json__put_u64(p, h->listener.pid);
 		p = PUT_LIT(p, ",\"comm\":");
-		p = escape__json_put(p, h->listener.comm, PT_TASK_COMM_LEN);
+		p = json__put_string(p, h->listener.comm, PT_TASK_COMM_LEN);
 	}
 	p = PUT_LIT(p, ",\"time_wait\":");
-	p = put_u64(p, h->time_wait);
+	p = json__put_u64(p, h->time_wait);
 	if (h->time_wait) {
 		p = PUT_LIT(p, ",\"time_wait_end_ns\":");
-		p = put_u64(p, h->tw_end_ns);
+		p = json__put_u64(p, h->tw_end_ns);
 	}
 	p = PUT_LIT(p, ",\"connections\":");
-	p = put_u64(p, h->connections);
+	p = json__put_u64(p, h->connections);
 	p = PUT_LIT(p, ",\"bound\":");
-	p = put_u64(p, h->bound);
+	p = json__put_u64(p, h->bound);
 	*p++ = '}';
 	return p;
 }
@@ -383,12 +311,12 @@ static char *json_event(char *p, const struct pt_event *ev)
 	p = PUT_LIT(p, "{\"type\":\"");
 	p = put_str(p, ev->type == PT_EV_STATE ? "state" : ev->type == PT_EV_PORT ? "port" : "lost");
 	p = PUT_LIT(p, "\",\"t_ns\":");
-	p = put_u64(p, ev->ts_ns);
+	p = json__put_u64(p, ev->ts_ns);
 	if (ev->type == PT_EV_LOST) {
 		p = PUT_LIT(p, ",\"lost\":");
-		p = put_u64(p, ev->lost);
+		p = json__put_u64(p, ev->lost);
 		p = PUT_LIT(p, ",\"lost_total\":");
-		p = put_u64(p, ev->lost_total);
+		p = json__put_u64(p, ev->lost_total);
 		return PUT_LIT(p, "}\n");
 	}
 	if (ev->type == PT_EV_PORT) {
@@ -397,44 +325,44 @@ static char *json_event(char *p, const struct pt_event *ev)
 		*p++ = '"';
 	}
 	p = PUT_LIT(p, ",\"cpu\":");
-	p = put_u64(p, ev->cpu);
+	p = json__put_u64(p, ev->cpu);
 	if (ev->flags & PT_F_OWNER_KNOWN) {
 		p = PUT_LIT(p, ",\"pid\":");
-		p = put_u64(p, ev->owner.pid);
+		p = json__put_u64(p, ev->owner.pid);
 		p = PUT_LIT(p, ",\"tid\":");
-		p = put_u64(p, ev->owner.tid);
+		p = json__put_u64(p, ev->owner.tid);
 		p = PUT_LIT(p, ",\"pstart_ns\":");
-		p = put_u64(p, ev->owner.start_ns);
+		p = json__put_u64(p, ev->owner.start_ns);
 		p = PUT_LIT(p, ",\"comm\":");
-		p = escape__json_put(p, ev->owner.comm, PT_TASK_COMM_LEN);
+		p = json__put_string(p, ev->owner.comm, PT_TASK_COMM_LEN);
 		if (thread_differs(&ev->owner)) {
 			p = PUT_LIT(p, ",\"thread\":");
-			p = escape__json_put(p, ev->owner.thread, PT_TASK_COMM_LEN);
+			p = json__put_string(p, ev->owner.thread, PT_TASK_COMM_LEN);
 		}
 		p = PUT_LIT(p, ",\"cgroup\":");
-		p = put_u64(p, ev->owner.cgroup_id);
+		p = json__put_u64(p, ev->owner.cgroup_id);
 	} else {
 		p = PUT_LIT(p, ",\"pid\":null,\"comm\":null");
 	}
 	p = PUT_LIT(p, ",\"netns\":");
-	p = put_u64(p, ev->sk.netns);
+	p = json__put_u64(p, ev->sk.netns);
 	p = PUT_LIT(p, ",\"cookie\":");
-	p = put_u64(p, ev->sk.cookie);
+	p = json__put_u64(p, ev->sk.cookie);
 	p = PUT_LIT(p, ",\"proto\":\"");
 	p = put_str(p, names__proto(ev->sk.proto));
 	p = PUT_LIT(p, "\",\"family\":");
 	*p++ = ev->sk.family == AF_INET6 ? '6' : '4';
 	p = PUT_LIT(p, ",\"laddr\":\"");
-	p = put_addr(p, ev->sk.family, ev->sk.laddr);
+	p = addr__put(p, ev->sk.family, ev->sk.laddr);
 	p = PUT_LIT(p, "\",\"lport\":");
 	if (pt_event_port_known(ev))
-		p = put_u64(p, ev->sk.lport);
+		p = json__put_u64(p, ev->sk.lport);
 	else
 		p = PUT_LIT(p, "null");
 	p = PUT_LIT(p, ",\"raddr\":\"");
-	p = put_addr(p, ev->sk.family, ev->sk.raddr);
+	p = addr__put(p, ev->sk.family, ev->sk.raddr);
 	p = PUT_LIT(p, "\",\"rport\":");
-	p = put_u64(p, ev->sk.rport);
+	p = json__put_u64(p, ev->sk.rport);
 	if (ev->type == PT_EV_STATE) {
 		p = PUT_LIT(p, ",\"old\":\"");
 		p = put_str(p, names__tcp_state(ev->oldstate));
@@ -449,7 +377,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 			*p++ = '"';
 		}
 		p = PUT_LIT(p, ",\"req_port\":");
-		p = put_u64(p, ev->req_port);
+		p = json__put_u64(p, ev->req_port);
 		p = PUT_LIT(p, ",\"err\":");
 		s = names__errno(ev->err, ebuf, sizeof(ebuf));
 		if (s) {
@@ -460,12 +388,12 @@ static char *json_event(char *p, const struct pt_event *ev)
 			p = PUT_LIT(p, "null");
 		}
 		p = PUT_LIT(p, ",\"latency_ns\":");
-		p = put_u64(p, ev->latency_ns);
+		p = json__put_u64(p, ev->latency_ns);
 		if (ev->sk.range_hi) {
 			p = PUT_LIT(p, ",\"range\":[");
-			p = put_u64(p, ev->sk.range_lo);
+			p = json__put_u64(p, ev->sk.range_lo);
 			*p++ = ',';
-			p = put_u64(p, ev->sk.range_hi);
+			p = json__put_u64(p, ev->sk.range_hi);
 			p = PUT_LIT(p, "],\"ephemeral\":");
 			p = pt_event_in_range(ev) ? PUT_LIT(p, "true") : PUT_LIT(p, "false");
 		}
@@ -483,7 +411,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 			s = names__service(ev->sk.lport, ev->sk.proto);
 			if (s) {
 				p = PUT_LIT(p, ",\"service\":");
-				p = escape__json_put(p, s, 64);
+				p = json__put_string(p, s, 64);
 			}
 		}
 	}
@@ -498,7 +426,7 @@ static char *json_event(char *p, const struct pt_event *ev)
 		*p++ = '"';
 	}
 	p = PUT_LIT(p, ",\"flags\":");
-	p = put_u64(p, ev->flags);
+	p = json__put_u64(p, ev->flags);
 	return PUT_LIT(p, "}\n");
 }
 
@@ -524,13 +452,14 @@ static char *text_endpoint(char *p, __u8 family, const __u8 *addr, __u16 port, b
 	} else if (!port && addr_is_any(family, addr)) {
 		return PUT_LIT(p, "-");
 	}
+	if (!pending)
+		return addr__put_port(p, family, addr, port);
 	if (v6)
 		*p++ = '[';
-	p = put_addr(p, family, addr);
+	p = addr__put(p, family, addr);
 	if (v6)
 		*p++ = ']';
-	*p++ = ':';
-	return pending ? PUT_LIT(p, "(pending)") : put_u64(p, port);
+	return PUT_LIT(p, ":(pending)");
 }
 
 static char *text_meaning(char *p, const struct pt_event *ev)
@@ -568,7 +497,7 @@ static char *text_port_detail(char *p, const struct pt_event *ev)
 	case PT_PORT_BIND:
 	case PT_PORT_BIND_FAIL:
 		p = PUT_LIT(p, " asked=");
-		p = put_u64(p, ev->req_port);
+		p = json__put_u64(p, ev->req_port);
 		break;
 	case PT_PORT_ALLOC:
 	case PT_PORT_ALLOC_FAIL:
@@ -601,7 +530,7 @@ static char *text_port_detail(char *p, const struct pt_event *ev)
 	if (ev->latency_ns && (ev->kind == PT_PORT_ALLOC || ev->kind == PT_PORT_ALLOC_FAIL ||
 			       ev->kind == PT_PORT_CONNECT)) {
 		p = PUT_LIT(p, " lat=");
-		p = put_u64(p, ev->latency_ns / 1000);
+		p = json__put_u64(p, ev->latency_ns / 1000);
 		p = PUT_LIT(p, "us");
 	}
 	if (ev->opts & (PT_OPT_REUSEADDR | PT_OPT_REUSEPORT | PT_OPT_BIND_NO_PORT)) {
@@ -620,13 +549,13 @@ static char *text_event(char *p, const struct pt_event *ev, __u64 base_ns)
 	p = pad_to(p, col, 10);
 	if (ev->type == PT_EV_LOST) {
 		p = PUT_LIT(p, "LOST ");
-		p = put_u64(p, ev->lost);
+		p = json__put_u64(p, ev->lost);
 		p = PUT_LIT(p, " records in the kernel, ");
-		p = put_u64(p, ev->lost_total);
+		p = json__put_u64(p, ev->lost_total);
 		return PUT_LIT(p, " in all\n");
 	}
 	col = p;
-	p = known ? put_u64(p, ev->owner.pid) : PUT_LIT(p, "-");
+	p = known ? json__put_u64(p, ev->owner.pid) : PUT_LIT(p, "-");
 	p = pad_to(p, col, 7);
 	col = p;
 	if (known) {
@@ -673,18 +602,18 @@ static char *csv_event(char *p, const struct pt_event *ev)
 	const char *err = names__errno(ev->err, ebuf, sizeof(ebuf));
 	bool known = ev->flags & PT_F_OWNER_KNOWN;
 
-	p = put_u64(p, ev->ts_ns);
+	p = json__put_u64(p, ev->ts_ns);
 	*p++ = ',';
 	p = put_str(p, event_name(ev));
 	*p++ = ',';
 	if (ev->type == PT_EV_LOST) {
 		/* No socket: only the count, in the latency_ns column. */
 		p = PUT_LIT(p, ",,,,,,,,,,,,,");
-		p = put_u64(p, ev->lost);
+		p = json__put_u64(p, ev->lost);
 		return PUT_LIT(p, ",,\n");
 	}
 	if (known)
-		p = put_u64(p, ev->owner.pid);
+		p = json__put_u64(p, ev->owner.pid);
 	*p++ = ',';
 	if (known) {
 		/* Made safe, then quoted with quotes doubled. */
@@ -704,14 +633,14 @@ static char *csv_event(char *p, const struct pt_event *ev)
 	*p++ = ',';
 	*p++ = ev->sk.family == AF_INET6 ? '6' : '4';
 	*p++ = ',';
-	p = put_addr(p, ev->sk.family, ev->sk.laddr);
+	p = addr__put(p, ev->sk.family, ev->sk.laddr);
 	*p++ = ',';
 	if (pt_event_port_known(ev))
-		p = put_u64(p, ev->sk.lport);
+		p = json__put_u64(p, ev->sk.lport);
 	*p++ = ',';
-	p = put_addr(p, ev->sk.family, ev->sk.raddr);
+	p = addr__put(p, ev->sk.family, ev->sk.raddr);
 	*p++ = ',';
-	p = put_u64(p, ev->sk.rport);
+	p = json__put_u64(p, ev->sk.rport);
 	*p++ = ',';
 	if (ev->type == PT_EV_STATE) {
 		p = put_str(p, names__tcp_state(ev->oldstate));
@@ -729,11 +658,11 @@ static char *csv_event(char *p, const struct pt_event *ev)
 	*p++ = ',';
 	p = put_str(p, names__opts(ev->opts, obuf, sizeof(obuf)));
 	*p++ = ',';
-	p = put_u64(p, ev->type == PT_EV_LOST ? ev->lost : ev->latency_ns);
+	p = json__put_u64(p, ev->type == PT_EV_LOST ? ev->lost : ev->latency_ns);
 	*p++ = ',';
-	p = put_u64(p, ev->sk.netns);
+	p = json__put_u64(p, ev->sk.netns);
 	*p++ = ',';
-	p = put_u64(p, ev->sk.cookie);
+	p = json__put_u64(p, ev->sk.cookie);
 	*p++ = '\n';
 	return p;
 }
@@ -783,21 +712,21 @@ static char *put_names(const struct output *o, char *end, const struct pt_event 
 	p = end - 2;	/* "}\n" */
 	if (ns) {
 		p = PUT_LIT(p, ",\"netns_name\":");
-		p = escape__json_put(p, ns, 64);
+		p = json__put_string(p, ns, 64);
 	}
 	if (id && id->unit[0]) {
 		p = PUT_LIT(p, ",\"unit\":");
-		p = escape__json_put(p, id->unit, 100);
+		p = json__put_string(p, id->unit, 100);
 	}
 	if (id && id->container[0]) {
 		p = PUT_LIT(p, ",\"container\":");
-		p = escape__json_put(p, id->container, sizeof(id->container));
+		p = json__put_string(p, id->container, sizeof(id->container));
 		p = PUT_LIT(p, ",\"runtime\":");
-		p = escape__json_put(p, id->runtime, sizeof(id->runtime));
+		p = json__put_string(p, id->runtime, sizeof(id->runtime));
 	}
 	if (id && id->pod[0]) {
 		p = PUT_LIT(p, ",\"pod\":");
-		p = escape__json_put(p, id->pod, sizeof(id->pod));
+		p = json__put_string(p, id->pod, sizeof(id->pod));
 	}
 	return PUT_LIT(p, "}\n");
 }
@@ -878,14 +807,6 @@ size_t output__held_text(char *buf, size_t len, const struct pt_held *h, __u64 n
 	return n;
 }
 
-size_t output__json_str(char *buf, const char *s, size_t max)
-{
-	char *end = escape__json_put(buf, s, max);
-
-	*end = '\0';
-	return end - buf;
-}
-
 static void put_header(struct output *o);
 
 void output__header(struct output *o, const struct run_info *info)
@@ -903,22 +824,22 @@ static size_t format_header(const struct output *o, char *start)
 	switch (o->fmt) {
 	case OUTPUT_JSON:
 		p = PUT_LIT(p, "{\"type\":\"header\",\"schema\":");
-		p = put_u64(p, PT_SCHEMA_VERSION);
+		p = json__put_u64(p, PT_SCHEMA_VERSION);
 		p = PUT_LIT(p, ",\"porttrace\":");
-		p = escape__json_put(p, info->version, 64);
+		p = json__put_string(p, info->version, 64);
 		p = PUT_LIT(p, ",\"host\":");
-		p = escape__json_put(p, info->host, 64);
+		p = json__put_string(p, info->host, 64);
 		p = PUT_LIT(p, ",\"kernel\":");
-		p = escape__json_put(p, info->kernel, 64);
+		p = json__put_string(p, info->kernel, 64);
 		p = PUT_LIT(p, ",\"clock\":\"CLOCK_MONOTONIC\",\"start_mono_ns\":");
-		p = put_u64(p, info->start_mono_ns);
+		p = json__put_u64(p, info->start_mono_ns);
 		p = PUT_LIT(p, ",\"start_realtime_ns\":");
-		p = put_u64(p, info->start_realtime_ns);
+		p = json__put_u64(p, info->start_realtime_ns);
 		if (info->range_hi) {
 			p = PUT_LIT(p, ",\"ephemeral_range\":[");
-			p = put_u64(p, info->range_lo);
+			p = json__put_u64(p, info->range_lo);
 			*p++ = ',';
-			p = put_u64(p, info->range_hi);
+			p = json__put_u64(p, info->range_hi);
 			*p++ = ']';
 		}
 		p = PUT_LIT(p, "}\n");
@@ -955,27 +876,27 @@ void output__trailer(struct output *o, const struct run_stats *st)
 		return;
 	start = p = reserve_line(o);
 	p = PUT_LIT(p, "{\"type\":\"trailer\",\"t_ns\":");
-	p = put_u64(p, st->end_mono_ns);
+	p = json__put_u64(p, st->end_mono_ns);
 	p = PUT_LIT(p, ",\"events\":{\"state\":");
-	p = put_u64(p, o->states);
+	p = json__put_u64(p, o->states);
 	for (int k = 1; k < PT_PORT_KIND_MAX; k++) {
 		p = PUT_LIT(p, ",\"");
 		p = put_str(p, names__port_kind(k));
 		p = PUT_LIT(p, "\":");
-		p = put_u64(p, o->by_kind[k]);
+		p = json__put_u64(p, o->by_kind[k]);
 	}
 	p = PUT_LIT(p, ",\"lost\":");
-	p = put_u64(p, o->losts);
+	p = json__put_u64(p, o->losts);
 	p = PUT_LIT(p, "},\"kernel_lost\":");
-	p = put_u64(p, st->lost);
+	p = json__put_u64(p, st->lost);
 	p = PUT_LIT(p, ",\"bad_records\":");
-	p = put_u64(p, st->bad);
+	p = json__put_u64(p, st->bad);
 	p = PUT_LIT(p, ",\"aged\":");
-	p = put_u64(p, st->aged);
+	p = json__put_u64(p, st->aged);
 	/* Counted before this flush: what this very line could not write
 	 * cannot be in it. */
 	p = PUT_LIT(p, ",\"write_lost\":");
-	p = put_u64(p, o->dropped);
+	p = json__put_u64(p, o->dropped);
 	p = PUT_LIT(p, "}\n");
 	o->len += p - start;
 	output__flush(o);

@@ -76,10 +76,6 @@ int output__raw(struct output *o, const char *line, size_t len);
  * Returns the length written to buf (len > 0). */
 size_t output__held_text(char *buf, size_t len, const struct pt_held *h, __u64 now_ns);
 
-/* s (at most max bytes) as a JSON string, quotes included, escaped as the
- * events' strings are; buf needs 6 * max + 3 bytes. Returns the length. */
-size_t output__json_str(char *buf, const char *s, size_t max);
-
 /* Who can reach a listener on addr: "wildcard", "loopback" or "address",
  * as "scope" of listen events says. */
 const char *output__listen_scope(__u8 family, const __u8 *addr);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "array.h"
 #include "cgroup.h"
 #include "clock.h"
@@ -17,10 +18,15 @@
 #include "output.h"
 #include "pipeline.h"
 #include "report.h"
+#include "sockdiag.h"
 #include "timeline.h"
 #include "tracer.h"
 
 #define SNAPSHOT_MAX (60 * 1024)	/* the log reader takes lines up to 64 KiB */
+/* Sockets of the start-up table in flight between its reader's thread and
+ * the ring's: at most this many wait, and the ring drains between batches. */
+#define TABLE_QUEUE 4096
+#define TABLE_BATCH 256
 
 struct consumer {
 	pt_event_fn fn;
@@ -168,6 +174,115 @@ int pipeline__existing(void *ctx, const struct pt_event *ev)
 	if (p->tr && decoder__prebound(ev) && tracer__watch_release(p->tr, ev->sk.cookie))
 		p_warn("the release of the port %u bound before now will not be seen", ev->sk.lport);
 	return pipeline__event(p, ev);
+}
+
+/*
+ * The start-up table, read on a thread of its own: finding owners walks
+ * every /proc/PID/fd and each namespace is dumped in turn, seconds on a busy
+ * host, with no socket to deliver for long stretches. Its sockets come to
+ * the ring's thread through a bounded queue (the reader waits when it is
+ * full), so that this thread drains the ring all along.
+ */
+struct table {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct pt_event *q;	/* TABLE_QUEUE of them, a ring */
+	size_t head, len;
+	bool done;
+	int err;
+};
+
+static int table_put(void *ctx, const struct pt_event *ev)
+{
+	struct table *t = ctx;
+
+	pthread_mutex_lock(&t->lock);
+	while (t->len == TABLE_QUEUE)
+		pthread_cond_wait(&t->cond, &t->lock);
+	t->q[(t->head + t->len++) % TABLE_QUEUE] = *ev;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+static void *table_main(void *arg)
+{
+	struct table *t = arg;
+	int err = sockdiag__snapshot(table_put, t);
+
+	pthread_mutex_lock(&t->lock);
+	t->err = err;
+	t->done = true;
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+/* Up to TABLE_BATCH sockets off the queue, into buf; *done when the
+ * reader has finished and nothing is left. */
+static size_t table_take(struct table *t, struct pt_event *buf, bool *done)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&t->lock);
+	while (n < TABLE_BATCH && t->len) {
+		buf[n++] = t->q[t->head];
+		t->head = (t->head + 1) % TABLE_QUEUE;
+		t->len--;
+	}
+	*done = t->done && !t->len;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+int pipeline__snapshot(struct pipeline *p)
+{
+	struct table t = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	struct pt_event *batch = malloc(TABLE_BATCH * sizeof(*batch));
+	bool done = false;
+	pthread_t thread;
+	int err = 0, kept;
+
+	t.q = malloc(TABLE_QUEUE * sizeof(*t.q));
+	if (!batch || !t.q) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* No thread: read on this one, as before, the ring waiting. */
+	if (pthread_create(&thread, NULL, table_main, &t)) {
+		err = sockdiag__snapshot(pipeline__existing, p);
+		goto out;
+	}
+	decoder__hold(p->dec);
+	while (!done) {
+		size_t n = table_take(&t, batch, &done);
+
+		/* Nothing to deliver: wait for the ring a little instead. */
+		if (p->tr)
+			tracer__poll(p->tr, n || done ? 0 : 5);
+		else if (!n && !done)
+			usleep(5000);
+		for (size_t i = 0; i < n; i++) {
+			int e = pipeline__existing(p, &batch[i]);
+
+			err = err ? err : e;
+		}
+	}
+	pthread_join(thread, NULL);
+	err = t.err ? t.err : err;
+	/* The records kept meanwhile, in batches; what the ring has between
+	 * them joins the end, until the decoder has caught up. */
+	while (decoder__holding(p->dec)) {
+		if (p->tr)
+			tracer__poll(p->tr, 0);
+		kept = decoder__release(p->dec, TABLE_BATCH * 16, pipeline__event, p);
+		err = err ? err : kept;
+	}
+out:
+	pthread_mutex_destroy(&t.lock);
+	pthread_cond_destroy(&t.cond);
+	free(t.q);
+	free(batch);
+	return err;
 }
 
 /* A check found a time-wait socket gone early: every consumer hears it, and

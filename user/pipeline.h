@@ -72,6 +72,18 @@ int pipeline__record(struct pipeline *p, const void *data, size_t len);
  * filtered as the kernel filters events, remembered by the decoder. */
 int pipeline__existing(void *p, const struct pt_event *ev);
 
+/*
+ * Live start-up, once the hooks are attached: every socket of the kernel's
+ * table through pipeline__existing(). Reading it (every /proc/PID/fd, each
+ * namespace in turn) takes seconds on a busy host, and a storm fills the
+ * ring in a fraction of one: the table is read on a thread of its own while
+ * this one drains the ring, holding its records in the decoder and decoding
+ * them after the table, so that each socket the table has is known before
+ * the first record about it. 0, or sockdiag__snapshot()'s error (ports held
+ * before now are unknown), or the consumers' first.
+ */
+int pipeline__snapshot(struct pipeline *p);
+
 /* Live: what is due at now_ns (CLOCK_MONOTONIC): derived events, and with
  * exhaustion the check and the snapshot record when their interval is up. */
 int pipeline__tick(struct pipeline *p, __u64 now_ns);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include "addr.h"
 #include "escape.h"
 #include "names.h"
 #include "output.h"
@@ -119,19 +120,9 @@ static const char *when(const struct report_view *v, __u64 ts, char *buf, size_t
 
 /* ---- names ---- */
 
-static const char *endpoint(__u8 family, const __u8 *addr, __u16 port, char *buf, size_t len)
-{
-	char a[INET6_ADDRSTRLEN];
-
-	if (!inet_ntop(family, addr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-	return buf;
-}
-
 static const char *dest_name(const struct exhaustion_sample *s, char *buf, size_t len)
 {
-	char la[INET6_ADDRSTRLEN], ra[64];
+	char la[INET6_ADDRSTRLEN], ra[ADDR_STRLEN];
 
 	if (s->any) {
 		snprintf(buf, len, "%s (netns %u)",
@@ -139,11 +130,8 @@ static const char *dest_name(const struct exhaustion_sample *s, char *buf, size_
 			 s->netns);
 		return buf;
 	}
-	if (!inet_ntop(s->family, s->laddr, la, sizeof(la)))
-		snprintf(la, sizeof(la), "?");
-	snprintf(buf, len, "%s > %s %s (netns %u)", la,
-		 endpoint(s->family, s->raddr, s->rport, ra, sizeof(ra)), names__proto(s->proto),
-		 s->netns);
+	snprintf(buf, len, "%s > %s %s (netns %u)", addr__str(la, s->family, s->laddr),
+		 addr__str_port(ra, s->family, s->raddr, s->rport), names__proto(s->proto), s->netns);
 	return buf;
 }
 
@@ -545,12 +533,12 @@ static void life_title(FILE *f, const struct report_view *v, const struct timeli
 	fprintf(f, "<title>");
 	if (l->failed) {
 		escf(f, "%s %s failed: %s at %s", names__proto(l->sk.proto),
-		     l->sk.rport ? endpoint(l->sk.family, l->sk.raddr, l->sk.rport, ep, sizeof(ep)) : "",
+		     l->sk.rport ? addr__str_port(ep, l->sk.family, l->sk.raddr, l->sk.rport) : "",
 		     errname(l->err, e, sizeof(e)), when(v, l->taken_ns, a, sizeof(a)));
 	} else {
 		escf(f, "port %u %s%s%s, %s at %s", l->sk.lport, names__proto(l->sk.proto),
 		     l->sk.rport ? " to " : "",
-		     l->sk.rport ? endpoint(l->sk.family, l->sk.raddr, l->sk.rport, ep, sizeof(ep)) : "",
+		     l->sk.rport ? addr__str_port(ep, l->sk.family, l->sk.raddr, l->sk.rport) : "",
 		     l->how, when(v, l->taken_ns, a, sizeof(a)));
 		for (unsigned int k = 0; k < l->nstates; k++)
 			escf(f, "; %s at %s", names__tcp_state(l->state[k]),
@@ -620,7 +608,7 @@ static void lives_table(FILE *f, const struct report_view *v, const struct timel
 		fprintf(f, "</td><td>");
 		esc(f, l->failed ? "failed" : l->how);
 		fprintf(f, "</td><td>");
-		esc(f, l->sk.rport ? endpoint(l->sk.family, l->sk.raddr, l->sk.rport, ep, sizeof(ep)) : "-");
+		esc(f, l->sk.rport ? addr__str_port(ep, l->sk.family, l->sk.raddr, l->sk.rport) : "-");
 		fprintf(f, "</td><td>");
 		esc(f, when(v, l->taken_ns, a, sizeof(a)));
 		fprintf(f, "</td><td>");
@@ -903,7 +891,7 @@ static void listeners(FILE *f, const struct report_view *v)
 		snprintf(cls, sizeof(cls), "%s", names__port_class(l->sk.lport));
 		fprintf(f, "</td><td>%s%c</td><td>", names__proto(l->sk.proto),
 			l->sk.family == AF_INET6 ? '6' : '4');
-		esc(f, endpoint(l->sk.family, l->sk.laddr, l->sk.lport, ep, sizeof(ep)));
+		esc(f, addr__str_port(ep, l->sk.family, l->sk.laddr, l->sk.lport));
 		fprintf(f, "</td><td>%s</td><td>%s</td><td>", scope, cls);
 		esc(f, svc ? svc : "-");
 		fprintf(f, "</td><td>%s", l->in_range ? "<b>inside</b>" : "outside");

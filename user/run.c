@@ -286,7 +286,7 @@ int run__main(int argc, char **argv)
 
 	output__header(out, &info);
 	/* After the hooks: a socket that changes from now on has events too. */
-	err = sockdiag__snapshot(pipeline__existing, pipe);
+	err = pipeline__snapshot(pipe);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",
 		       strerror(-err));

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include "addr.h"
 #include "array.h"
 #include "escape.h"
+#include "json.h"
 #include "log.h"
 #include "logreader.h"
 #include "hist.h"
@@ -595,18 +597,10 @@ int timeline__event(void *ctx, const struct pt_event *ev)
 
 /* ---- printing ---- */
 
-static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char *buf, size_t len)
+/* buf: ADDR_STRLEN bytes. */
+static const char *fmt_endpoint(__u8 family, const __u8 *addr, __u16 port, char *buf)
 {
-	char a[INET6_ADDRSTRLEN];
-
-	if (!port) {
-		snprintf(buf, len, "-");
-		return buf;
-	}
-	if (!inet_ntop(family, addr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-	return buf;
+	return port ? addr__str_port(buf, family, addr, port) : strcpy(buf, "-");
 }
 
 static __u64 median(const struct tl_proc *p)
@@ -668,7 +662,7 @@ static int cmp_line(const void *a, const void *b)
 static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 {
 	const struct tl_port *port = l->port;
-	char ep[64], d[32], e[16];
+	char ep[ADDR_STRLEN], d[32], e[16];
 	const char *err;
 
 	char num[8] = "-";
@@ -680,7 +674,7 @@ static void print_line(FILE *f, const struct tl_line *l, __u64 base_ns)
 	switch (l->what) {
 	case -1:
 		fprintf(f, " %-22s ",
-			fmt_endpoint(port->sk.family, port->sk.raddr, port->sk.rport, ep, sizeof(ep)));
+			fmt_endpoint(port->sk.family, port->sk.raddr, port->sk.rport, ep));
 		if (port->how == HOW_FAILED) {
 			err = names__errno(port->err, e, sizeof(e));
 			fprintf(f, "FAILED %s", err ? err : "");
@@ -792,57 +786,50 @@ static void print_proc_text(struct timeline *t, FILE *f, struct tl_proc *p, __u6
 	free(v);
 }
 
-static void print_port_json(FILE *f, const struct tl_port *port)
+static void print_port_json(struct json *j, const struct tl_port *port)
 {
 	char a[INET6_ADDRSTRLEN], e[16];
 	const char *err;
 
-	fprintf(f, "{\"how\":\"%s\",\"proto\":\"%s\",\"family\":%d,\"cookie\":%llu,",
-		how_names[port->how], names__proto(port->sk.proto),
-		port->sk.family == AF_INET6 ? 6 : 4, (unsigned long long)port->cookie);
-	if (!inet_ntop(port->sk.family, port->sk.laddr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	fprintf(f, "\"laddr\":\"%s\",\"lport\":", a);
+	json__printf(j, "{\"how\":\"%s\",\"proto\":\"%s\",\"family\":%d,\"cookie\":%llu,",
+		     how_names[port->how], names__proto(port->sk.proto),
+		     port->sk.family == AF_INET6 ? 6 : 4, (unsigned long long)port->cookie);
+	json__printf(j, "\"laddr\":\"%s\",\"lport\":", addr__str(a, port->sk.family, port->sk.laddr));
 	if (port->pending)
-		fprintf(f, "null");
+		json__printf(j, "null");
 	else
-		fprintf(f, "%u", port->sk.lport);
-	if (!inet_ntop(port->sk.family, port->sk.raddr, a, sizeof(a)))
-		snprintf(a, sizeof(a), "?");
-	fprintf(f, ",\"raddr\":\"%s\",\"rport\":%u,\"taken_ns\":%llu,\"latency_ns\":%llu", a,
-		port->sk.rport, (unsigned long long)port->taken_ns,
-		(unsigned long long)port->latency_ns);
+		json__printf(j, "%u", port->sk.lport);
+	json__printf(j, ",\"raddr\":\"%s\",\"rport\":%u,\"taken_ns\":%llu,\"latency_ns\":%llu",
+		     addr__str(a, port->sk.family, port->sk.raddr), port->sk.rport,
+		     (unsigned long long)port->taken_ns, (unsigned long long)port->latency_ns);
 	if (port->how == HOW_FAILED) {
 		err = names__errno(port->err, e, sizeof(e));
-		fprintf(f, ",\"err\":\"%s\"", err ? err : "");
+		json__printf(j, ",\"err\":\"%s\"", err ? err : "");
 		if (port->held) {
-			char held[6 * 256 + 3];
-
-			output__json_str(held, port->held, 256);
-			fprintf(f, ",\"held_by\":%s", held);
+			json__printf(j, ",\"held_by\":");
+			json__string(j, port->held, 256);
 		}
-		fprintf(f, "}");
+		json__printf(j, "}");
 		return;
 	}
-	fprintf(f, ",\"states\":[");
+	json__printf(j, ",\"states\":[");
 	for (int s = 0; s < port->nstates; s++)
-		fprintf(f, "%s[\"%s\",%llu]", s ? "," : "", names__tcp_state(port->state[s]),
-			(unsigned long long)port->state_ns[s]);
-	fprintf(f, "]");
+		json__printf(j, "%s[\"%s\",%llu]", s ? "," : "", names__tcp_state(port->state[s]),
+			     (unsigned long long)port->state_ns[s]);
+	json__printf(j, "]");
 	if (port->tw_ns)
-		fprintf(f, ",\"time_wait_ns\":%llu", (unsigned long long)port->tw_ns);
+		json__printf(j, ",\"time_wait_ns\":%llu", (unsigned long long)port->tw_ns);
 	if (port->released)
-		fprintf(f, ",\"released_ns\":%llu,\"reason\":\"%s\",\"computed\":%s",
-			(unsigned long long)port->released_ns, names__reason(port->reason),
-			port->computed ? "true" : "false");
-	fprintf(f, "}");
+		json__printf(j, ",\"released_ns\":%llu,\"reason\":\"%s\",\"computed\":%s",
+			     (unsigned long long)port->released_ns, names__reason(port->reason),
+			     port->computed ? "true" : "false");
+	json__printf(j, "}");
 }
 
 /* ,"unit", "container", "runtime", "pod" members, where known. */
-static void print_ident_json(const struct timeline *t, FILE *f, __u64 cgroup)
+static void print_ident_json(const struct timeline *t, struct json *j, __u64 cgroup)
 {
 	const struct cgroup_ident *id = cgroups__lookup(t->cg, cgroup);
-	char buf[6 * sizeof(id->unit) + 3];
 	const struct {
 		const char *key, *val;
 		size_t max;
@@ -856,42 +843,54 @@ static void print_ident_json(const struct timeline *t, FILE *f, __u64 cgroup)
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		if (!v[i].val[0])
 			continue;
-		output__json_str(buf, v[i].val, v[i].max);
-		fprintf(f, ",\"%s\":%s", v[i].key, buf);
+		json__printf(j, ",\"%s\":", v[i].key);
+		json__string(j, v[i].val, v[i].max);
 	}
 }
 
+/* One process's object, built whole and then written: a process with
+ * many ports is one line either way. */
 static void print_proc_json(const struct timeline *t, FILE *f, struct tl_proc *p)
 {
-	char e[16], comm[6 * PT_TASK_COMM_LEN + 3];
+	struct json j;
 	struct tl_port **v;
+	char e[16];
 	size_t n;
 
-	output__json_str(comm, p->comm, PT_TASK_COMM_LEN);
-	fprintf(f, "{\"type\":\"timeline\",\"pid\":%u,\"pstart_ns\":%llu,\"comm\":%s", p->pid,
-		(unsigned long long)p->start_ns, comm);
-	print_ident_json(t, f, p->cgroup);
-	fprintf(f, ",\"cgroup\":%llu,\"first_ns\":%llu,\"last_ns\":%llu,\"taken\":%lu,\"held\":%lu,"
-		   "\"peak\":%lu,\"peak_ns\":%llu,\"longest_ns\":%llu,\"median_ns\":%llu,"
-		   "\"time_wait\":%lu,\"folded\":%lu,\"failures\":{",
-		(unsigned long long)p->cgroup, (unsigned long long)p->first_ns,
-		(unsigned long long)p->last_ns, p->taken, p->held, p->peak,
-		(unsigned long long)p->peak_ns, (unsigned long long)p->longest_ns,
-		(unsigned long long)median(p), p->time_wait, p->folded);
+	if (json__growing(&j, 4096)) {
+		p_warn("the timeline of pid %u is left out: out of memory", p->pid);
+		return;
+	}
+	json__printf(&j, "{\"type\":\"timeline\",\"pid\":%u,\"pstart_ns\":%llu,\"comm\":", p->pid,
+		     (unsigned long long)p->start_ns);
+	json__string(&j, p->comm, PT_TASK_COMM_LEN);
+	print_ident_json(t, &j, p->cgroup);
+	json__printf(&j, ",\"cgroup\":%llu,\"first_ns\":%llu,\"last_ns\":%llu,\"taken\":%lu,"
+			 "\"held\":%lu,\"peak\":%lu,\"peak_ns\":%llu,\"longest_ns\":%llu,"
+			 "\"median_ns\":%llu,\"time_wait\":%lu,\"folded\":%lu,\"failures\":{",
+		     (unsigned long long)p->cgroup, (unsigned long long)p->first_ns,
+		     (unsigned long long)p->last_ns, p->taken, p->held, p->peak,
+		     (unsigned long long)p->peak_ns, (unsigned long long)p->longest_ns,
+		     (unsigned long long)median(p), p->time_wait, p->folded);
 	for (int i = 0; i < p->nfail; i++) {
 		const char *err = names__errno(p->fail[i].err, e, sizeof(e));
 
-		fprintf(f, "%s\"%s\":%lu", i ? "," : "", err ? err : "?", p->fail[i].n);
+		json__printf(&j, "%s\"%s\":%lu", i ? "," : "", err ? err : "?", p->fail[i].n);
 	}
-	fprintf(f, "},\"ports\":[");
+	json__printf(&j, "},\"ports\":[");
 	v = ports_sorted(t, p, &n);
 	for (size_t i = 0; v && i < n; i++) {
 		if (i)
-			fputc(',', f);
-		print_port_json(f, v[i]);
+			json__printf(&j, ",");
+		print_port_json(&j, v[i]);
 	}
 	free(v);
-	fprintf(f, "]}\n");
+	json__printf(&j, "]}\n");
+	if (json__full(&j))
+		p_warn("the timeline of pid %u is left out: out of memory", p->pid);
+	else
+		fwrite(json__buf(&j), 1, json__len(&j), f);
+	json__free(&j);
 }
 
 /* ---- retirement: what nothing holds leaves memory ---- */

@@ -23,6 +23,7 @@
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include "addr.h"
 #include "clock.h"
 #include "escape.h"
 #include "pipeline.h"
@@ -30,7 +31,6 @@
 #include "log.h"
 #include "names.h"
 #include "options.h"
-#include "sockdiag.h"
 #include "tracer.h"
 
 #define FRAME_NS 1000000000ULL
@@ -202,17 +202,15 @@ static void __attribute__((format(printf, 2, 3))) line(struct frame *f, const ch
  * address goes first when there is no room, then the end is cut ('~'). */
 static void fmt_dest(char *buf, size_t len, const struct exhaustion_row *r, int width)
 {
-	char la[INET6_ADDRSTRLEN], ra[INET6_ADDRSTRLEN], remote[INET6_ADDRSTRLEN + 8];
+	char la[INET6_ADDRSTRLEN], remote[ADDR_STRLEN];
 	const char *proto = names__proto(r->proto);
-	bool v6 = r->family == AF_INET6;
 
 	if (r->any) {
 		snprintf(buf, len, "%s %s", proto,
 			 r->proto == IPPROTO_UDP ? "every destination" : "any new destination");
 	} else {
-		inet_ntop(r->family, r->laddr, la, sizeof(la));
-		inet_ntop(r->family, r->raddr, ra, sizeof(ra));
-		snprintf(remote, sizeof(remote), "%s%s%s:%u", v6 ? "[" : "", ra, v6 ? "]" : "", r->rport);
+		addr__str(la, r->family, r->laddr);
+		addr__str_port(remote, r->family, r->raddr, r->rport);
 		snprintf(buf, len, "%s %s > %s", proto, la, remote);
 		if ((int)strlen(buf) > width)
 			snprintf(buf, len, "%s > %s", proto, remote);
@@ -496,7 +494,7 @@ int top__main(int argc, char **argv)
 	if (!tr)
 		goto cleanup;
 	pipeline__set_tracer(pipe, tr);
-	err = sockdiag__snapshot(pipeline__existing, pipe);
+	err = pipeline__snapshot(pipe);
 	if (err)
 		p_warn("reading the socket table: %s; ports held before now are unknown",
 		       strerror(-err));

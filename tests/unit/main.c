@@ -7,11 +7,13 @@
 int check_failures;
 
 extern const struct test decoder_tests[], output_tests[], logreader_tests[], timeline_tests[],
-	socktab_tests[], exhaustion_tests[], replay_tests[], metrics_tests[], report_tests[];
+	socktab_tests[], exhaustion_tests[], replay_tests[], metrics_tests[], report_tests[],
+	addr_tests[], json_tests[];
 
 static const struct test *const groups[] = {
 	decoder_tests, output_tests, logreader_tests, timeline_tests, socktab_tests,
-	exhaustion_tests, replay_tests, metrics_tests, report_tests,
+	exhaustion_tests, replay_tests, metrics_tests, report_tests, addr_tests,
+	json_tests,
 };
 
 int main(void)

@@ -466,7 +466,71 @@ static void udp_client_bind0_is_no_listener(void)
 	decoder__free(d);
 }
 
+/* Records held while the start-up table is read come out after it, in the
+ * order they came, each decoded as if it had not waited. */
+static void held_records_come_out_in_order(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state a = rec_state(10, client(), sock4(7, IPPROTO_TCP, "127.0.0.1", 40001,
+								   "127.0.0.1", 80),
+					  TCP_ESTABLISHED, TCP_CLOSE, PT_F_RELEASE);
+	struct pt_rec_state b = rec_state(20, client(), sock4(8, IPPROTO_TCP, "127.0.0.1", 0,
+								   "127.0.0.1", 80),
+					  TCP_CLOSE, TCP_SYN_SENT, 0);
+	struct pt_rec_state bad = b;
+
+	bad.hdr.size = sizeof(bad) - 1;
+	decoder__hold(d);
+	decoder__record(d, &a, sizeof(a), collect_event, &c);
+	decoder__record(d, &bad, sizeof(bad), collect_event, &c);
+	decoder__record(d, &b, sizeof(b), collect_event, &c);
+	CHECK(c.n == 0 && decoder__bad_records(d) == 0);
+	CHECK(decoder__release(d, SIZE_MAX, collect_event, &c) == 0);
+	CHECK(c.n == 3 && decoder__bad_records(d) == 1 && !decoder__holding(d));
+	CHECK(c.ev[0].sk.cookie == 7 && c.ev[0].newstate == TCP_CLOSE);
+	CHECK(c.ev[1].sk.cookie == 7 && c.ev[1].kind == PT_PORT_RELEASE);
+	CHECK(c.ev[2].sk.cookie == 8 && c.ev[2].newstate == TCP_SYN_SENT);
+	/* No longer holding: the next one is decoded at once. */
+	decoder__record(d, &a, sizeof(a), collect_event, &c);
+	CHECK(c.n == 5);
+	decoder__free(d);
+}
+
+/* Released in batches, with records coming between them: they join the
+ * end, and holding stops only once all are decoded. */
+static void release_in_batches_keeps_the_order(void)
+{
+	struct decoder *d = decoder__new();
+	struct collect c = {};
+	struct pt_rec_state r[4];
+
+	for (int i = 0; i < 4; i++)
+		r[i] = rec_state(10 + i, client(), sock4(20 + i, IPPROTO_TCP, "127.0.0.1", 0,
+							 "127.0.0.1", 80),
+				 TCP_CLOSE, TCP_SYN_SENT, 0);
+	decoder__hold(d);
+	decoder__record(d, &r[0], sizeof(r[0]), collect_event, &c);
+	decoder__record(d, &r[1], sizeof(r[1]), collect_event, &c);
+	CHECK(decoder__release(d, 1, collect_event, &c) == 0);
+	CHECK(c.n == 1 && c.ev[0].sk.cookie == 20 && decoder__holding(d));
+	/* Comes while the rest waits: after it, not before. */
+	decoder__record(d, &r[2], sizeof(r[2]), collect_event, &c);
+	CHECK(c.n == 1);
+	CHECK(decoder__release(d, 1, collect_event, &c) == 0);
+	CHECK(c.n == 2 && c.ev[1].sk.cookie == 21 && decoder__holding(d));
+	CHECK(decoder__release(d, 1, collect_event, &c) == 0);
+	CHECK(c.n == 3 && c.ev[2].sk.cookie == 22 && !decoder__holding(d));
+	decoder__record(d, &r[3], sizeof(r[3]), collect_event, &c);
+	CHECK(c.n == 4 && c.ev[3].sk.cookie == 23);
+	decoder__free(d);
+}
+
 TESTS(decoder_tests) = {
+	{"decoder: records released in batches keep their order with new ones",
+	 release_in_batches_keeps_the_order},
+	{"decoder: records held while the table is read come out after it, in order",
+	 held_records_come_out_in_order},
 	{"decoder: a no-port connect() fails once, from the kernel or computed",
 	 no_port_fails_once},
 	{"decoder: a time-wait socket found at start-up ends, computed",

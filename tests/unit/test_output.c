@@ -3,6 +3,7 @@
 #include "check.h"
 #include "fixtures.h"
 #include "escape.h"
+#include "json.h"
 #include "logreader.h"
 
 static void text_state_line(void)
@@ -119,9 +120,10 @@ static void json_utf8_and_invalid_bytes_round_trip(void)
 	char buf[ESCAPE_JSON_LEN(16)];
 	const char *line;
 
-	CHECK_STR((output__json_str(buf, "caf\xc3\xa9", 16), buf), "\"caf\xc3\xa9\"");
-	CHECK_STR((output__json_str(buf, "a\xff" "b\xc3", 16), buf), "\"a\\udcffb\\udcc3\"");
-	CHECK_STR((output__json_str(buf, "q\"\\\x1b\x7f", 16), buf), "\"q\\\"\\\\\\u001b\\u007f\"");
+	CHECK_STR((*json__put_string(buf, "caf\xc3\xa9", 16) = '\0', buf), "\"caf\xc3\xa9\"");
+	CHECK_STR((*json__put_string(buf, "a\xff" "b\xc3", 16) = '\0', buf), "\"a\\udcffb\\udcc3\"");
+	CHECK_STR((*json__put_string(buf, "q\"\\\x1b\x7f", 16) = '\0', buf),
+		  "\"q\\\"\\\\\\u001b\\u007f\"");
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		struct pt_event in = ev_state(5, owner_of(1, 1, names[i]),
 					      sock4(1, IPPROTO_TCP, "127.0.0.1", 1, "127.0.0.1", 2), 2, 1);
