@@ -210,27 +210,91 @@ static int row_cmp(const void *a, const void *b)
 	return memcmp(x->raddr, y->raddr, 16);
 }
 
+/* A destination's own count as its row says it (TCP only). */
+static unsigned int dest_own(const struct xdest *d)
+{
+	unsigned int own = 0;
+
+	if (d->pool->proto != IPPROTO_TCP)
+		return 0;
+	for (int k = 0; k < EXH_STATES; k++)
+		own += d->state[k];
+	return own;
+}
+
+/*
+ * row_cmp's order on the destinations of one pool, read from them before
+ * any row is made: capacity and shared count are the pool's, so the
+ * fullest is the one with the most ports of its own. Equal ones keep the
+ * order of p->dests, as the (stable) sort of every row does.
+ */
+static bool dest_before(const struct xdest *x, const struct xdest *y, bool cap)
+{
+	unsigned int ox = cap ? dest_own(x) : 0, oy = cap ? dest_own(y) : 0;
+	int c;
+
+	if (ox != oy)
+		return ox > oy;
+	if (x->failures != y->failures)
+		return x->failures > y->failures;
+	c = memcmp(x->raddr, y->raddr, 16);
+	return c ? c < 0 : x->idx < y->idx;
+}
+
+/*
+ * The max fullest destinations worth a row into top (max 0: all of them, in
+ * p->dests order), in row order when max is set; returns how many, and
+ * how many were worth a row in *shown. One pass, a sorted list of at most
+ * max: the cost of the figures follows what they show, not the number of
+ * destinations (beyond reading each once).
+ */
+static size_t pool_select(const struct xpool *p, size_t max, struct xdest **top, size_t *shown)
+{
+	bool cap = pool_capacity(p) != 0;
+	size_t n = 0;
+
+	*shown = 0;
+	for (size_t j = 0; j < p->ndests; j++) {
+		struct xdest *d = p->dests[j];
+		size_t at;
+
+		d->row = SIZE_MAX;
+		if (!dest_shown(d))
+			continue;
+		++*shown;
+		if (!max) {
+			top[n++] = d;
+			continue;
+		}
+		if (n == max && !dest_before(d, top[n - 1], cap))
+			continue;
+		at = n < max ? n++ : n - 1;
+		for (; at && dest_before(d, top[at - 1], cap); at--)
+			top[at] = top[at - 1];
+		top[at] = d;
+	}
+	return n;
+}
+
 /* Rows of one pool into v (pool row first, then destinations fullest
- * first); returns how many. */
-static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now,
+ * first, at most max of them; 0: all); returns how many. */
+static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now, size_t max,
 			struct exhaustion_row *v, struct xdest **rd)
 {
-	size_t npairs, n = 0, i = 0;
+	size_t npairs, n = 0, i = 0, nd, shown;
 	struct pair *pairs = pool_pairs(p, now, &npairs);
 
 	rd[n] = &p->any;
 	p->any.row = n;
 	fill_row(e, &v[n++], &p->any, now, p->shared, 0, NULL);
-	for (size_t j = 0; j < p->ndests; j++) {
-		struct xdest *d = p->dests[j];
+	nd = pool_select(p, max, rd + 1, &shown);
+	v[0].dests = shown;
+	for (size_t j = 1; j <= nd; j++) {
+		struct xdest *d = rd[j];
 		unsigned int state[EXH_STATES], own = 0;
 
-		d->row = SIZE_MAX;
-		if (!dest_shown(d))
-			continue;
 		for (int k = 0; k < EXH_STATES; k++)
 			own += state[k] = d->state[k];
-		rd[n] = d;
 		d->row = n;
 		fill_row(e, &v[n++], d, now, p->shared, own, state);
 	}
@@ -247,7 +311,8 @@ static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now,
 		if (!v[j].ntop)
 			row_top(&v[j], rd[j], NULL, 0);	/* failers holding nothing */
 	free(pairs);
-	qsort(v + 1, n - 1, sizeof(*v), row_cmp);
+	if (!max)
+		qsort(v + 1, n - 1, sizeof(*v), row_cmp);
 	return n;
 }
 
@@ -265,7 +330,8 @@ static int group_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : 1;
 }
 
-struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n)
+struct exhaustion_row *exhaustion__rows_top(struct exhaustion *e, __u64 now_ns, size_t max,
+					   size_t *n)
 {
 	struct exhaustion_row *v = NULL, *out = NULL, *nv;
 	struct group *g = calloc(e->npools + 1, sizeof(*g));
@@ -283,8 +349,11 @@ struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size
 
 		if (!pool_shown(p))
 			continue;
-		for (size_t j = 0; j < p->ndests; j++)
-			want += dest_shown(p->dests[j]);
+		if (max)
+			want += p->ndests < max ? p->ndests : max;
+		else
+			for (size_t j = 0; j < p->ndests; j++)
+				want += dest_shown(p->dests[j]);
 		nv = array__grow(v, &cap, total + want, sizeof(*v));
 		if (nv)
 			v = nv;
@@ -294,7 +363,7 @@ struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size
 		if (!nv || !nrd)
 			goto cleanup;
 		g[ng].start = total;
-		g[ng].n = pool_rows(e, p, now_ns, v + total, rd);
+		g[ng].n = pool_rows(e, p, now_ns, max, v + total, rd);
 		for (size_t j = 0; j < g[ng].n; j++)
 			if (row_frac(&v[total + j]) > g[ng].frac)
 				g[ng].frac = row_frac(&v[total + j]);
@@ -313,6 +382,11 @@ cleanup:
 	free(rd);
 	free(g);
 	return out;
+}
+
+struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n)
+{
+	return exhaustion__rows_top(e, now_ns, 0, n);
 }
 
 void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st)
