@@ -73,17 +73,17 @@ static void row_top(struct exhaustion_row *r, const struct xdest *d, const struc
 		fill_proc(&cand[nc++], pairs[i].proc, j - i, 0);
 		i = j;
 	}
-	for (unsigned int k = 0; k < d->nfails; k++) {
-		const struct xproc *p = d->fails[k].proc;
+	for (unsigned int k = 0; d->fail && k < d->fail->n; k++) {
+		const struct xproc *p = d->fail->fails[k].proc;
 		size_t i;
 
 		for (i = 0; i < nc; i++)
 			if (cand[i].pid == (p ? p->pid : 0) && (!p || !memcmp(cand[i].comm, p->comm, PT_TASK_COMM_LEN)))
 				break;
 		if (i < nc)
-			cand[i].failures += d->fails[k].n;
+			cand[i].failures += d->fail->fails[k].n;
 		else if (nc < 64)
-			fill_proc(&cand[nc++], p, 0, d->fails[k].n);
+			fill_proc(&cand[nc++], p, 0, d->fail->fails[k].n);
 	}
 	qsort(cand, nc, sizeof(*cand), proc_fig_cmp);
 	r->ntop = nc < EXH_TOP_PROCS ? nc : EXH_TOP_PROCS;
@@ -161,10 +161,12 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	else if (r->capacity && net > 0)
 		r->full_in_s = (r->capacity - r->occupancy) / net;
 	r->failures = d->failures;
-	r->first_fail_ns = d->first_fail_ns;
-	r->last_fail_ns = d->last_fail_ns;
-	r->fail_err = d->fail_err;
-	memcpy(r->fail_by, d->fail_by, sizeof(r->fail_by));
+	if (d->fail) {
+		r->first_fail_ns = d->fail->first_ns;
+		r->last_fail_ns = d->fail->last_ns;
+		r->fail_err = d->fail->err;
+		memcpy(r->fail_by, d->fail->by, sizeof(r->fail_by));
+	}
 	r->allocs = d->allocs;
 	r->releases = d->releases;
 	if (d->lat.count) {
@@ -454,9 +456,10 @@ size_t pool_procs(const struct xpool *p, __u64 now, struct exhaustion_proc **out
 	for (size_t j = 0; j <= p->ndests && ok; j++) {
 		const struct xdest *d = j < p->ndests ? p->dests[j] : &p->any;
 
-		for (unsigned int k = 0; k < d->nfails && ok; k++)
-			if (d->fails[k].proc)
-				ok = share_add(&v, &n, &cap, d->fails[k].proc, 0, d->fails[k].n);
+		for (unsigned int k = 0; d->fail && k < d->fail->n && ok; k++)
+			if (d->fail->fails[k].proc)
+				ok = share_add(&v, &n, &cap, d->fail->fails[k].proc, 0,
+					       d->fail->fails[k].n);
 	}
 	if (ok && n)
 		*out = malloc(n * sizeof(**out));
@@ -515,7 +518,7 @@ static void sample_of(const struct xdest *d, struct exhaustion_sample *s, __u32 
 		dest_peak(d, &s->peak, &s->peak_ns);
 	}
 	s->failures = d->failures;
-	s->fail_err = d->fail_err;
+	s->fail_err = d->fail ? d->fail->err : 0;
 	if (d->lat.count) {
 		hist__dense(&d->lat, dense);
 		s->lat = dense;

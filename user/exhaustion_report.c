@@ -351,12 +351,12 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 			names__duration(r->lat_p50_ns, a, sizeof(a)),
 			names__duration(r->lat_p90_ns, b, sizeof(b)),
 			names__duration(r->lat_p99_ns, c, sizeof(c)), r->lat_n);
-		if (d && d->nwins) {
-			unsigned long long k = d->nwins > LAT_WINDOWS ? d->nwins - LAT_WINDOWS : 0;
+		if (d && d->wins) {
+			unsigned long long k = d->wins->n > LAT_WINDOWS ? d->wins->n - LAT_WINDOWS : 0;
 
 			fprintf(f, "; p99 by %gs window:", e->o.interval_s);
-			for (; k < d->nwins; k++)
-				fprintf(f, " %s", names__duration(d->win_p99[k % LAT_WINDOWS], a,
+			for (; k < d->wins->n; k++)
+				fprintf(f, " %s", names__duration(d->wins->p99[k % LAT_WINDOWS], a,
 								  sizeof(a)));
 			if (d->win.count)
 				fprintf(f, " %s (now)",
