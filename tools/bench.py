@@ -351,8 +351,13 @@ def soak_load(procs, per_proc, seconds):
     live = 0
     for i in range(procs):
         due = start + seconds * i / procs
-        if due > time.monotonic():
-            time.sleep(due - time.monotonic())
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > 1:
+            # Behind (a busy machine): the run stretches at the same
+            # rate rather than catching up in a burst the state follows.
+            start += now - due
         pid = os.fork()
         if pid == 0:
             try:
@@ -394,32 +399,56 @@ class Sampler:
                 "utime": utime, "events": self.lines}
 
 
+# Time-wait lasts 60 s, then a destination that holds nothing is retired
+# 60 s later (so is a process's timeline): until then state only grows.
+SOAK_WARMUP = 130
+
+
 def soak(args, tmp, seconds):
     procs = 100000 if seconds >= 600 else max(1000, int(100000 * seconds / 600))
     log = os.path.join(tmp, "soak.jsonl")
-    pt = Porttrace(args.porttrace, log, ["--exhaustion", "--timeline"])
+    # Only the soak's namespace: other work on the host is not its load.
+    pt = Porttrace(args.porttrace, log, ["--exhaustion", "--timeline", "--netns", NS])
     sampler = Sampler(pt)
     s0 = sampler.sample()
     load = subprocess.Popen(nsexec(sys.executable, os.path.abspath(__file__), "--soak-load",
                                    str(procs), str(seconds)))
-    quarter = s0["t"] + seconds / 4
     samples = [s0]
-    while load.poll() is None:
-        time.sleep(1)
-        samples.append(sampler.sample())
+    try:
+        while load.poll() is None:
+            time.sleep(1)
+            samples.append(sampler.sample())
+    except BaseException:
+        pt.p.kill()
+        raise
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
     end = sampler.sample()
+    samples.append(end)
     pt.stop()
+    with open(os.path.join(args.build, "bench-soak-samples.jsonl"), "w") as f:
+        for x in samples:
+            f.write(json.dumps({k: round(v - s0["t"], 3) if k == "t" else v
+                                for k, v in x.items()}) + "\n")
     if load.returncode:
         raise RuntimeError("the soak's load failed")
-    q = min(samples, key=lambda x: abs(x["t"] - quarter))
-    last_q = min(samples, key=lambda x: abs(x["t"] - (s0["t"] + 3 * seconds / 4)))
+    # Quarters of the run as it went: a busy machine stretches the load.
+    took = end["t"] - s0["t"]
+
+    def at(t):
+        return min(samples, key=lambda x: abs(x["t"] - s0["t"] - t))
 
     def per_event(a, b):
         return (b["utime"] - a["utime"]) / max(b["events"] - a["events"], 1)
 
-    return {"procs": procs, "dests": procs * 2, "seconds": seconds, "events": end["events"],
-            "peak": end["hwm"], "rss_q": q["rss"], "rss_end": end["rss"],
-            "cpu_q": per_event(s0, q), "cpu_end": per_event(last_q, end)}
+    q1, q2, q3 = at(took / 4), at(took / 2), at(3 * took / 4)
+    ref = at(max(took / 4, SOAK_WARMUP))
+    return {"procs": procs, "dests": procs * 2, "seconds": round(took), "events": end["events"],
+            "peak": end["hwm"], "rss_ref": ref["rss"], "ref_t": round(ref["t"] - s0["t"]),
+            "rss_end": end["rss"], "cpu_q1": per_event(s0, q1), "cpu_q2": per_event(q1, q2),
+            "cpu_q4": per_event(q3, end)}
 
 
 def synthetic_log(path, dests, conns):
@@ -479,7 +508,7 @@ def soak_main(args):
         sh("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up")
         sh("ip", "netns", "exec", NS, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=1000000")
         server = subprocess.Popen(nsexec(args.portload, "--server", "-c", "2", "-d",
-                                         str(args.soak_seconds + 120), "-q", "0.0.0.0",
+                                         str(4 * args.soak_seconds + 120), "-q", "0.0.0.0",
                                          str(SOAK_PORT)),
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         server.stdout.readline()
@@ -495,21 +524,26 @@ def soak_main(args):
     rows = [
         (f"soak: {r['procs']} processes, {r['dests']} destinations, {r['seconds']} s, "
          f"{r['events']} events: peak RSS", f"{r['peak']:.1f} MiB", "<= 64 MiB", r["peak"] <= 64),
-        ("soak: RSS at the end / after the first quarter",
-         f"{r['rss_end']:.1f}/{r['rss_q']:.1f} MiB = {r['rss_end'] / r['rss_q']:.2f}x",
-         "within 10%", abs(r["rss_end"] / r["rss_q"] - 1) <= 0.10),
-        ("soak: user CPU per event, last quarter / first",
-         f"{r['cpu_end'] * 1e6:.2f}/{r['cpu_q'] * 1e6:.2f} us = {r['cpu_end'] / r['cpu_q']:.2f}x",
-         "<= 1.2x", r["cpu_end"] / r["cpu_q"] <= 1.2),
+        (f"soak: RSS at the end / at {r['ref_t']} s (the first quarter, at least the warm-up)",
+         f"{r['rss_end']:.1f}/{r['rss_ref']:.1f} MiB = {r['rss_end'] / r['rss_ref']:.2f}x",
+         "within 10%", abs(r["rss_end"] / r["rss_ref"] - 1) <= 0.10),
+        ("soak: user CPU per event, last quarter / second (the first is the warm-up)",
+         f"{r['cpu_q4'] * 1e6:.2f}/{r['cpu_q2'] * 1e6:.2f} us = {r['cpu_q4'] / r['cpu_q2']:.2f}x",
+         "<= 1.2x", r["cpu_q4"] / r["cpu_q2"] <= 1.2),
+        ("soak: user CPU per event, last quarter / first (warm-up: nothing retired yet)",
+         f"{r['cpu_q4'] * 1e6:.2f}/{r['cpu_q1'] * 1e6:.2f} us = {r['cpu_q4'] / r['cpu_q1']:.2f}x",
+         "-", None),
         ("offline exhaustion per event, 200,000 / 1,000 destinations",
          f"{off[200000] * 1e6:.2f}/{off[1000] * 1e6:.2f} us = {ratio_off:.2f}x", "<= 1.5x",
          ratio_off <= 1.5),
     ]
     width = max(len(x[0]) for x in rows)
-    lines = [f"porttrace soak: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}",
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    lines = [f"porttrace soak: {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}, load average {load}",
              f"| {'metric'.ljust(width)} | value | target | met |", f"|{'-' * (width + 2)}|---|---|---|"]
     for name, value, target, ok in rows:
-        lines.append(f"| {name.ljust(width)} | {value} | {target} | {'yes' if ok else 'NO'} |")
+        met = "-" if ok is None else "yes" if ok else "NO"
+        lines.append(f"| {name.ljust(width)} | {value} | {target} | {met} |")
     text = "\n".join(lines)
     print(text)
     with open(os.path.join(args.build, "bench-soak.txt"), "w") as f:

@@ -29,7 +29,7 @@
 
 static void rate_add(struct rate *r, __u64 ts, bool up)
 {
-	__u64 s = ts / NS_PER_S;
+	__u32 s = ts / NS_PER_S;
 	unsigned int i = s % RATE_SLOTS;
 
 	if (r->sec[i] != s) {
@@ -55,12 +55,12 @@ static double rate_span(const struct exhaustion *e, __u64 now)
 void rate_get(const struct exhaustion *e, const struct rate *r, __u64 now, double *up,
 		     double *down)
 {
-	__u64 s = now / NS_PER_S;
+	__u32 s = now / NS_PER_S;
 	unsigned long long u = 0, d = 0;
 	double span = rate_span(e, now);
 
 	for (unsigned int i = 0; i < RATE_SLOTS; i++) {
-		if (r->sec[i] <= s && r->sec[i] + RATE_WINDOW > s) {
+		if (r->sec[i] <= s && r->sec[i] + (__u64)RATE_WINDOW > s) {
 			u += r->up[i];
 			d += r->down[i];
 		}
@@ -302,8 +302,8 @@ static void dest_retire(struct exhaustion *e, struct xdest *d)
 	bucket_del(p, d);
 	p->retired++;
 	p->retired_failures += d->failures;
-	for (unsigned int k = 0; k < d->nfails; k++)
-		proc_unhold(e, d->fails[k].proc);
+	for (unsigned int k = 0; d->fail && k < d->fail->n; k++)
+		proc_unhold(e, d->fail->fails[k].proc);
 	if (slot && *slot == d) {
 		if (d->hnext)
 			*slot = d->hnext;
@@ -322,6 +322,8 @@ static void dest_retire(struct exhaustion *e, struct xdest *d)
 	e->ndests--;
 	hist__free(&d->lat);
 	hist__free(&d->win);
+	free(d->wins);
+	free(d->fail);
 	free(d);
 }
 
@@ -871,25 +873,31 @@ static void range_seen(struct exhaustion *e, struct xns *ns, const struct pt_eve
 static void failure(struct exhaustion *e, struct xdest *d, struct xproc *proc,
 		    const struct pt_event *ev)
 {
+	struct xfails *x = d->fail;
 	struct xfail *f = NULL;
 
+	/* Without memory for the detail, the failure is still counted. */
+	if (!x && !(x = d->fail = calloc(1, sizeof(*x)))) {
+		d->failures++;
+		return;
+	}
 	if (!d->failures++)
-		d->first_fail_ns = ev->ts_ns;
-	d->last_fail_ns = ev->ts_ns;
-	d->fail_err = ev->err;
-	d->fail_by[ev->err == EADDRNOTAVAIL ? EXH_ERR_ADDRNOTAVAIL
-		   : ev->err == EADDRINUSE ? EXH_ERR_ADDRINUSE
-		   : ev->err == EAGAIN	   ? EXH_ERR_AGAIN
-					   : EXH_ERR_OTHER]++;
-	for (unsigned int i = 0; i < d->nfails && !f; i++)
-		if (d->fails[i].proc == proc)
-			f = &d->fails[i];
-	if (!f && d->nfails < MAX_FAIL_PROCS) {
-		f = &d->fails[d->nfails++];
+		x->first_ns = ev->ts_ns;
+	x->last_ns = ev->ts_ns;
+	x->err = ev->err;
+	x->by[ev->err == EADDRNOTAVAIL ? EXH_ERR_ADDRNOTAVAIL
+	      : ev->err == EADDRINUSE  ? EXH_ERR_ADDRINUSE
+	      : ev->err == EAGAIN      ? EXH_ERR_AGAIN
+				       : EXH_ERR_OTHER]++;
+	for (unsigned int i = 0; i < x->n && !f; i++)
+		if (x->fails[i].proc == proc)
+			f = &x->fails[i];
+	if (!f && x->n < MAX_FAIL_PROCS) {
+		f = &x->fails[x->n++];
 		f->proc = proc;
 		proc_hold(proc);
 	} else if (!f) {
-		f = &d->fails[MAX_FAIL_PROCS - 1];
+		f = &x->fails[MAX_FAIL_PROCS - 1];
 		proc_unhold(e, f->proc);
 		f->proc = NULL;	/* the last slot folds the rest */
 	}
@@ -898,7 +906,8 @@ static void failure(struct exhaustion *e, struct xdest *d, struct xproc *proc,
 
 static void latwin_close(struct xdest *d)
 {
-	d->win_p99[d->nwins++ % LAT_WINDOWS] = hist__pct(&d->win, 99);
+	if (d->wins || (d->wins = calloc(1, sizeof(*d->wins))))
+		d->wins->p99[d->wins->n++ % LAT_WINDOWS] = hist__pct(&d->win, 99);
 	hist__reset(&d->win);
 }
 
@@ -1182,10 +1191,12 @@ struct exhaustion *exhaustion__new(const struct exhaustion_opts *o)
 	return e;
 }
 
-static void dest_free_hists(struct xdest *d)
+static void dest_free_parts(struct xdest *d)
 {
 	hist__free(&d->lat);
 	hist__free(&d->win);
+	free(d->wins);
+	free(d->fail);
 }
 
 void exhaustion__free(struct exhaustion *e)
@@ -1202,10 +1213,10 @@ void exhaustion__free(struct exhaustion *e)
 			free(s);
 		}
 		for (size_t j = 0; j < p->ndests; j++) {
-			dest_free_hists(p->dests[j]);
+			dest_free_parts(p->dests[j]);
 			free(p->dests[j]);
 		}
-		dest_free_hists(&p->any);
+		dest_free_parts(&p->any);
 		free(p->dests);
 		free(p->peaks);
 		socktab__free(p->port_refs);

@@ -173,6 +173,7 @@ struct exhaustion_row {
 	__u64 lat_p50_ns, lat_p90_ns, lat_p99_ns;
 	struct exhaustion_proc top[EXH_TOP_PROCS];	/* by ports held */
 	unsigned int ntop;
+	size_t dests;		/* pool row: its destinations worth a row, listed or not */
 };
 
 struct exhaustion_status {
@@ -195,6 +196,11 @@ struct exhaustion_status {
 /* Every row at now_ns (0: the last event's time), pools by their fullest
  * destination, the pool row first. *n is set; free() the result. */
 struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n);
+/* The same with at most max destinations per pool, the fullest (a pool
+ * row's dests says how many there are): what a view that shows the top
+ * of each pool needs, at a cost that follows max, not every destination. */
+struct exhaustion_row *exhaustion__rows_top(struct exhaustion *e, __u64 now_ns, size_t max,
+					    size_t *n);
 void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st);
 
 /*

@@ -73,17 +73,17 @@ static void row_top(struct exhaustion_row *r, const struct xdest *d, const struc
 		fill_proc(&cand[nc++], pairs[i].proc, j - i, 0);
 		i = j;
 	}
-	for (unsigned int k = 0; k < d->nfails; k++) {
-		const struct xproc *p = d->fails[k].proc;
+	for (unsigned int k = 0; d->fail && k < d->fail->n; k++) {
+		const struct xproc *p = d->fail->fails[k].proc;
 		size_t i;
 
 		for (i = 0; i < nc; i++)
 			if (cand[i].pid == (p ? p->pid : 0) && (!p || !memcmp(cand[i].comm, p->comm, PT_TASK_COMM_LEN)))
 				break;
 		if (i < nc)
-			cand[i].failures += d->fails[k].n;
+			cand[i].failures += d->fail->fails[k].n;
 		else if (nc < 64)
-			fill_proc(&cand[nc++], p, 0, d->fails[k].n);
+			fill_proc(&cand[nc++], p, 0, d->fail->fails[k].n);
 	}
 	qsort(cand, nc, sizeof(*cand), proc_fig_cmp);
 	r->ntop = nc < EXH_TOP_PROCS ? nc : EXH_TOP_PROCS;
@@ -161,10 +161,12 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	else if (r->capacity && net > 0)
 		r->full_in_s = (r->capacity - r->occupancy) / net;
 	r->failures = d->failures;
-	r->first_fail_ns = d->first_fail_ns;
-	r->last_fail_ns = d->last_fail_ns;
-	r->fail_err = d->fail_err;
-	memcpy(r->fail_by, d->fail_by, sizeof(r->fail_by));
+	if (d->fail) {
+		r->first_fail_ns = d->fail->first_ns;
+		r->last_fail_ns = d->fail->last_ns;
+		r->fail_err = d->fail->err;
+		memcpy(r->fail_by, d->fail->by, sizeof(r->fail_by));
+	}
 	r->allocs = d->allocs;
 	r->releases = d->releases;
 	if (d->lat.count) {
@@ -210,27 +212,91 @@ static int row_cmp(const void *a, const void *b)
 	return memcmp(x->raddr, y->raddr, 16);
 }
 
+/* A destination's own count as its row says it (TCP only). */
+static unsigned int dest_own(const struct xdest *d)
+{
+	unsigned int own = 0;
+
+	if (d->pool->proto != IPPROTO_TCP)
+		return 0;
+	for (int k = 0; k < EXH_STATES; k++)
+		own += d->state[k];
+	return own;
+}
+
+/*
+ * row_cmp's order on the destinations of one pool, read from them before
+ * any row is made: capacity and shared count are the pool's, so the
+ * fullest is the one with the most ports of its own. Equal ones keep the
+ * order of p->dests, as the (stable) sort of every row does.
+ */
+static bool dest_before(const struct xdest *x, const struct xdest *y, bool cap)
+{
+	unsigned int ox = cap ? dest_own(x) : 0, oy = cap ? dest_own(y) : 0;
+	int c;
+
+	if (ox != oy)
+		return ox > oy;
+	if (x->failures != y->failures)
+		return x->failures > y->failures;
+	c = memcmp(x->raddr, y->raddr, 16);
+	return c ? c < 0 : x->idx < y->idx;
+}
+
+/*
+ * The max fullest destinations worth a row into top (max 0: all of them, in
+ * p->dests order), in row order when max is set; returns how many, and
+ * how many were worth a row in *shown. One pass, a sorted list of at most
+ * max: the cost of the figures follows what they show, not the number of
+ * destinations (beyond reading each once).
+ */
+static size_t pool_select(const struct xpool *p, size_t max, struct xdest **top, size_t *shown)
+{
+	bool cap = pool_capacity(p) != 0;
+	size_t n = 0;
+
+	*shown = 0;
+	for (size_t j = 0; j < p->ndests; j++) {
+		struct xdest *d = p->dests[j];
+		size_t at;
+
+		d->row = SIZE_MAX;
+		if (!dest_shown(d))
+			continue;
+		++*shown;
+		if (!max) {
+			top[n++] = d;
+			continue;
+		}
+		if (n == max && !dest_before(d, top[n - 1], cap))
+			continue;
+		at = n < max ? n++ : n - 1;
+		for (; at && dest_before(d, top[at - 1], cap); at--)
+			top[at] = top[at - 1];
+		top[at] = d;
+	}
+	return n;
+}
+
 /* Rows of one pool into v (pool row first, then destinations fullest
- * first); returns how many. */
-static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now,
+ * first, at most max of them; 0: all); returns how many. */
+static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now, size_t max,
 			struct exhaustion_row *v, struct xdest **rd)
 {
-	size_t npairs, n = 0, i = 0;
+	size_t npairs, n = 0, i = 0, nd, shown;
 	struct pair *pairs = pool_pairs(p, now, &npairs);
 
 	rd[n] = &p->any;
 	p->any.row = n;
 	fill_row(e, &v[n++], &p->any, now, p->shared, 0, NULL);
-	for (size_t j = 0; j < p->ndests; j++) {
-		struct xdest *d = p->dests[j];
+	nd = pool_select(p, max, rd + 1, &shown);
+	v[0].dests = shown;
+	for (size_t j = 1; j <= nd; j++) {
+		struct xdest *d = rd[j];
 		unsigned int state[EXH_STATES], own = 0;
 
-		d->row = SIZE_MAX;
-		if (!dest_shown(d))
-			continue;
 		for (int k = 0; k < EXH_STATES; k++)
 			own += state[k] = d->state[k];
-		rd[n] = d;
 		d->row = n;
 		fill_row(e, &v[n++], d, now, p->shared, own, state);
 	}
@@ -247,7 +313,8 @@ static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now,
 		if (!v[j].ntop)
 			row_top(&v[j], rd[j], NULL, 0);	/* failers holding nothing */
 	free(pairs);
-	qsort(v + 1, n - 1, sizeof(*v), row_cmp);
+	if (!max)
+		qsort(v + 1, n - 1, sizeof(*v), row_cmp);
 	return n;
 }
 
@@ -265,7 +332,8 @@ static int group_cmp(const void *a, const void *b)
 	return x->start < y->start ? -1 : 1;
 }
 
-struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n)
+struct exhaustion_row *exhaustion__rows_top(struct exhaustion *e, __u64 now_ns, size_t max,
+					   size_t *n)
 {
 	struct exhaustion_row *v = NULL, *out = NULL, *nv;
 	struct group *g = calloc(e->npools + 1, sizeof(*g));
@@ -283,8 +351,11 @@ struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size
 
 		if (!pool_shown(p))
 			continue;
-		for (size_t j = 0; j < p->ndests; j++)
-			want += dest_shown(p->dests[j]);
+		if (max)
+			want += p->ndests < max ? p->ndests : max;
+		else
+			for (size_t j = 0; j < p->ndests; j++)
+				want += dest_shown(p->dests[j]);
 		nv = array__grow(v, &cap, total + want, sizeof(*v));
 		if (nv)
 			v = nv;
@@ -294,7 +365,7 @@ struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size
 		if (!nv || !nrd)
 			goto cleanup;
 		g[ng].start = total;
-		g[ng].n = pool_rows(e, p, now_ns, v + total, rd);
+		g[ng].n = pool_rows(e, p, now_ns, max, v + total, rd);
 		for (size_t j = 0; j < g[ng].n; j++)
 			if (row_frac(&v[total + j]) > g[ng].frac)
 				g[ng].frac = row_frac(&v[total + j]);
@@ -313,6 +384,11 @@ cleanup:
 	free(rd);
 	free(g);
 	return out;
+}
+
+struct exhaustion_row *exhaustion__rows(struct exhaustion *e, __u64 now_ns, size_t *n)
+{
+	return exhaustion__rows_top(e, now_ns, 0, n);
 }
 
 void exhaustion__status(const struct exhaustion *e, struct exhaustion_status *st)
@@ -380,9 +456,10 @@ size_t pool_procs(const struct xpool *p, __u64 now, struct exhaustion_proc **out
 	for (size_t j = 0; j <= p->ndests && ok; j++) {
 		const struct xdest *d = j < p->ndests ? p->dests[j] : &p->any;
 
-		for (unsigned int k = 0; k < d->nfails && ok; k++)
-			if (d->fails[k].proc)
-				ok = share_add(&v, &n, &cap, d->fails[k].proc, 0, d->fails[k].n);
+		for (unsigned int k = 0; d->fail && k < d->fail->n && ok; k++)
+			if (d->fail->fails[k].proc)
+				ok = share_add(&v, &n, &cap, d->fail->fails[k].proc, 0,
+					       d->fail->fails[k].n);
 	}
 	if (ok && n)
 		*out = malloc(n * sizeof(**out));
@@ -441,7 +518,7 @@ static void sample_of(const struct xdest *d, struct exhaustion_sample *s, __u32 
 		dest_peak(d, &s->peak, &s->peak_ns);
 	}
 	s->failures = d->failures;
-	s->fail_err = d->fail_err;
+	s->fail_err = d->fail ? d->fail->err : 0;
 	if (d->lat.count) {
 		hist__dense(&d->lat, dense);
 		s->lat = dense;

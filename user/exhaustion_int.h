@@ -18,7 +18,7 @@
 #define NS_PER_S 1000000000ULL
 
 #define RATE_WINDOW 10		/* seconds of event time behind rates and forecasts */
-#define RATE_SLOTS 16
+#define RATE_SLOTS (RATE_WINDOW + 1)	/* the window, and the second filling up */
 #define LAT_WINDOWS 8		/* latency windows remembered per destination */
 #define MAX_SOCKS (1u << 22)
 #define MAX_PROCS (1u << 20)
@@ -34,9 +34,10 @@
 #define REPORT_DESTS 20		/* destinations per pool in the text report */
 #define DEST_LEN (2 * INET6_ADDRSTRLEN + 16)	/* "laddr > [raddr]:port" */
 
-/* Ups and downs of an occupancy, per second of event time. */
+/* Ups and downs of an occupancy, per second of event time (CLOCK_MONOTONIC
+ * seconds: 32 bits last 136 years of uptime). */
 struct rate {
-	__u64 sec[RATE_SLOTS];
+	__u32 sec[RATE_SLOTS];
 	__u32 up[RATE_SLOTS], down[RATE_SLOTS];
 };
 
@@ -53,6 +54,23 @@ struct xproc {
 struct xfail {
 	struct xproc *proc;	/* NULL: every process past MAX_FAIL_PROCS */
 	unsigned long long n;
+};
+
+/* A destination's failures in detail: out of line, as most destinations
+ * never see one and every byte of struct xdest is paid per destination. */
+struct xfails {
+	unsigned long long by[EXH_ERRS];
+	__u64 first_ns, last_ns;
+	int err;		/* the last one's */
+	unsigned int n;		/* of fails */
+	struct xfail fails[MAX_FAIL_PROCS];
+};
+
+/* The p99 latency of a destination's last closed windows: out of line, as
+ * a short-lived destination never closes one. */
+struct xwins {
+	__u64 p99[LAT_WINDOWS];
+	unsigned long long n;	/* windows closed */
 };
 
 struct xpool;
@@ -74,16 +92,11 @@ struct xdest {
 	struct rate rate;
 	unsigned long long allocs, releases;
 	unsigned long long failures;
-	unsigned long long fail_by[EXH_ERRS];
-	__u64 first_fail_ns, last_fail_ns;
-	int fail_err;
-	struct xfail fails[MAX_FAIL_PROCS];
-	unsigned int nfails;
+	struct xfails *fail;	/* NULL until the first failure */
 	struct hist lat, win;	/* whole run; current window */
 	__u64 lat_sum_ns;	/* of lat, for Prometheus's _sum */
 	__u64 win_idx;
-	__u64 win_p99[LAT_WINDOWS];	/* of the last closed windows */
-	unsigned long long nwins;
+	struct xwins *wins;	/* NULL until a window closed */
 	size_t row;		/* scratch: its row in the figures */
 	size_t idx;		/* in pool->dests */
 	unsigned int nsocks;	/* sockets that name it: it stays while any does */

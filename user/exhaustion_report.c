@@ -136,7 +136,9 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 		json__fixed(&w, buf, cap, cap > 1024 ? cap - 512 : cap);
 	else if (json__growing(&w, 64 * 1024))
 		return -ENOMEM;
-	rows = exhaustion__rows(e, ref, &n);
+	/* A periodic record lists SNAP_DESTS destinations a pool: no more
+	 * rows are made, whatever the number of destinations. */
+	rows = exhaustion__rows_top(e, ref, buf && !final ? SNAP_DESTS : 0, &n);
 	json__printf(&w, "{\"type\":\"exhaustion\",\"t_ns\":%llu,\"final\":%s,\"interval_s\":%.3f,\"warn_pct\":%.0f,"
 		   "\"events\":%llu,\"lost\":%llu,\"warnings\":%lu",
 	       (unsigned long long)ref, final ? "true" : "false", e->o.interval_s,
@@ -189,7 +191,7 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 			}
 			nd++;
 		}
-		json__printf(&w, "],\"more_dests\":%zu,\"procs\":", more);
+		json__printf(&w, "],\"more_dests\":%zu,\"procs\":", more + pr->dests - (j - i - 1));
 		jw_procs(&w, procs, buf && np > SNAP_PROCS ? SNAP_PROCS : np);
 		json__printf(&w, "}");
 		free(procs);
@@ -292,12 +294,12 @@ static void report_dest_details(FILE *f, const struct exhaustion *e, const struc
 			names__duration(r->lat_p50_ns, a, sizeof(a)),
 			names__duration(r->lat_p90_ns, b, sizeof(b)),
 			names__duration(r->lat_p99_ns, c, sizeof(c)), r->lat_n);
-		if (d && d->nwins) {
-			unsigned long long k = d->nwins > LAT_WINDOWS ? d->nwins - LAT_WINDOWS : 0;
+		if (d && d->wins) {
+			unsigned long long k = d->wins->n > LAT_WINDOWS ? d->wins->n - LAT_WINDOWS : 0;
 
 			fprintf(f, "; p99 by %gs window:", e->o.interval_s);
-			for (; k < d->nwins; k++)
-				fprintf(f, " %s", names__duration(d->win_p99[k % LAT_WINDOWS], a,
+			for (; k < d->wins->n; k++)
+				fprintf(f, " %s", names__duration(d->wins->p99[k % LAT_WINDOWS], a,
 								  sizeof(a)));
 			if (d->win.count)
 				fprintf(f, " %s (now)",
@@ -331,7 +333,9 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 	char a[DEST_LEN], b[DEST_LEN];
 	size_t n, i = 0;
 
-	rows = exhaustion__rows(e, e->last_ns, &n);
+	/* The fullest: a report of a hundred thousand rows is read by
+	 * nobody; the JSON record has every one. */
+	rows = exhaustion__rows_top(e, e->last_ns, REPORT_DESTS, &n);
 	fprintf(f, "Port exhaustion: %llu events from %s to %s s, %llu lost; warn at %.0f%%\n",
 		e->events, fmt_secs(a, sizeof(a), e->first_ns, base),
 		fmt_secs(b, sizeof(b), e->last_ns, base), e->lost, e->o.warn_frac * 100);
@@ -341,15 +345,12 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 		const struct exhaustion_row *pr = &rows[i];
 		const struct xpool *p = pool_find(e, pr->netns, pr->proto);
 		struct exhaustion_proc *procs = NULL;
-		size_t np = p ? pool_procs(p, e->last_ns, &procs) : 0, j, end, shown;
+		size_t np = p ? pool_procs(p, e->last_ns, &procs) : 0, j, end;
 		size_t w = strlen("DESTINATION (local > remote)");
 
 		for (end = i + 1; end < n && !rows[end].any; end++)
 			;
-		/* The fullest: a report of a hundred thousand rows is read by
-		 * nobody; the JSON record has every one. */
-		shown = end - i > REPORT_DESTS + 1 ? i + 1 + REPORT_DESTS : end;
-		for (j = i; j < shown; j++) {
+		for (j = i; j < end; j++) {
 			size_t l = strlen(fmt_dest(a, sizeof(a), &rows[j]));
 
 			w = l > w ? l : w;
@@ -358,7 +359,7 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 			names__proto(pr->proto), pr->range_lo, pr->range_hi, pr->capacity, pr->reserved);
 		fprintf(f, "  %-*s %11s %5s %6s %10s %8s %7s %8s\n", (int)w, "DESTINATION (local > remote)",
 			"HELD/CAP", "USE", "PEAK", "PEAK AT", "ALLOC/s", "REL/s", "FULL IN");
-		for (j = i; j < shown; j++) {
+		for (j = i; j < end; j++) {
 			const struct exhaustion_row *r = &rows[j];
 			char held[32], eta[32], at[32];
 
@@ -370,9 +371,9 @@ void exhaustion__report(struct exhaustion *e, FILE *f)
 				r->release_per_s, names__eta(r->full_in_s, false, eta, sizeof(eta)));
 			report_dest_details(f, e, r, row_dest(e, r), base);
 		}
-		if (shown < end)
+		if (pr->dests > end - i - 1)
 			fprintf(f, "  ... %zu more destinations, less full (--format json lists every one)\n",
-				end - shown);
+				pr->dests - (end - i - 1));
 		if (pr->server_tw)
 			fprintf(f, "  server-side time-wait %u: on listeners' ports, no ephemeral port; each blocks a bind() of its port without SO_REUSEADDR\n",
 				pr->server_tw);

@@ -6,11 +6,6 @@
 
 #define HIST_SUB (1 << HIST_SUB_BITS)
 
-struct hist_bin {
-	__u32 bucket;
-	__u32 n;
-};
-
 static unsigned int bucket_of(__u64 v)
 {
 	int exp;
@@ -35,36 +30,58 @@ static __u64 value_of(unsigned int b)
 	       ((1ULL << (exp - HIST_SUB_BITS)) >> 1);
 }
 
+static struct hist_bin *bins_of(struct hist *h)
+{
+	return h->cap ? h->bins : &h->one;
+}
+
+static const struct hist_bin *cbins_of(const struct hist *h)
+{
+	return h->cap ? h->bins : &h->one;
+}
+
+/* Room for one more bucket: out of line from the second one on. */
+static int grow(struct hist *h)
+{
+	unsigned int cap = h->cap ? h->cap * 2 : 2;
+	struct hist_bin *n;
+
+	if (cap > HIST_BUCKETS)
+		cap = HIST_BUCKETS;
+	n = realloc(h->cap ? h->bins : NULL, cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	if (!h->cap)
+		n[0] = h->one;
+	h->bins = n;
+	h->cap = cap;
+	return 0;
+}
+
 int hist__add(struct hist *h, __u64 v)
 {
 	unsigned int b = bucket_of(v), lo = 0, hi = h->nbins;
+	struct hist_bin *bins = bins_of(h);
 
 	while (lo < hi) {
 		unsigned int mid = (lo + hi) / 2;
 
-		if (h->bins[mid].bucket < b)
+		if (bins[mid].bucket < b)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == h->nbins || h->bins[lo].bucket != b) {
-		if (h->nbins == h->cap) {
-			unsigned int cap = h->cap ? h->cap * 2 : 2;
-			struct hist_bin *n;
-
-			if (cap > HIST_BUCKETS)
-				cap = HIST_BUCKETS;
-			n = realloc(h->bins, cap * sizeof(*n));
-			if (!n)
+	if (lo == h->nbins || bins[lo].bucket != b) {
+		if (h->nbins == (h->cap ? h->cap : 1)) {
+			if (grow(h))
 				return -ENOMEM;
-			h->bins = n;
-			h->cap = cap;
+			bins = h->bins;
 		}
-		memmove(&h->bins[lo + 1], &h->bins[lo], (h->nbins - lo) * sizeof(*h->bins));
-		h->bins[lo] = (struct hist_bin){.bucket = b};
+		memmove(&bins[lo + 1], &bins[lo], (h->nbins - lo) * sizeof(*bins));
+		bins[lo] = (struct hist_bin){.bucket = b};
 		h->nbins++;
 	}
-	h->bins[lo].n++;
+	bins[lo].n++;
 	if (!h->count || v < h->min)
 		h->min = v;
 	if (!h->count || v > h->max)
@@ -77,6 +94,7 @@ int hist__add(struct hist *h, __u64 v)
  * below it. */
 __u64 hist__pct(const struct hist *h, unsigned int pct)
 {
+	const struct hist_bin *bins = cbins_of(h);
 	unsigned long long rank, seen = 0;
 	__u64 v = h->max;
 
@@ -86,9 +104,9 @@ __u64 hist__pct(const struct hist *h, unsigned int pct)
 	if (!rank)
 		rank = 1;
 	for (unsigned int i = 0; i < h->nbins; i++) {
-		seen += h->bins[i].n;
+		seen += bins[i].n;
 		if (seen >= rank) {
-			v = value_of(h->bins[i].bucket);
+			v = value_of(bins[i].bucket);
 			break;
 		}
 	}
@@ -97,9 +115,11 @@ __u64 hist__pct(const struct hist *h, unsigned int pct)
 
 void hist__dense(const struct hist *h, __u32 *dense)
 {
+	const struct hist_bin *bins = cbins_of(h);
+
 	memset(dense, 0, HIST_BUCKETS * sizeof(*dense));
 	for (unsigned int i = 0; i < h->nbins; i++)
-		dense[h->bins[i].bucket] = h->bins[i].n;
+		dense[bins[i].bucket] = bins[i].n;
 }
 
 __u64 hist__bucket_value(unsigned int b)
@@ -115,6 +135,7 @@ void hist__reset(struct hist *h)
 
 void hist__free(struct hist *h)
 {
-	free(h->bins);
+	if (h->cap)
+		free(h->bins);
 	memset(h, 0, sizeof(*h));
 }

@@ -18,12 +18,21 @@
 #define HIST_MAX_EXP 40		/* values clamp at 2^40 ns, 18 minutes */
 #define HIST_BUCKETS ((HIST_MAX_EXP - HIST_SUB_BITS + 1) << HIST_SUB_BITS)
 
-struct hist_bin;
+struct hist_bin {
+	__u32 bucket;
+	__u32 n;
+};
 
 struct hist {
 	unsigned long long count;
 	__u64 min, max;
-	struct hist_bin *bins;	/* by bucket, ascending */
+	/* Buckets with samples, ascending. The first is kept in line (cap 0):
+	 * most histograms of one destination's connect() latencies never see
+	 * a second, and a histogram per destination is paid per destination. */
+	union {
+		struct hist_bin *bins;	/* cap > 0 */
+		struct hist_bin one;	/* cap 0 */
+	};
 	unsigned int nbins, cap;
 };
 

@@ -1034,58 +1034,119 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 
 _Static_assert(MAX_FAIL_KINDS == TIMELINE_FAIL_KINDS, "timeline.h says how many kinds are kept");
 
+static void proc_info(const struct tl_proc *p, __u64 key, struct timeline_proc_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->key = key;
+	info->pid = p->pid;
+	info->start_ns = p->start_ns;
+	memcpy(info->comm, p->comm, sizeof(info->comm));
+	info->cgroup = p->cgroup;
+	info->first_ns = p->first_ns;
+	info->last_ns = p->last_ns;
+	info->taken = p->taken;
+	info->held = p->held;
+	info->peak = p->peak;
+	info->peak_ns = p->peak_ns;
+	info->time_wait = p->time_wait;
+	info->folded = p->folded;
+	info->failures = p->failures;
+	info->nfail = p->nfail;
+	for (int k = 0; k < p->nfail; k++) {
+		info->fail[k].err = p->fail[k].err;
+		info->fail[k].n = p->fail[k].n;
+		info->fail[k].first_ns = p->fail[k].first_ns;
+		info->fail[k].last_ns = p->fail[k].last_ns;
+	}
+}
+
+/*
+ * A process's key: in memory, its address (malloc's alignment leaves the
+ * low bit 0); retired, where its record starts in the spill file, shifted
+ * and with the low bit set. Both stay valid once the stream has ended, and
+ * a retired process is found again without an index of every one ever
+ * retired.
+ */
+#define SPILL_KEY(off) (((__u64)(off) << 1) | 1)
+
+/* The retired timeline at off: *p, and its ports in the order they were
+ * taken in *ports (to be freed). The spill file is left at its end, where
+ * the next retirement writes. */
+static bool spill_read(struct timeline *t, long off, struct tl_proc *p, struct tl_port **ports)
+{
+	bool ok = t->spill && !fflush(t->spill) && !fseek(t->spill, off, SEEK_SET) &&
+		  fread(p, sizeof(*p), 1, t->spill) == 1;
+
+	*ports = NULL;
+	if (ok) {
+		*ports = calloc(p->nfirst ? p->nfirst : 1, sizeof(**ports));
+		ok = *ports && fread(*ports, sizeof(**ports), p->nfirst, t->spill) == p->nfirst;
+	}
+	if (t->spill)
+		fseek(t->spill, 0, SEEK_END);
+	return ok;
+}
+
 int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct timeline_proc_info *p),
 			void *ctx)
 {
 	struct timeline_proc_info info;
+	struct tl_proc sp;
+	long off = 0;
 	int err;
 
-	/* The processes in memory: those retired to the spill file are not
-	 * visited. */
-	for (size_t i = 0; i < t->nprocs; i++) {
+	/* The retired ones first, read back one at a time, as printed. */
+	if (t->spill && (fflush(t->spill) || fseek(t->spill, 0, SEEK_SET)))
+		return -EIO;
+	while (t->spill && fread(&sp, sizeof(sp), 1, t->spill) == 1) {
+		proc_info(&sp, SPILL_KEY(off), &info);
+		off += sizeof(sp) + sp.nfirst * sizeof(struct tl_port);
+		if (fseek(t->spill, off, SEEK_SET)) {
+			err = -EIO;
+			goto out;
+		}
+		if ((err = fn(ctx, &info)))
+			goto out;
+	}
+	err = 0;
+out:
+	if (t->spill)
+		fseek(t->spill, 0, SEEK_END);
+	for (size_t i = 0; i < t->nprocs && !err; i++) {
 		const struct tl_proc *p = t->procs[i];
 
 		if (!p->selected || (!p->taken && !p->failures))
 			continue;
-		memset(&info, 0, sizeof(info));
-		info.key = p;
-		info.pid = p->pid;
-		info.start_ns = p->start_ns;
-		memcpy(info.comm, p->comm, sizeof(info.comm));
-		info.cgroup = p->cgroup;
-		info.first_ns = p->first_ns;
-		info.last_ns = p->last_ns;
-		info.taken = p->taken;
-		info.held = p->held;
-		info.peak = p->peak;
-		info.peak_ns = p->peak_ns;
-		info.time_wait = p->time_wait;
-		info.folded = p->folded;
-		info.failures = p->failures;
-		info.nfail = p->nfail;
-		for (int k = 0; k < p->nfail; k++) {
-			info.fail[k].err = p->fail[k].err;
-			info.fail[k].n = p->fail[k].n;
-			info.fail[k].first_ns = p->fail[k].first_ns;
-			info.fail[k].last_ns = p->fail[k].last_ns;
-		}
-		if ((err = fn(ctx, &info)))
-			return err;
+		proc_info(p, (uintptr_t)p, &info);
+		err = fn(ctx, &info);
 	}
-	return 0;
+	return err;
 }
 
-int timeline__each_life(struct timeline *t, const void *key,
+int timeline__each_life(struct timeline *t, __u64 key,
 			int (*fn)(void *ctx, const struct timeline_life *l), void *ctx)
 {
-	struct tl_proc *p = (struct tl_proc *)key;
-	struct tl_port **v;
+	struct tl_proc sp, *p = (struct tl_proc *)(uintptr_t)key;
+	struct tl_port *spilled = NULL, **v;
 	size_t n;
 	int err = 0;
 
-	v = ports_sorted(t, p, &n);
-	if (!v)
+	if (key & 1) {
+		if (!spill_read(t, key >> 1, &sp, &spilled)) {
+			free(spilled);
+			return -EIO;
+		}
+		n = sp.nfirst;
+		v = malloc((n ? n : 1) * sizeof(*v));
+		for (size_t i = 0; v && i < n; i++)
+			v[i] = &spilled[i];
+	} else {
+		v = ports_sorted(t, p, &n);
+	}
+	if (!v) {
+		free(spilled);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n && !err; i++) {
 		const struct tl_port *port = v[i];
 		struct timeline_life l = {
@@ -1110,6 +1171,7 @@ int timeline__each_life(struct timeline *t, const void *key,
 		err = fn(ctx, &l);
 	}
 	free(v);
+	free(spilled);
 	return err;
 }
 

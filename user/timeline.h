@@ -54,7 +54,7 @@ void timeline__print(struct timeline *t, FILE *f, enum output_format fmt, __u64 
 #define TIMELINE_FAIL_KINDS 8
 
 struct timeline_proc_info {
-	const void *key;	/* for timeline__each_life() */
+	__u64 key;		/* for timeline__each_life(): the same in memory or retired */
 	__u32 pid;
 	__u64 start_ns;
 	char comm[PT_TASK_COMM_LEN];
@@ -85,11 +85,12 @@ struct timeline_life {
 };
 
 /* The stream has ended: fn for each selected process that took a port or
- * failed to, in no order; stops at fn's first non-zero result. */
+ * failed to, those retired to the spill file included, in no order; stops
+ * at fn's first non-zero result. */
 int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct timeline_proc_info *p),
 			void *ctx);
 /* fn for every life the process key kept, in the order they began. */
-int timeline__each_life(struct timeline *t, const void *key,
+int timeline__each_life(struct timeline *t, __u64 key,
 			int (*fn)(void *ctx, const struct timeline_life *l), void *ctx);
 
 /* porttrace timeline FILE... */

@@ -425,7 +425,46 @@ static void empty_destinations_and_processes_go(void)
 	exhaustion__free(e);
 }
 
+/* The top rows of each pool are the head of every row, made without
+ * making the others: by own count, then failures, ties in arrival order. */
+static void top_rows_are_the_head_of_all(void)
+{
+	struct exhaustion *e = fresh();
+	struct exhaustion_row *all, *top;
+	size_t n, ntop;
+	__u64 c = 1;
+
+	for (int i = 0; i < 30; i++) {
+		struct pt_owner o = owner_of(100 + i, 1000, "mix");
+		__u64 t = NS + i * 1000000ULL;
+
+		connect_ok(e, o, c++, 40000 + i % 4, 1000 + i, t);
+		if (i % 7 == 0)
+			connect_ok(e, o, c++, 40000 + (i + 1) % 4, 1000 + i, t + 100);
+		if (i % 5 == 1)
+			connect_fail(e, o, c++, 1000 + i, t + 200);
+		if (i % 3)
+			feed(e, ev_port(t + 300, o, sock4(c - 1 - (i % 5 == 1), IPPROTO_TCP, "127.0.0.1",
+							   40000 + i % 4, "127.0.0.1", 1000 + i),
+					PT_PORT_RELEASE, PT_REASON_RST_SENT));
+	}
+	all = exhaustion__rows(e, 0, &n);
+	top = exhaustion__rows_top(e, 0, 6, &ntop);
+	CHECK(all && top && n == 31 && ntop == 7);
+	if (all && top && n == 31 && ntop == 7) {
+		CHECK(all[0].dests == 30 && top[0].dests == 30);
+		/* The order is not arrival order alone: held, then failed. */
+		CHECK(top[1].own == 2 && top[6].own == 1);
+		CHECK(!memcmp(all, top, ntop * sizeof(*top)));
+	}
+	free(all);
+	free(top);
+	exhaustion__free(e);
+}
+
 TESTS(exhaustion_tests) = {
+	{"exhaustion: the top rows of a pool are the head of all its rows",
+	 top_rows_are_the_head_of_all},
 	{"exhaustion: a shared move crosses only the destinations it takes across",
 	 shared_moves_cross_only_some},
 	{"exhaustion: empty destinations and unnamed processes are retired",

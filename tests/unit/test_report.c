@@ -383,7 +383,40 @@ static void a_filling_destination_has_its_forecast(void)
 	chain_free(&c);
 }
 
+/* A process that exited a minute before the end was retired from the
+ * timelines' memory: it is drawn all the same, lanes and all. */
+static void retired_processes_are_drawn(void)
+{
+	struct chain c = chain_new(&(struct report_opts){0});
+	struct pt_owner gone = owner_of(10, 5, "gone"), late = owner_of(11, 5, "late");
+	struct report_view v;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	const char *fig;
+
+	connect_ok(&c, gone, 100, 40000, 8080, T0 + 5 * MS, 20000);
+	feed(&c, ev_port(T0 + 9 * MS, gone, sock4(100, IPPROTO_TCP, "127.0.0.1", 40000, "127.0.0.1", 8080),
+			 PT_PORT_RELEASE, PT_REASON_RST_SENT));
+	connect_fail(&c, gone, 101, 8080, T0 + 10 * MS);
+	connect_ok(&c, late, 200, 40001, 8080, T0 + 70000 * MS, 20000);
+	CHECK(timeline__procs(c.tl) == 1);
+	report__finish(c.rep);
+	report__view(c.rep, &v);
+	CHECK(report_html__write(f, &v, c.tl) == 0);
+	fclose(f);
+
+	fig = strstr(buf, "<figure class=\"proc\" data-pid=\"10\">");
+	CHECK(fig != NULL);
+	CHECK(fig && strstr(fig, "<g class=\"lane\" data-port=\"40000\">") != NULL);
+	CHECK(strstr(buf, "<figure class=\"proc\" data-pid=\"11\">") != NULL);
+	CHECK(strstr(buf, "<g class=\"lane\" data-port=\"40001\">") != NULL);
+	free(buf);
+	chain_free(&c);
+}
+
 TESTS(report_tests) = {
+	{"report: retired processes are drawn", retired_processes_are_drawn},
 	{"report: buckets hold the state at their end", buckets_hold_the_state_at_their_end},
 	{"report: long runs halve the buckets, totals kept", long_runs_halve_and_keep_totals},
 	{"report: the fullest destinations are drawn", the_fullest_destinations_are_drawn},
