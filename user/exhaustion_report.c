@@ -26,6 +26,14 @@
 
 /* ---- JSON ---- */
 
+/* What a pool's record needs after its destinations: "more_dests" and
+ * SNAP_PROCS processes of at most 26 + 98 (a name of 16 bytes, each
+ * escaped to 6) + 50 bytes. */
+#define POOL_TAIL_ROOM (SNAP_PROCS * 192 + 64)
+/* A whole pool without destinations: its header and check, its own row
+ * (its top processes included) and its tail. */
+#define POOL_ROOM (2048 + POOL_TAIL_ROOM)
+
 static void jw_procs(struct json *w, const struct exhaustion_proc *v, size_t n)
 {
 	json__printf(w, "[");
@@ -121,7 +129,9 @@ static void jw_row(struct json *w, const struct exhaustion_row *r)
  *                       the whole run),
  *            "procs": [{"pid", "comm", "held", "failures"}]}, ...],
  *        "more_dests": destinations left out to keep the line short,
- *        "procs": the pool's processes by ports held}]}
+ *        "procs": the pool's processes by ports held}],
+ *    "more_pools": pools left out because not even their own rows fitted
+ *                  the line (only when there are some)}
  * Times are CLOCK_MONOTONIC ns, as in events. "type" comes first: the log
  * reader skips the record after reading it.
  */
@@ -130,7 +140,7 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 	struct json w;
 	struct exhaustion_row *rows;
 	__u64 ref = final || !now_ns ? e->last_ns : now_ns;
-	size_t n, i = 0;
+	size_t n, i = 0, pools_left = 0, more_pools = 0;
 
 	if (buf)
 		json__fixed(&w, buf, cap, cap > 1024 ? cap - 512 : cap);
@@ -151,8 +161,12 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 		       (unsigned long long)e->check_apply_ns);
 	}
 	json__printf(&w, ",\"pools\":[");
+	for (size_t k = 0; rows && k < n; k++)
+		pools_left += rows[k].any;
+	/* Full already: the record's own figures did not fit. */
 	while (rows && i < n && !json__full(&w)) {
 		const struct exhaustion_row *pr = &rows[i];
+		size_t pool_mark = json__mark(&w);
 		const struct xpool *p = pool_find(e, pr->netns, pr->proto);
 		struct exhaustion_proc *procs = NULL;
 		size_t np = p ? pool_procs(p, ref, &procs) : 0, nd = 0, more = 0, j;
@@ -170,6 +184,11 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 			json__printf(&w, "}");
 		}
 		json__printf(&w, ",\"dests\":[");
+		/* The destinations stop short of the room this pool's closing
+		 * and every pool after it need: pools come first, and a line
+		 * that ends in the middle of one is no record. */
+		pools_left--;
+		json__keep(&w, POOL_TAIL_ROOM + pools_left * POOL_ROOM);
 		for (j = i + 1; j < n && !rows[j].any; j++) {
 			size_t mark = json__mark(&w);
 
@@ -191,14 +210,26 @@ int exhaustion__json(struct exhaustion *e, __u64 now_ns, bool final, char *buf, 
 			}
 			nd++;
 		}
+		json__keep(&w, 0);
 		json__printf(&w, "],\"more_dests\":%zu,\"procs\":", more + pr->dests - (j - i - 1));
 		jw_procs(&w, procs, buf && np > SNAP_PROCS ? SNAP_PROCS : np);
 		json__printf(&w, "}");
 		free(procs);
+		if (json__full(&w)) {
+			/* Not even the pool's own rows fit: it and the pools
+			 * after it are counted, not written. */
+			json__cut(&w, pool_mark);
+			for (; i < n; i++)
+				more_pools += rows[i].any;
+			break;
+		}
 		i = j;
 	}
 	json__unlimit(&w);	/* room kept for the closing */
-	json__printf(&w, "]}\n");
+	json__printf(&w, "]");
+	if (more_pools)
+		json__printf(&w, ",\"more_pools\":%zu", more_pools);
+	json__printf(&w, "}\n");
 	free(rows);
 	if (json__full(&w)) {
 		json__free(&w);

@@ -194,4 +194,16 @@ void json__cut(struct json *j, size_t mark)
 void json__unlimit(struct json *j)
 {
 	j->limit = j->cap;
+	j->kept = 0;
+}
+
+void json__keep(struct json *j, size_t room)
+{
+	size_t limit = j->limit + j->kept;
+
+	/* A growing writer makes room instead. */
+	if (j->grow)
+		return;
+	j->kept = room < limit ? room : limit;
+	j->limit = limit - j->kept;
 }

@@ -31,6 +31,7 @@ static inline char *json__put_string(char *p, const char *s, size_t max)
 struct json {
 	char *buf;
 	size_t len, cap, limit;	/* content stops at limit; json__unlimit() lifts it */
+	size_t kept;		/* of the limit, by json__keep() */
 	bool grow, full;
 };
 
@@ -60,5 +61,8 @@ size_t json__mark(const struct json *j);
 void json__cut(struct json *j, size_t mark);
 /* The room kept past the limit is for the closing: use it from now on. */
 void json__unlimit(struct json *j);
+/* A fixed writer stops room bytes short of its limit from now on, so that
+ * what must close a piece still fits; json__keep(j, 0) gives them back. */
+void json__keep(struct json *j, size_t room);
 
 #endif /* PT_JSON_H */

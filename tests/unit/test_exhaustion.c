@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -462,6 +463,84 @@ static void top_rows_are_the_head_of_all(void)
 	exhaustion__free(e);
 }
 
+/* Brackets and braces close in order, outside strings: a whole record. */
+static bool balanced(const char *s)
+{
+	char stack[64];
+	int depth = 0;
+
+	for (; *s; s++) {
+		if (*s == '"') {
+			for (s++; *s && *s != '"'; s++)
+				if (*s == '\\' && s[1])
+					s++;
+			if (!*s)
+				return false;
+		} else if (*s == '{' || *s == '[') {
+			if (depth == (int)sizeof(stack))
+				return false;
+			stack[depth++] = *s;
+		} else if (*s == '}' || *s == ']') {
+			if (!depth || stack[--depth] != (*s == '}' ? '{' : '['))
+				return false;
+		}
+	}
+	return depth == 0;
+}
+
+/*
+ * The final record of a run with more destinations than a log line holds
+ * (a busy host's time-wait sockets at start-up): every pool, the
+ * destinations that fit, and a line that still closes. It used to be lost
+ * whole: the destinations filled the line to where the pool's processes
+ * could not follow.
+ */
+static void final_record_of_many_destinations(void)
+{
+	struct exhaustion *e = fresh();
+	static char buf[60 * 1024];
+	__u64 c = 1;
+	int len;
+
+	for (int i = 0; i < 3000; i++) {
+		char comm[16];
+		struct pt_owner o;
+
+		/* Names escaped to their longest: bytes that are no UTF-8. */
+		memset(comm, 0xff, sizeof(comm) - 1);
+		comm[15] = '\0';
+		o = owner_of(100 + i % 50, 1000, comm);
+		connect_ok(e, o, c++, 40000 + i % 20000, 1024 + i, NS + i);
+	}
+	/* A second namespace, after the first in the record. */
+	for (int i = 0; i < 3; i++, c++) {
+		struct pt_owner o = owner_of(7, 1000, "other");
+		struct pt_sock pending = sock4(c, IPPROTO_TCP, "127.0.0.1", 0, "127.0.0.2", 80);
+		struct pt_sock sk = sock4(c, IPPROTO_TCP, "127.0.0.1", 40000 + i, "127.0.0.2", 80);
+
+		pending.netns = sk.netns = 4026530000;
+		feed(e, ev_state(2 * NS + i, o, pending, TCP_CLOSE, TCP_SYN_SENT));
+		feed(e, ev_state(2 * NS + i + 1, o, sk, TCP_SYN_SENT, TCP_ESTABLISHED));
+		feed(e, ev_port(2 * NS + i + 2, o, sk, PT_PORT_ALLOC, 0));
+	}
+	len = exhaustion__json(e, 0, true, buf, sizeof(buf), NULL);
+	CHECK(len > 0 && (size_t)len <= sizeof(buf) && buf[len - 1] == '\n');
+	if (len > 0) {
+		buf[len - 1] = '\0';
+		CHECK(balanced(buf));
+		CHECK(strstr(buf, "\"netns\":4026531840,") && strstr(buf, "\"netns\":4026530000,"));
+		CHECK(strstr(buf, "\"more_dests\":") && !strstr(buf, "\"more_pools\""));
+	}
+	/* Room for the first pool only: the second is counted. */
+	len = exhaustion__json(e, 0, true, buf, 1400, NULL);
+	CHECK(len > 0 && buf[len - 1] == '\n');
+	if (len > 0) {
+		buf[len - 1] = '\0';
+		CHECK(balanced(buf) && strstr(buf, "\"more_pools\":1}"));
+	}
+	exhaustion__free(e);
+}
+
 TESTS(exhaustion_tests) = {
 	{"exhaustion: the top rows of a pool are the head of all its rows",
 	 top_rows_are_the_head_of_all},
@@ -475,6 +554,8 @@ TESTS(exhaustion_tests) = {
 	{"exhaustion: range changes and reserved ports", range_and_reserved},
 	{"exhaustion: seeded from the socket table", seeded_from_the_socket_table},
 	{"exhaustion: records, truncation, report", records_and_report},
+	{"exhaustion: a final record of more destinations than a line holds still closes",
+	 final_record_of_many_destinations},
 	{"output: raw lines are no events", raw_lines_are_no_events},
 	{},
 };
