@@ -594,7 +594,7 @@ export PORTTRACE_SYSCALL_HOOKS=1
 suite
 unset PORTTRACE_SYSCALL_HOOKS
 run_test same-events t_same_events
-run_test host-tax t_host_tax
+grep -qw pt_host_tax=1 /proc/cmdline && run_test host-tax t_host_tax
 
 if [ -s /tmp/t1.jsonl ]; then
 	echo ---LOG-BEGIN---

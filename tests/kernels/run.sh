@@ -37,7 +37,8 @@
 #
 # Environment: KERNELS_TIMEOUT (seconds for one boot, default 480: the suite
 # runs twice, and took 260 s on a loaded 2-core host),
-# KERNELS_SMP (guest CPUs, default 2).
+# KERNELS_SMP (guest CPUs, default 2), KERNELS_HOST_TAX=1 (also measure the
+# host tax of each hook set in the guest: a benchmark, which CI does not run).
 
 set -euo pipefail
 
@@ -48,7 +49,15 @@ SMP=${KERNELS_SMP:-2}
 SERIES=(6.1)
 # What guest-init.sh runs, in order; a test that reports nothing has failed.
 SUITE=(lifecycle autobind-port exhaustion bind0 bind-fail udp-autobind ipv6 range hookset)
-GUEST_TESTS=("${SUITE[@]}" "${SUITE[@]/%/-syscalls}" same-events host-tax)
+GUEST_TESTS=("${SUITE[@]}" "${SUITE[@]/%/-syscalls}" same-events)
+# The host tax is a measurement, not a test: only when asked
+# (KERNELS_HOST_TAX=1), as the benchmarks are. In one CI run its tight
+# syscall loops left the TCG guest in a soft lockup until the timeout.
+APPEND="console=ttyS0 quiet panic=-1"
+if [ "${KERNELS_HOST_TAX:-0}" = 1 ]; then
+	GUEST_TESTS+=(host-tax)
+	APPEND+=" pt_host_tax=1"
+fi
 PKGS=(qemu-system-x86 busybox-static cpio python3)
 
 PASSED=0
@@ -246,7 +255,7 @@ test_kernel() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp "$SMP" -m 1024 \
 		-nodefaults -display none -serial stdio -no-reboot \
 		-kernel "$VMLINUZ" -initrd "$initrd" \
-		-append "console=ttyS0 quiet panic=-1" </dev/null 2>"$WORK/qemu-$KVER.err" |
+		-append "$APPEND" </dev/null 2>"$WORK/qemu-$KVER.err" |
 		tr -d '\r' | tee "$console" | while IFS= read -r line; do
 			case $line in
 			"GUEST LOADED "* | "GUEST PASS "* | "GUEST FAIL "*) echo "  guest: ${line#GUEST }" ;;
