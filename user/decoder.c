@@ -749,10 +749,16 @@ bool decoder__holding(const struct decoder *d)
 	return d->kept.on;
 }
 
+/* A kept record's room: its length, then itself padded to 8 bytes. */
+static size_t kept_size(size_t len)
+{
+	return sizeof(__u64) + ((len + 7) & ~(size_t)7);
+}
+
 /* Keep a record for decoder__release(); false when there is no room. */
 static bool keep(struct decoder *d, const void *data, size_t len)
 {
-	size_t need = sizeof(__u64) + ((len + 7) & ~(size_t)7);
+	size_t need = kept_size(len);
 	unsigned char *buf = array__grow(d->kept.buf, &d->kept.cap, d->kept.len + need, 1);
 	__u64 n = len;
 
@@ -776,7 +782,7 @@ int decoder__release(struct decoder *d, size_t max, pt_event_fn fn, void *ctx)
 
 		memcpy(&n, d->kept.buf + d->kept.off, sizeof(n));
 		err = decode(d, d->kept.buf + d->kept.off + sizeof(n), n, fn, ctx);
-		d->kept.off += sizeof(n) + ((n + 7) & ~7ULL);
+		d->kept.off += kept_size(n);
 	}
 	if (d->kept.off == d->kept.len) {
 		free(d->kept.buf);
