@@ -29,19 +29,19 @@
 
 static void rate_add(struct rate *r, __u64 ts, bool up)
 {
-	__u32 s = ts / NS_PER_S;
-	unsigned int i = s % RATE_SLOTS;
+	__u32 s = ts / NS_PER_S + 1, i;
 
-	if (r->sec[i] != s) {
-		if (r->sec[i] > s)
-			return;	/* older than the slots remember */
-		r->sec[i] = s;
-		r->up[i] = r->down[i] = 0;
-	}
+	if (s + RATE_SLOTS <= r->last)
+		return;	/* older than the slots remember */
+	/* The seconds between the newest one counted and s counted nothing. */
+	for (i = r->last + 1; s > r->last && i <= s && i <= r->last + RATE_SLOTS; i++)
+		r->up[i % RATE_SLOTS] = r->down[i % RATE_SLOTS] = 0;
+	if (s > r->last)
+		r->last = s;
 	if (up)
-		r->up[i]++;
+		r->up[s % RATE_SLOTS]++;
 	else
-		r->down[i]++;
+		r->down[s % RATE_SLOTS]++;
 }
 
 /* Seconds of event time the rates at now average over. */
@@ -55,15 +55,16 @@ static double rate_span(const struct exhaustion *e, __u64 now)
 void rate_get(const struct exhaustion *e, const struct rate *r, __u64 now, double *up,
 		     double *down)
 {
-	__u32 s = now / NS_PER_S;
+	__u32 s = now / NS_PER_S + 1;
 	unsigned long long u = 0, d = 0;
 	double span = rate_span(e, now);
 
-	for (unsigned int i = 0; i < RATE_SLOTS; i++) {
-		if (r->sec[i] <= s && r->sec[i] + (__u64)RATE_WINDOW > s) {
-			u += r->up[i];
-			d += r->down[i];
-		}
+	/* The seconds of the window the slots still hold: (s - WINDOW, s],
+	 * and no more than RATE_SLOTS back from the newest. */
+	for (__u32 x = r->last < s ? r->last : s; x && x + RATE_WINDOW > s &&
+						   x + RATE_SLOTS > r->last; x--) {
+		u += r->up[x % RATE_SLOTS];
+		d += r->down[x % RATE_SLOTS];
 	}
 	*up = u / span;
 	*down = d / span;
@@ -324,7 +325,7 @@ static void dest_retire(struct exhaustion *e, struct xdest *d)
 	hist__free(&d->win);
 	free(d->wins);
 	free(d->fail);
-	free(d);
+	slab__free(e->dest_slab, d);
 }
 
 static void retire_due(struct exhaustion *e, __u64 ts)
@@ -363,9 +364,9 @@ static struct xdest *dest_get(struct exhaustion *e, struct xpool *p, const struc
 	if (e->ndests >= MAX_DESTS)
 		return &p->any;
 	v = array__grow(p->dests, &p->cap_dests, p->ndests + 1, sizeof(*v));
-	d = calloc(1, sizeof(*d));
+	d = slab__zalloc(e->dest_slab);
 	if (!v || !d) {
-		free(d);
+		slab__free(e->dest_slab, d);
 		return &p->any;
 	}
 	p->dests = v;
@@ -377,7 +378,7 @@ static struct xdest *dest_get(struct exhaustion *e, struct xpool *p, const struc
 	d->rport = ev->sk.rport;
 	d->hnext = slot ? *slot : NULL;
 	if (!socktab__put(e->dest_idx, h, &d)) {
-		free(d);
+		slab__free(e->dest_slab, d);
 		return &p->any;
 	}
 	d->idx = p->ndests;
@@ -1183,7 +1184,8 @@ struct exhaustion *exhaustion__new(const struct exhaustion_opts *o)
 	e->by_pid = socktab__new(MAX_PROCS, sizeof(struct xproc *));
 	e->listen = socktab__new(1u << 22, 1);
 	e->mismatch = socktab__new(MAX_SOCKS, 1);
-	if (!e->socks || !e->nss || !e->dest_idx || !e->port_idx || !e->by_pid || !e->listen ||
+	e->dest_slab = slab__new(sizeof(struct xdest));
+	if (!e->dest_slab || !e->socks || !e->nss || !e->dest_idx || !e->port_idx || !e->by_pid || !e->listen ||
 	    !e->mismatch) {
 		exhaustion__free(e);
 		return NULL;
@@ -1212,10 +1214,8 @@ void exhaustion__free(struct exhaustion *e)
 			p->socks = s->next;
 			free(s);
 		}
-		for (size_t j = 0; j < p->ndests; j++) {
+		for (size_t j = 0; j < p->ndests; j++)
 			dest_free_parts(p->dests[j]);
-			free(p->dests[j]);
-		}
 		dest_free_parts(&p->any);
 		free(p->dests);
 		free(p->peaks);
@@ -1240,6 +1240,7 @@ void exhaustion__free(struct exhaustion *e)
 	socktab__free(e->by_pid);
 	socktab__free(e->listen);
 	socktab__free(e->mismatch);
+	slab__destroy(e->dest_slab);
 	free(e);
 }
 

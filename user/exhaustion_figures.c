@@ -260,7 +260,7 @@ static size_t pool_select(const struct xpool *p, size_t max, struct xdest **top,
 		struct xdest *d = p->dests[j];
 		size_t at;
 
-		d->row = SIZE_MAX;
+		d->row = UINT32_MAX;
 		if (!dest_shown(d))
 			continue;
 		++*shown;
@@ -305,7 +305,7 @@ static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now, size_t
 
 		while (j < npairs && pairs[j].dest == pairs[i].dest)
 			j++;
-		if (pairs[i].dest->row != SIZE_MAX)
+		if (pairs[i].dest->row != UINT32_MAX)
 			row_top(&v[pairs[i].dest->row], pairs[i].dest, pairs + i, j - i);
 		i = j;
 	}

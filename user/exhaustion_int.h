@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include "exhaustion.h"
 #include "hist.h"
+#include "slab.h"
 #include "socktab.h"
 
 #define NS_PER_S 1000000000ULL
@@ -34,10 +35,13 @@
 #define REPORT_DESTS 20		/* destinations per pool in the text report */
 #define DEST_LEN (2 * INET6_ADDRSTRLEN + 16)	/* "laddr > [raddr]:port" */
 
-/* Ups and downs of an occupancy, per second of event time (CLOCK_MONOTONIC
- * seconds: 32 bits last 136 years of uptime). */
+/* Ups and downs of an occupancy, per second of event time: slot s %
+ * RATE_SLOTS holds second s while s is among the RATE_SLOTS up to the newest
+ * counted, last (CLOCK_MONOTONIC seconds + 1, 0 before the first: 32 bits
+ * last 136 years of uptime). One second stamp, not one per slot: it is
+ * paid per destination. */
 struct rate {
-	__u32 sec[RATE_SLOTS];
+	__u32 last;
 	__u32 up[RATE_SLOTS], down[RATE_SLOTS];
 };
 
@@ -75,21 +79,29 @@ struct xwins {
 
 struct xpool;
 
-/* A destination of connect(), or a pool's own row (any). */
+/* A destination of connect(), or a pool's own row (any). Paid per
+ * destination, so packed: a host may talk to hundreds of thousands. */
 struct xdest {
 	struct xdest *hnext;	/* same hash */
 	struct xpool *pool;
 	__u64 id;		/* 1.. : index key of (destination, port) */
-	bool any;
-	__u8 family;
 	__u8 laddr[16], raddr[16];
 	__u16 rport;
+	__u8 family;
+	bool any;
+	bool warned;
+	bool idle;		/* in e->idle: holds nothing since idle_ns */
+	bool bucketed, bwarned;	/* in the pool's armed or warned lists */
 	unsigned int own;	/* any: unused, the pool's shared count applies */
 	unsigned int state[EXH_STATES];
 	unsigned int peak;
+	unsigned int nsocks;	/* sockets that name it: it stays while any does */
+	__u32 row;		/* scratch: its row in the figures */
+	__u32 idx;		/* in pool->dests */
+	unsigned int own_then;	/* see own_seq */
 	__u64 peak_ns;
-	bool warned;
 	struct rate rate;
+	unsigned int bown;	/* see bprev */
 	unsigned long long allocs, releases;
 	unsigned long long failures;
 	struct xfails *fail;	/* NULL until the first failure */
@@ -97,24 +109,17 @@ struct xdest {
 	__u64 lat_sum_ns;	/* of lat, for Prometheus's _sum */
 	__u64 win_idx;
 	struct xwins *wins;	/* NULL until a window closed */
-	size_t row;		/* scratch: its row in the figures */
-	size_t idx;		/* in pool->dests */
-	unsigned int nsocks;	/* sockets that name it: it stays while any does */
-	struct xdest *iprev, *inext;	/* e->idle: holds nothing since idle_ns */
+	struct xdest *iprev, *inext;	/* e->idle, by idle_ns */
 	__u64 idle_ns;
-	bool idle;
 	/*
 	 * The peak, without visiting every destination when the shared count
 	 * moves: own_then is what it held since the pool's shared change
 	 * own_seq, and the pool's peak stack says the most shared since.
 	 */
-	unsigned int own_then;
 	__u64 own_seq;
-	/* Among the pool's armed or warned destinations, by own count: those
-	 * a move of the shared count takes across the threshold. */
+	/* Among the pool's armed or warned destinations, by own count (bown):
+	 * those a move of the shared count takes across the threshold. */
 	struct xdest *bprev, *bnext;
-	unsigned int bown;
-	bool bucketed, bwarned;
 };
 
 /* A shared count reached first at change seq_first and last at seq_last,
@@ -229,6 +234,7 @@ struct exhaustion {
 	unsigned long check_unreachable;	/* ports counted in namespaces it could not read */
 	bool check_persistent_said;	/* warned; again only after it agreed once */
 	struct socktab *mismatch;	/* cookies that differed at the last check */
+	struct slab *dest_slab;		/* every struct xdest but the pools' own */
 	struct cgroups *cg;		/* names in the report; NULL: none */
 	__u64 check_dump_ns, check_apply_ns;	/* what the last check cost */
 };

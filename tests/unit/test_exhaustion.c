@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,7 +542,63 @@ static void final_record_of_many_destinations(void)
 	exhaustion__free(e);
 }
 
+/* n connect()s to port 80 in second sec, each reset right after (the
+ * fixtures' range has four ports). */
+static void alloc_at(struct exhaustion *e, struct pt_owner o, __u64 *c, __u64 sec, int n)
+{
+	for (int i = 0; i < n; i++, ++*c) {
+		__u64 t = sec * NS + *c * 1000;
+
+		connect_ok(e, o, *c, 40000, 80, t);
+		feed(e, ev_port(t + 30, o, sock4(*c, IPPROTO_TCP, "127.0.0.1", 40000, "127.0.0.1", 80),
+				PT_PORT_RELEASE, PT_REASON_RST_SENT));
+	}
+}
+
+/* Allocations per second of port 80 at now_ms, times the window. */
+static long rate_at(struct exhaustion *e, __u64 now_ms)
+{
+	struct exhaustion_row *v;
+	const struct exhaustion_row *d;
+	long r = -1;
+	size_t n;
+
+	v = exhaustion__rows(e, now_ms * 1000000ULL, &n);
+	d = row(v, n, IPPROTO_TCP, 80);
+	if (d)
+		r = lround(d->alloc_per_s * 10);
+	free(v);
+	return r;
+}
+
+/* Rates count the last RATE_WINDOW seconds of event time: a second late
+ * by a little still counts, a gap longer than the window leaves nothing
+ * of before it, and one older than the slots remember is not counted. */
+static void rates_over_the_window(void)
+{
+	struct exhaustion *e = fresh();
+	struct pt_owner o = owner_of(10, 1000, "client");
+	__u64 c = 1;
+
+	/* Seconds 100, 101 (3), 105 (2), then 104 (1), late. */
+	alloc_at(e, o, &c, 100, 1);
+	alloc_at(e, o, &c, 101, 3);
+	alloc_at(e, o, &c, 105, 2);
+	alloc_at(e, o, &c, 104, 1);
+	CHECK(rate_at(e, 110500) == 6);	/* 101..110 */
+	CHECK(rate_at(e, 111500) == 3);	/* 102..111 */
+	CHECK(rate_at(e, 129000) == 0);
+	/* After a gap longer than the slots: nothing of before it. */
+	alloc_at(e, o, &c, 130, 1);
+	CHECK(rate_at(e, 130500) == 1);
+	/* Older than the slots remember: not counted. */
+	alloc_at(e, o, &c, 110, 1);
+	CHECK(rate_at(e, 130500) == 1);
+	exhaustion__free(e);
+}
+
 TESTS(exhaustion_tests) = {
+	{"exhaustion: rates over the window, a gap, an event too old", rates_over_the_window},
 	{"exhaustion: the top rows of a pool are the head of all its rows",
 	 top_rows_are_the_head_of_all},
 	{"exhaustion: a shared move crosses only the destinations it takes across",

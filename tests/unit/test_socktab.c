@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 #include "check.h"
+#include <string.h>
+#include "slab.h"
 #include "socktab.h"
 
 static void churn_keeps_every_entry(void)
@@ -39,7 +41,36 @@ static void bounded(void)
 	socktab__free(t);
 }
 
+/* Objects of an odd size across several chunks: distinct, zeroed, and
+ * those freed come back (zeroed again) before new memory is carved. */
+static void slab_reuses_what_was_freed(void)
+{
+	enum { N = 3000, SIZE = 392 };
+	struct slab *s = slab__new(SIZE);
+	static unsigned char *v[N];
+	unsigned char *again;
+	int bad = 0;
+
+	for (int i = 0; s && i < N; i++) {
+		v[i] = slab__zalloc(s);
+		for (int k = 0; v[i] && k < SIZE; k++)
+			bad += v[i][k] != 0;
+		if (v[i])
+			memset(v[i], 0xa5, SIZE);
+		bad += !v[i] || (i && v[i] == v[i - 1]);
+	}
+	CHECK(s && bad == 0);
+	slab__free(s, v[17]);
+	slab__free(s, v[2500]);
+	again = slab__zalloc(s);
+	CHECK(again == v[2500] && again[0] == 0 && again[SIZE - 1] == 0);
+	CHECK(slab__zalloc(s) == v[17]);
+	slab__free(s, NULL);
+	slab__destroy(s);
+}
+
 TESTS(socktab_tests) = {
+	{"slab: objects reused after free, zeroed, across chunks", slab_reuses_what_was_freed},
 	{"socktab: churn of puts and takes loses nothing", churn_keeps_every_entry},
 	{"socktab: max_entries bounds it", bounded},
 	{},
