@@ -3,7 +3,10 @@
 refuses bad input, and the kernel-side filters."""
 import collections
 import json
+import os
+import re
 import signal
+import subprocess
 import tempfile
 import time
 
@@ -87,6 +90,35 @@ def test_output_file_has_header_first_and_trailer_last(porttrace, netns, workloa
     header, trailer = check_log(pt.lines(), pt.tally()[0])
     assert header["start_mono_ns"] <= min(e["t_ns"] for e in pt.events(netns)) <= trailer["t_ns"]
     assert [e["event"] for e in pt.events(netns)] == ["bind", "release"]
+
+
+def heap_madvised(pid):
+    """Whether a [heap] mapping of pid is marked for huge pages (hg)."""
+    with open(f"/proc/{pid}/smaps") as f:
+        text = f.read()
+    heaps = [m for m in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", text) if "[heap]" in m.splitlines()[0]]
+    assert heaps
+    return any(re.search(r"^VmFlags:.* hg\b", m, re.M) for m in heaps)
+
+
+@pytest.mark.parametrize("given,huge", [
+    (None, True), ("glibc.malloc.hugetlb=0", False), ("glibc.malloc.arena_max=2", True),
+], ids=["unset", "chosen-off", "other-tunable"])
+def test_heap_on_huge_pages_unless_told_otherwise(given, huge):
+    """porttrace starts itself once more with glibc's huge-page tunable
+    (same pid), unless the caller chose a value of its own."""
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    if given:
+        env["GLIBC_TUNABLES"] = given
+    p = subprocess.Popen([PORTTRACE, "--format", "json", "-d", "30"], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert json.loads(p.stdout.readline())["type"] == "header"
+        assert heap_madvised(p.pid) == huge
+    finally:
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
 
 
 # ---- refusing to start -----------------------------------------------------
