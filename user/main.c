@@ -31,7 +31,7 @@ static const struct command commands[] = {
  * small objects (sockets, processes, ports) come and go at different
  * paces and spread over ever more 4 KiB pages; every event then pays TLB
  * misses, and a soak's CPU per event grew 1.7x in seven minutes (1.15x
- * with huge pages; README, "Bounded state"). glibc does it when told at
+ * with huge pages; README, "Memory"). glibc does it when told at
  * start, before main, so porttrace starts itself once more with the
  * tunable set, unless the caller chose a value of its own. Where it
  * cannot (no /proc), it runs on as it is.

@@ -103,7 +103,8 @@ def heap_madvised(pid):
 
 @pytest.mark.parametrize("given,huge", [
     (None, True), ("glibc.malloc.hugetlb=0", False), ("glibc.malloc.arena_max=2", True),
-], ids=["unset", "chosen-off", "other-tunable"])
+    ("glibc.malloc.arena_max=2:glibc.malloc.hugetlb=0", False),
+], ids=["unset", "chosen-off", "other-tunable", "chosen-off-among-others"])
 def test_heap_on_huge_pages_unless_told_otherwise(given, huge):
     """porttrace starts itself once more with glibc's huge-page tunable
     (same pid), unless the caller chose a value of its own."""
