@@ -368,10 +368,14 @@ def test_occupancy_equals_ss_under_load(tracer, netns):
         during.append((ss_count(netns, "established", "127.0.0.1:8081"), mono_ns()))
         time.sleep(0.5)
     summary = json.loads(churn.stdout.read().splitlines()[-1])
-    end = mono_ns()
-    time.sleep(0.3)
-    tw = ss_count(netns, "time-wait", "127.0.0.1:8080")
-    p = pool(pt.snapshot(end + 300_000_000), netns)
+    # The last closes may still be on their way: until the count of
+    # TIME_WAIT holds still. The snapshot is then one made after the first
+    # ss, and the second ss, after it, says nothing moved in between.
+    tw, before, deadline = ss_count(netns, "time-wait", "127.0.0.1:8080"), -1, time.monotonic() + 10
+    while tw != before and time.monotonic() < deadline:
+        time.sleep(0.3)
+        before, tw = tw, ss_count(netns, "time-wait", "127.0.0.1:8080")
+    p = pool(pt.snapshot(mono_ns()), netns)
     tw_after = ss_count(netns, "time-wait", "127.0.0.1:8080")
     snaps = [pool(r, netns) for r in pt.records() if any(q["netns"] == netns.inode for q in r["pools"])]
     # The check reads the whole host; this namespace's part is its own.
