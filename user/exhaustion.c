@@ -293,6 +293,15 @@ static void bucket_del(struct xpool *p, struct xdest *d);
 
 /* d held nothing for DEST_RETIRE_NS: its row goes, its failures stay in
  * its pool's totals. */
+/* What a destination holds out of line, and its histograms' bins. */
+static void dest_free_parts(struct xdest *d)
+{
+	hist__free(&d->lat);
+	hist__free(&d->win);
+	free(d->wins);
+	free(d->fail);
+}
+
 static void dest_retire(struct exhaustion *e, struct xdest *d)
 {
 	struct xpool *p = d->pool;
@@ -321,10 +330,7 @@ static void dest_retire(struct exhaustion *e, struct xdest *d)
 	p->dests[d->idx] = p->dests[--p->ndests];
 	p->dests[d->idx]->idx = d->idx;
 	e->ndests--;
-	hist__free(&d->lat);
-	hist__free(&d->win);
-	free(d->wins);
-	free(d->fail);
+	dest_free_parts(d);
 	slab__free(e->dest_slab, d);
 }
 
@@ -1191,14 +1197,6 @@ struct exhaustion *exhaustion__new(const struct exhaustion_opts *o)
 		return NULL;
 	}
 	return e;
-}
-
-static void dest_free_parts(struct xdest *d)
-{
-	hist__free(&d->lat);
-	hist__free(&d->win);
-	free(d->wins);
-	free(d->fail);
 }
 
 void exhaustion__free(struct exhaustion *e)

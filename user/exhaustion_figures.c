@@ -116,8 +116,20 @@ static struct pair *pool_pairs(const struct xpool *p, __u64 now, size_t *n)
 	return v;
 }
 
+/* A destination's own count as its row says it (TCP only). */
+static unsigned int dest_own(const struct xdest *d)
+{
+	unsigned int own = 0;
+
+	if (d->pool->proto != IPPROTO_TCP)
+		return 0;
+	for (int k = 0; k < EXH_STATES; k++)
+		own += d->state[k];
+	return own;
+}
+
 static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const struct xdest *d,
-		     __u64 now, unsigned int shared, unsigned int own, const unsigned int *state)
+		     __u64 now, unsigned int shared)
 {
 	const struct xpool *p = d->pool;
 	const struct xns *ns = p->ns;
@@ -138,10 +150,10 @@ static void fill_row(const struct exhaustion *e, struct exhaustion_row *r, const
 	r->shared = shared;
 	if (d->any)
 		r->server_tw = p->server_tw;
-	r->own = d->any || p->proto == IPPROTO_UDP ? 0 : own;
+	r->own = d->any ? 0 : dest_own(d);
 	r->occupancy = r->own + shared;
 	if (!d->any && p->proto == IPPROTO_TCP)
-		memcpy(r->state, state, sizeof(r->state));
+		memcpy(r->state, d->state, sizeof(r->state));
 	/* UDP destinations have no ports of their own: the pool's peak. */
 	if (p->proto == IPPROTO_UDP) {
 		r->peak = p->any.peak;
@@ -212,18 +224,6 @@ static int row_cmp(const void *a, const void *b)
 	return memcmp(x->raddr, y->raddr, 16);
 }
 
-/* A destination's own count as its row says it (TCP only). */
-static unsigned int dest_own(const struct xdest *d)
-{
-	unsigned int own = 0;
-
-	if (d->pool->proto != IPPROTO_TCP)
-		return 0;
-	for (int k = 0; k < EXH_STATES; k++)
-		own += d->state[k];
-	return own;
-}
-
 /*
  * row_cmp's order on the destinations of one pool, read from them before
  * any row is made: capacity and shared count are the pool's, so the
@@ -288,17 +288,14 @@ static size_t pool_rows(struct exhaustion *e, struct xpool *p, __u64 now, size_t
 
 	rd[n] = &p->any;
 	p->any.row = n;
-	fill_row(e, &v[n++], &p->any, now, p->shared, 0, NULL);
+	fill_row(e, &v[n++], &p->any, now, p->shared);
 	nd = pool_select(p, max, rd + 1, &shown);
 	v[0].dests = shown;
 	for (size_t j = 1; j <= nd; j++) {
 		struct xdest *d = rd[j];
-		unsigned int state[EXH_STATES], own = 0;
 
-		for (int k = 0; k < EXH_STATES; k++)
-			own += state[k] = d->state[k];
 		d->row = n;
-		fill_row(e, &v[n++], d, now, p->shared, own, state);
+		fill_row(e, &v[n++], d, now, p->shared);
 	}
 	while (i < npairs) {
 		size_t j = i;
