@@ -89,6 +89,7 @@ struct tl_proc {
 	struct hist holds;
 	__u64 median_ns;	/* read back from the spill file: holds is gone */
 	bool spilled;
+	size_t spill_bytes;	/* spilled: its ports and their held texts, after it */
 	unsigned int live;	/* sockets by_cookie names it for */
 	size_t idx;		/* in t->procs */
 	struct tl_proc *iprev, *inext;	/* t->idle: holds nothing since idle_ns */
@@ -121,6 +122,7 @@ struct timeline {
 	struct socktab *by_pid;		/* pid -> latest struct tl_proc * */
 	struct tl_proc *idle_head, *idle_tail;	/* by idle_ns */
 	FILE *spill;			/* retired timelines, in retirement order */
+	struct tl_proc back;		/* the one timeline__each_life() read back last */
 	unsigned long long spilled;
 	unsigned long long lost;
 	int err;			/* out of memory while ingesting */
@@ -177,6 +179,7 @@ void timeline__free(struct timeline *t)
 	socktab__free(t->by_pid);
 	if (t->spill)
 		fclose(t->spill);
+	free(t->back.first);	/* see spill_done() */
 	free(t);
 }
 
@@ -906,12 +909,16 @@ static void proc_unlink(struct timeline *t, struct tl_proc *p)
 	t->procs[p->idx]->idx = p->idx;
 }
 
-/* A spill record: the struct tl_proc (its pointers meaningless there, its
- * median computed), then its nfirst ports, in the order they were taken. */
+/*
+ * A spill record: the struct tl_proc (its pointers meaningless there, its
+ * median computed), then its nfirst ports in the order they were taken,
+ * then the text of what held each port that has one, each ending in a NUL.
+ * A port's held is written as 0 (none) or 1 (its text follows).
+ */
 static bool spill(struct timeline *t, struct tl_proc *p)
 {
 	struct tl_proc copy = *p;
-	struct tl_port **v;
+	struct tl_port **v, port;
 	size_t n;
 	bool ok;
 
@@ -927,9 +934,18 @@ static bool spill(struct timeline *t, struct tl_proc *p)
 	copy.iprev = copy.inext = NULL;
 	copy.nfirst = n;
 	copy.nopen = copy.nrecent = 0;
+	copy.spill_bytes = n * sizeof(port);
+	for (size_t i = 0; i < n; i++)
+		copy.spill_bytes += v[i]->held ? strlen(v[i]->held) + 1 : 0;
 	ok = fwrite(&copy, sizeof(copy), 1, t->spill) == 1;
+	for (size_t i = 0; ok && i < n; i++) {
+		port = *v[i];
+		port.held = port.held ? (char *)1 : NULL;
+		ok = fwrite(&port, sizeof(port), 1, t->spill) == 1;
+	}
 	for (size_t i = 0; ok && i < n; i++)
-		ok = fwrite(v[i], sizeof(*v[i]), 1, t->spill) == 1;
+		if (v[i]->held)
+			ok = fwrite(v[i]->held, strlen(v[i]->held) + 1, 1, t->spill) == 1;
 	free(v);
 	if (!ok)
 		t->err = -EIO;
@@ -970,30 +986,67 @@ static void print_proc(struct timeline *t, FILE *f, struct tl_proc *p, enum outp
 		print_proc_text(t, f, p, base_ns);
 }
 
+/* A spill record's length. */
+static long spill_len(const struct tl_proc *p)
+{
+	return sizeof(*p) + p->spill_bytes;
+}
+
+/*
+ * The retired timeline at off into *p, p->first pointing at its ports in
+ * the order they were taken, their held texts with them, all in one block
+ * (free with spill_done()); false at the end of the file or on an error.
+ * The spill file is left at its end, where the next retirement writes.
+ */
+static bool spill_read(struct timeline *t, long off, struct tl_proc *p)
+{
+	bool ok = t->spill && !fflush(t->spill) && !fseek(t->spill, off, SEEK_SET) &&
+		  fread(p, sizeof(*p), 1, t->spill) == 1;
+	size_t ptrs = ok ? p->nfirst * sizeof(*p->first) : 0;
+	struct tl_port *ports;
+	char *text, *end;
+
+	p->first = NULL;
+	/* One block: the pointers, then the ports and texts they point at. */
+	if (ok && (p->first = malloc(ptrs + p->spill_bytes + 1))) {
+		ports = (struct tl_port *)((char *)p->first + ptrs);
+		text = (char *)(ports + p->nfirst);
+		end = (char *)ports + p->spill_bytes;
+		ok = fread(ports, p->spill_bytes, 1, t->spill) == 1 || !p->spill_bytes;
+		for (unsigned int i = 0; ok && i < p->nfirst; i++) {
+			p->first[i] = &ports[i];
+			if (!ports[i].held)
+				continue;
+			ok = memchr(text, '\0', end - text) != NULL;
+			ports[i].held = ok ? text : NULL;
+			text += ok ? strlen(text) + 1 : 0;
+		}
+	}
+	if (!ok || !p->first) {
+		free(p->first);
+		p->first = NULL;
+		ok = false;
+	}
+	if (t->spill)
+		fseek(t->spill, 0, SEEK_END);
+	return ok;
+}
+
+static void spill_done(struct tl_proc *p)
+{
+	free(p->first);
+	p->first = NULL;
+}
+
 /* The retired timelines, read back one at a time. */
 static void print_spilled(struct timeline *t, FILE *f, enum output_format fmt, __u64 base_ns)
 {
 	struct tl_proc p;
 
-	if (!t->spill || fflush(t->spill) || fseek(t->spill, 0, SEEK_SET))
-		return;
-	while (fread(&p, sizeof(p), 1, t->spill) == 1) {
-		size_t n = p.nfirst;
-		struct tl_port *ports = calloc(n ? n : 1, sizeof(*ports));
-		struct tl_port **v = calloc(n ? n : 1, sizeof(*v));
-		bool ok = ports && v && fread(ports, sizeof(*ports), n, t->spill) == n;
-
-		for (size_t i = 0; ok && i < n; i++)
-			v[i] = &ports[i];
-		p.first = v;
-		if (ok)
-			print_proc(t, f, &p, fmt, base_ns);
-		free(ports);
-		free(v);
-		if (!ok)
-			break;
+	for (long off = 0; spill_read(t, off, &p); off += spill_len(&p)) {
+		print_proc(t, f, &p, fmt, base_ns);
+		spill_done(&p);
 	}
-	fseek(t->spill, 0, SEEK_END);
 }
 
 static int cmp_proc(const void *a, const void *b)
@@ -1069,24 +1122,6 @@ static void proc_info(const struct tl_proc *p, __u64 key, struct timeline_proc_i
  */
 #define SPILL_KEY(off) (((__u64)(off) << 1) | 1)
 
-/* The retired timeline at off: *p, and its ports in the order they were
- * taken in *ports (to be freed). The spill file is left at its end, where
- * the next retirement writes. */
-static bool spill_read(struct timeline *t, long off, struct tl_proc *p, struct tl_port **ports)
-{
-	bool ok = t->spill && !fflush(t->spill) && !fseek(t->spill, off, SEEK_SET) &&
-		  fread(p, sizeof(*p), 1, t->spill) == 1;
-
-	*ports = NULL;
-	if (ok) {
-		*ports = calloc(p->nfirst ? p->nfirst : 1, sizeof(**ports));
-		ok = *ports && fread(*ports, sizeof(**ports), p->nfirst, t->spill) == p->nfirst;
-	}
-	if (t->spill)
-		fseek(t->spill, 0, SEEK_END);
-	return ok;
-}
-
 int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct timeline_proc_info *p),
 			void *ctx)
 {
@@ -1100,7 +1135,7 @@ int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct ti
 		return -EIO;
 	while (t->spill && fread(&sp, sizeof(sp), 1, t->spill) == 1) {
 		proc_info(&sp, SPILL_KEY(off), &info);
-		off += sizeof(sp) + sp.nfirst * sizeof(struct tl_port);
+		off += spill_len(&sp);
 		if (fseek(t->spill, off, SEEK_SET)) {
 			err = -EIO;
 			goto out;
@@ -1126,25 +1161,21 @@ out:
 int timeline__each_life(struct timeline *t, __u64 key,
 			int (*fn)(void *ctx, const struct timeline_life *l), void *ctx)
 {
-	struct tl_proc sp, *p = (struct tl_proc *)(uintptr_t)key;
-	struct tl_port *spilled = NULL, **v;
+	struct tl_proc *p = (struct tl_proc *)(uintptr_t)key;
+	bool spilled = key & 1;
+	struct tl_port **v;
 	size_t n;
 	int err = 0;
 
-	if (key & 1) {
-		if (!spill_read(t, key >> 1, &sp, &spilled)) {
-			free(spilled);
+	/* A retired one is read back, and kept until the next call: the
+	 * lives point into it. */
+	spill_done(&t->back);
+	if (spilled) {
+		if (!spill_read(t, key >> 1, &t->back))
 			return -EIO;
-		}
-		n = sp.nfirst;
-		v = malloc((n ? n : 1) * sizeof(*v));
-		for (size_t i = 0; v && i < n; i++)
-			v[i] = &spilled[i];
-	} else {
-		v = ports_sorted(t, p, &n);
-	}
-	if (!v) {
-		free(spilled);
+		v = t->back.first;
+		n = t->back.nfirst;
+	} else if (!(v = ports_sorted(t, p, &n))) {
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n && !err; i++) {
@@ -1170,8 +1201,8 @@ int timeline__each_life(struct timeline *t, __u64 key,
 			l.sk.lport = 0;
 		err = fn(ctx, &l);
 	}
-	free(v);
-	free(spilled);
+	if (!spilled)
+		free(v);
 	return err;
 }
 

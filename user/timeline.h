@@ -89,7 +89,8 @@ struct timeline_life {
  * at fn's first non-zero result. */
 int timeline__each_proc(struct timeline *t, int (*fn)(void *ctx, const struct timeline_proc_info *p),
 			void *ctx);
-/* fn for every life the process key kept, in the order they began. */
+/* fn for every life the process key kept, in the order they began. A
+ * life's pointers stay valid until the next call, or timeline__free(). */
 int timeline__each_life(struct timeline *t, __u64 key,
 			int (*fn)(void *ctx, const struct timeline_life *l), void *ctx);
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
 #define _GNU_SOURCE
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,7 +265,38 @@ static void idle_processes_retire(void)
 	timeline__free(t);
 }
 
+/* A retired process's failed bind() still says what held the port when
+ * its timeline is printed at the end: the text went to the spill file with
+ * it, not a pointer to memory freed at retirement. */
+static void retired_bind_failure_keeps_its_holder(void)
+{
+	struct timeline_opts o = {};
+	struct timeline *t = timeline__new(&o);
+	struct pt_held held = {.listeners = 1, .listener = owner_of(77, 1, "nginx-holder")};
+	struct pt_event ev = ev_port(1000000 * US, owner_of(500, 1, "svc"),
+				     sock4(1, IPPROTO_TCP, "0.0.0.0", 8080, "0.0.0.0", 0),
+				     PT_PORT_BIND_FAIL, 0);
+	char *out;
+
+	ev.err = EADDRINUSE;
+	ev.flags |= PT_F_HELD;
+	ev.held = &held;
+	timeline__event(t, &ev);
+	/* A minute and more later, another process's event retires it. */
+	connection(t, owner_of(600, 1, "later"), 2, 40000, 100000000 * US, PT_REASON_CLOSE);
+	CHECK(timeline__procs(t) == 1);
+	out = render(t, OUTPUT_TEXT);
+	CHECK(strstr(out, "PID 500 (svc)") && strstr(out, "held by: ") && strstr(out, "nginx-holder"));
+	free(out);
+	out = render(t, OUTPUT_JSON);
+	CHECK(strstr(out, "\"pid\":500,") && strstr(out, "nginx-holder"));
+	free(out);
+	timeline__free(t);
+}
+
 TESTS(timeline_tests) = {
+	{"timeline: a retired process's failed bind() keeps what held the port",
+	 retired_bind_failure_keeps_its_holder},
 	{"timeline: idle processes leave memory, their timelines stay", idle_processes_retire},
 	{"timeline: every release path, counts and median", release_paths_and_counts},
 	{"timeline: a reused pid is a new timeline", pid_reuse_is_a_new_process},
